@@ -1,0 +1,16 @@
+// The `slipstream` command line: serve, check, emulate, bench, demo.
+import { Command } from 'commander';
+import { registerCheck } from './check.js';
+import { registerEmulate } from './emulate.js';
+import { registerServe } from './serve.js';
+
+/** Runs the CLI with `argv` (as in `process.argv`). Sets `process.exitCode`; never calls `process.exit` on success. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = new Command('slipstream')
+    .description('A latency-first gateway between AI applications and the slow things they call.')
+    .showHelpAfterError();
+  registerServe(program);
+  registerCheck(program);
+  registerEmulate(program);
+  await program.parseAsync(argv as string[]);
+}

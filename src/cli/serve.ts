@@ -1,0 +1,38 @@
+// `slipstream serve`: runs the gateway until SIGTERM/SIGINT, then drains gracefully.
+import type { Command } from 'commander';
+import { createGateway } from '../gateway.js';
+import { loadConfigOrReport } from './config-file.js';
+
+/** Registers `serve -c FILE`. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the gateway')
+    .option('-c, --config <file>', 'config file', 'slipstream.yaml')
+    .action(async (options: { config: string }) => {
+      const config = await loadConfigOrReport(options.config);
+      if (config === undefined) return;
+      const gateway = createGateway(config);
+      const { url, adminUrl } = await gateway.listen();
+      gateway.logger.info({ event: 'listening', url, adminUrl }, 'ready');
+
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          gateway.logger.warn({ signal }, 'second signal: exiting without draining');
+          process.exit(1);
+        }
+        stopping = true;
+        gateway.logger.info({ signal, graceMs: config.server.shutdownGrace }, 'draining');
+        gateway.close().then(
+          () => gateway.logger.info('stopped'),
+          (error: unknown) => {
+            gateway.logger.error({ err: error }, 'shutdown failed');
+            process.exitCode = 1;
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+}

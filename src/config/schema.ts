@@ -1,0 +1,267 @@
+// The slipstream.yaml schema (zod): every key, its default and its unit. slipstream.example.yaml documents it.
+import { z } from 'zod';
+import { parseDurationMs, parseSizeBytes } from './units.js';
+
+/** A duration in config (`"250ms"`, `"5s"`, or a number of ms), parsed to milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A size in config (`"64kb"`, `"1mb"`, or a number of bytes), parsed to bytes. */
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSizeBytes(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size like "64kb" or "1mb"' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
+function listen(defaultHost: string, defaultPort: number) {
+  const object = z.strictObject({
+    host: z.string().min(1).default(defaultHost),
+    port: z.number().int().min(0).max(65535).default(defaultPort),
+  });
+  return z
+    .union([z.number().int().min(0).max(65535), z.string(), object])
+    .transform((value, ctx) => {
+      if (typeof value === 'object') return value;
+      if (typeof value === 'number') return { host: defaultHost, port: value };
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+      const port = match === null ? NaN : Number(match[2]);
+      if (match === null || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: 'expected "host:port", e.g. "127.0.0.1:8080"' });
+        return z.NEVER;
+      }
+      return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+    })
+    .default({ host: defaultHost, port: defaultPort });
+}
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+const headerMap = z.record(
+  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'),
+  z.string(),
+);
+
+const oauth2 = z.strictObject({
+  type: z.literal('oauth2'),
+  tokenUrl: httpUrl,
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  scope: z.string().optional(),
+  /** How the client authenticates to the token endpoint (RFC 6749 §2.3.1). */
+  clientAuth: z.enum(['basic', 'body']).default('basic'),
+  /** Refresh this long before the token expires. */
+  refreshBefore: duration.default(60_000),
+  /** Deadline for one token request. */
+  timeout: duration.default(5_000),
+});
+
+const upstream = z.strictObject({
+  url: httpUrl,
+  pool: z
+    .strictObject({
+      /** Max TCP connections to this origin. */
+      connections: z.number().int().min(1).max(10_000).default(128),
+      /** Requests in flight per connection; 1 means no pipelining (safe default). */
+      pipelining: z.number().int().min(1).max(100).default(1),
+      /** How long an idle keep-alive connection is kept. */
+      keepAlive: duration.default(30_000),
+      /** Negotiate HTTP/2 (over TLS via ALPN) and multiplex requests on one connection. */
+      http2: z.boolean().default(false),
+      /** Connections opened at start-up so the first requests do not pay for the handshake. */
+      warm: z.number().int().min(0).max(1_000).default(1),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      connect: duration.default(2_000),
+      /** Time to response headers. */
+      firstByte: duration.default(30_000),
+      /** Longest silence between body chunks. */
+      idle: duration.default(30_000),
+    })
+    .prefault({}),
+  /** Static headers added to every request; use ${ENV} for secrets. */
+  headers: headerMap.default({}),
+  auth: oauth2.optional(),
+  /** Largest response body relayed; bigger ones fail with GW_UPSTREAM_RESPONSE_TOO_LARGE. */
+  maxResponseBytes: size.default(64 * 1024 ** 2),
+});
+
+const retry = z.strictObject({
+  /** Total attempts including the first. */
+  attempts: z.number().int().min(1).max(10).default(3),
+  /** Backoff base: attempt n waits a random time in [0, min(max, base * 2^n)] (full jitter). */
+  baseDelay: duration.default(25),
+  maxDelay: duration.default(1_000),
+  /** Statuses that are retried (connection failures and timeouts always are). */
+  on: z.array(z.number().int().min(400).max(599)).default([429, 502, 503, 504]),
+  /** Envoy-style retry budget: concurrent retries <= max(minConcurrent, ratio * active requests). */
+  budget: z
+    .strictObject({
+      ratio: z.number().min(0).max(1).default(0.2),
+      minConcurrent: z.number().int().min(0).default(3),
+    })
+    .prefault({}),
+});
+
+const breaker = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('consecutive'),
+    /** Consecutive failures that open the breaker. */
+    threshold: z.number().int().min(1).default(5),
+    halfOpenAfter: duration.default(5_000),
+  }),
+  z.strictObject({
+    mode: z.literal('ratio'),
+    /** Failure ratio (0..1) over `window` that opens the breaker. */
+    threshold: z.number().gt(0).max(1).default(0.5),
+    window: duration.default(10_000),
+    /** Requests needed in the window before the ratio counts. */
+    minRequests: z.number().int().min(1).default(20),
+    halfOpenAfter: duration.default(5_000),
+  }),
+]);
+
+const bulkhead = z.strictObject({
+  maxConcurrent: z.number().int().min(1).default(1_000),
+  /** Requests waiting for a slot; more are rejected with GW_BULKHEAD_FULL. */
+  queue: z.number().int().min(0).default(1_000),
+  /** Longest wait in the queue. */
+  queueTimeout: duration.default(1_000),
+});
+
+const hedge = z.strictObject({
+  /** Send a second attempt after this delay, or after the route's observed p95 when "p95". */
+  delay: z.union([z.literal('p95'), duration]).default('p95'),
+  /** Lower bound for the p95-based delay. */
+  minDelay: duration.default(5),
+});
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+const route = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."')
+    .optional(),
+  match: z.strictObject({
+    /** Path prefix, matched on segment boundaries ("/api" matches "/api" and "/api/x", not "/apix"). */
+    prefix: z.string().startsWith('/', 'must start with "/"'),
+    methods: z.array(z.enum(METHODS)).optional(),
+    host: z.string().min(1).optional(),
+  }),
+  upstream: z.string().min(1),
+  /** Replaces the matched prefix in the upstream path (e.g. "/v2"); omitted keeps the path as is. */
+  rewrite: z.string().startsWith('/', 'must start with "/"').optional(),
+  /** Treat every method on this route as safe to retry (POSTs that are idempotent by design). */
+  idempotent: z.boolean().default(false),
+  /** Total deadline for the call, including retries and the response body. */
+  timeout: duration.default(30_000),
+  retry: z.union([z.literal(false), retry]).default(retry.parse({})),
+  breaker: z.union([z.literal(false), breaker]).default(breaker.parse({ mode: 'consecutive' })),
+  bulkhead: z.union([z.literal(false), bulkhead]).default(bulkhead.parse({})),
+  hedge: hedge.optional(),
+  /** Largest request body accepted; bigger ones get 413 GW_PAYLOAD_TOO_LARGE. */
+  maxRequestBytes: size.default(1024 ** 2),
+});
+
+export const configSchema = z
+  .strictObject({
+    server: z
+      .strictObject({
+        listen: listen('0.0.0.0', 8080),
+        /** Adds `x-slipstream-overhead-us` (gateway time minus upstream time) to every response. */
+        overheadHeader: z.boolean().default(false),
+        /** On SIGTERM, how long in-flight requests may take before connections are closed. */
+        shutdownGrace: duration.default(10_000),
+        /** Header whose value identifies the caller (cache scoping); the API key header is a good choice. */
+        principalHeader: z.string().default('authorization'),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        listen: listen('127.0.0.1', 9090),
+        /** Bearer token required for admin endpoints other than /healthz and /readyz. */
+        token: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+      })
+      .prefault({}),
+    telemetry: z
+      .strictObject({
+        log: z
+          .strictObject({
+            level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+            /** Fraction of requests logged at info (0..1). */
+            sampleRate: z.number().min(0).max(1).default(0.01),
+            /** Requests slower than this are always logged. */
+            slow: duration.default(1_000),
+          })
+          .prefault({}),
+        tracing: z
+          .strictObject({
+            /** OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318); tracing is off when unset. */
+            otlpEndpoint: httpUrl.optional(),
+            serviceName: z.string().default('slipstream'),
+            sampleRatio: z.number().min(0).max(1).default(1),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    upstreams: z.record(
+      z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."'),
+      upstream,
+    ),
+    routes: z.array(route).default([]),
+  })
+  .superRefine((config, ctx) => {
+    const names = new Set<string>();
+    config.routes.forEach((r, i) => {
+      if (!(r.upstream in config.upstreams)) {
+        const known = Object.keys(config.upstreams).join(', ') || 'none';
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'upstream'],
+          message: `unknown upstream "${r.upstream}" (known: ${known})`,
+        });
+      }
+      const name = r.name ?? r.match.prefix;
+      if (names.has(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'name'],
+          message: `duplicate route name "${name}"`,
+        });
+      }
+      names.add(name);
+    });
+    const adminHost = config.admin.listen.host;
+    if (!isLoopback(adminHost) && config.admin.token === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'listen'],
+        message: 'the admin listener is bound beyond loopback; set admin.token or bind it to 127.0.0.1',
+      });
+    }
+  });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** A validated config with every default filled in and units parsed (ms, bytes). */
+export type Config = z.output<typeof configSchema>;
+export type UpstreamConfig = Config['upstreams'][string];
+export type RouteConfig = Config['routes'][number];
+export type RetryConfig = z.output<typeof retry>;
+export type BreakerConfig = z.output<typeof breaker>;
+export type BulkheadConfig = z.output<typeof bulkhead>;
+export type HedgeConfig = z.output<typeof hedge>;
+export type OAuth2Config = z.output<typeof oauth2>;

@@ -1,0 +1,75 @@
+// Route table: matches a request's method, host and path against the configured routes, compiled once.
+import type { RouteConfig } from '../config/schema.js';
+import type { Handler } from '../pipeline/types.js';
+
+/** A configured route with its policy stack already composed. */
+export interface CompiledRoute {
+  readonly name: string;
+  readonly upstream: string;
+  readonly prefix: string;
+  readonly rewrite: string | undefined;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly host: string | undefined;
+  readonly idempotent: boolean;
+  readonly retries: boolean;
+  readonly maxRequestBytes: number;
+  readonly handler: Handler;
+}
+
+export type RouteMatch =
+  { route: CompiledRoute; upstreamPath: string } | { route: undefined; methodMismatch: boolean };
+
+/** Builds a compiled route from config and its handler. */
+export function compileRoute(config: RouteConfig, handler: Handler): CompiledRoute {
+  return {
+    name: config.name ?? config.match.prefix,
+    upstream: config.upstream,
+    prefix: config.match.prefix.replace(/\/$/, '') || '/',
+    rewrite: config.rewrite?.replace(/\/$/, ''),
+    methods: config.match.methods === undefined ? undefined : new Set(config.match.methods),
+    host: config.match.host?.toLowerCase(),
+    idempotent: config.idempotent,
+    retries: config.retry !== false && config.retry.attempts > 1,
+    maxRequestBytes: config.maxRequestBytes,
+    handler,
+  };
+}
+
+/**
+ * Longest-prefix-first matching on path segment boundaries: `/api` matches `/api` and `/api/x`, not `/apix`.
+ * Routes are sorted once; a lookup is a short scan with string compares, no regex.
+ */
+export class RouteTable {
+  private readonly routes: readonly CompiledRoute[];
+
+  constructor(routes: readonly CompiledRoute[]) {
+    this.routes = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** Finds the route for a request; `path` excludes the query string. */
+  match(method: string, host: string | undefined, path: string): RouteMatch {
+    let methodMismatch = false;
+    for (const route of this.routes) {
+      const { prefix } = route;
+      if (prefix !== '/') {
+        if (!path.startsWith(prefix)) continue;
+        if (path.length > prefix.length && path.charCodeAt(prefix.length) !== 47 /* "/" */) continue;
+      }
+      if (route.host !== undefined && stripPort(host) !== route.host) continue;
+      if (route.methods !== undefined && !route.methods.has(method)) {
+        methodMismatch = true;
+        continue;
+      }
+      const rest = prefix === '/' ? path : path.slice(prefix.length);
+      const upstreamPath = route.rewrite === undefined ? path : route.rewrite + rest || '/';
+      return { route, upstreamPath };
+    }
+    return { route: undefined, methodMismatch };
+  }
+}
+
+function stripPort(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  const colon = host.lastIndexOf(':');
+  return (colon > 0 && !host.endsWith(']') ? host.slice(0, colon) : host).toLowerCase();
+}

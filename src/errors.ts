@@ -1,0 +1,81 @@
+// One error type for the whole gateway, with stable codes mapped to HTTP status and JSON-RPC codes in one table.
+
+/** Every error code Slipstream can report, with its HTTP status and JSON-RPC error code. */
+const CODES = {
+  GW_BAD_REQUEST: { status: 400, rpc: -32600 },
+  GW_UNAUTHORIZED: { status: 401, rpc: -32001 },
+  GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601 },
+  GW_METHOD_NOT_ALLOWED: { status: 405, rpc: -32601 },
+  GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600 },
+  GW_CLIENT_CLOSED: { status: 499, rpc: -32800 },
+  GW_INTERNAL: { status: 500, rpc: -32603 },
+  GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002 },
+  GW_UPSTREAM_RESPONSE_TOO_LARGE: { status: 502, rpc: -32002 },
+  GW_UPSTREAM_AUTH_FAILED: { status: 502, rpc: -32002 },
+  GW_UPSTREAM_PROTOCOL: { status: 502, rpc: -32002 },
+  GW_BREAKER_OPEN: { status: 503, rpc: -32003 },
+  GW_BULKHEAD_FULL: { status: 503, rpc: -32003 },
+  GW_SHUTTING_DOWN: { status: 503, rpc: -32003 },
+  GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004 },
+  GW_CONFIG_INVALID: { status: 500, rpc: -32603 },
+} as const satisfies Record<string, { status: number; rpc: number }>;
+
+export type ErrorCode = keyof typeof CODES;
+
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** Extra fields safe to show the client (never secrets). */
+  data?: Record<string, unknown>;
+  /** Seconds the client should wait before retrying; sent as `Retry-After`. */
+  retryAfterS?: number;
+}
+
+/**
+ * The only error Slipstream throws across module boundaries. `code` is stable and documented;
+ * `message` is for humans and may change.
+ */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  readonly code: ErrorCode;
+  readonly data: Record<string, unknown> | undefined;
+  readonly retryAfterS: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.data = options.data;
+    this.retryAfterS = options.retryAfterS;
+  }
+
+  /** HTTP status for this error's code. */
+  get status(): number {
+    return CODES[this.code].status;
+  }
+
+  /** JSON-RPC error code for this error's code (used by the MCP entrypoint). */
+  get rpcCode(): number {
+    return CODES[this.code].rpc;
+  }
+
+  /** The JSON body every client gets: `{"error":{"code","message"}}`, never a stack. */
+  toJSON(): { error: { code: ErrorCode; message: string; data?: Record<string, unknown> } } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.data === undefined ? {} : { data: this.data }),
+      },
+    };
+  }
+}
+
+/** Returns `error` as a GatewayError, wrapping anything else as `GW_INTERNAL` (the original kept as `cause`). */
+export function toGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  return new GatewayError('GW_INTERNAL', 'internal gateway error', { cause: error });
+}
+
+/** Looks up the HTTP status for a code without building an error. */
+export function statusOf(code: ErrorCode): number {
+  return CODES[code].status;
+}

@@ -1,0 +1,187 @@
+// Builds the running gateway from a validated config: upstreams, per-route policy stacks, listeners, telemetry.
+import Fastify from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config, RouteConfig } from './config/schema.js';
+import { registerAdmin } from './entrypoints/admin.js';
+import { registerProxy } from './entrypoints/proxy.js';
+import { sendError } from './entrypoints/reply-error.js';
+import { compileRoute, RouteTable } from './entrypoints/route-table.js';
+import { GatewayError } from './errors.js';
+import { compose } from './pipeline/compose.js';
+import type { Handler, Policy } from './pipeline/types.js';
+import { bulkhead } from './policies/bulkhead.js';
+import { circuitBreaker } from './policies/circuit-breaker.js';
+import { deadline } from './policies/deadline.js';
+import { hedge } from './policies/hedge.js';
+import { retry } from './policies/retry.js';
+import { RetryBudget } from './policies/retry-budget.js';
+import { createLogger, subscribeRequestLog } from './telemetry/log.js';
+import { createMetrics } from './telemetry/metrics.js';
+import { startTracing } from './telemetry/tracing.js';
+import { httpUpstream } from './upstreams/http.js';
+import type { HttpUpstream } from './upstreams/http.js';
+
+export interface GatewayOptions {
+  /** Logger to use instead of one built from `telemetry.log`. */
+  logger?: Logger;
+}
+
+export interface Gateway {
+  readonly proxy: FastifyInstance;
+  readonly admin: FastifyInstance;
+  readonly logger: Logger;
+  /** Warms upstream pools, then listens. Resolves with the bound addresses. */
+  listen(): Promise<{ url: string; adminUrl: string }>;
+  /**
+   * Graceful shutdown: stops accepting, lets in-flight requests finish for up to `server.shutdownGrace`,
+   * then cuts what is left, closes upstream pools and flushes telemetry.
+   */
+  close(): Promise<void>;
+}
+
+/** Builds (but does not start) a gateway. Every policy stack is composed here, once. */
+export function createGateway(config: Config, options: GatewayOptions = {}): Gateway {
+  const logger = options.logger ?? createLogger({ level: config.telemetry.log.level });
+  const upstreams = new Map<string, HttpUpstream>(
+    Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
+  );
+  const metrics = createMetrics({ upstreamStats: () => [...upstreams.values()].map((u) => u.stats()) });
+  const stopRequestLog = subscribeRequestLog(logger, {
+    sampleRate: config.telemetry.log.sampleRate,
+    slowMs: config.telemetry.log.slow,
+  });
+  const tracingConfig = config.telemetry.tracing;
+  const tracing =
+    tracingConfig.otlpEndpoint === undefined
+      ? undefined
+      : startTracing({
+          endpoint: tracingConfig.otlpEndpoint,
+          serviceName: tracingConfig.serviceName,
+          sampleRatio: tracingConfig.sampleRatio,
+        });
+
+  const table = new RouteTable(
+    config.routes.map((route) =>
+      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler)),
+    ),
+  );
+
+  let ready = false;
+  const proxy = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true });
+  proxy.setNotFoundHandler((request, reply) => {
+    sendError(
+      reply,
+      new GatewayError('GW_ROUTE_NOT_FOUND', `no route matches ${request.method} ${request.url}`),
+    );
+  });
+  proxy.setErrorHandler((error: FastifyError, _request, reply) => {
+    const clientFault = error.statusCode !== undefined && error.statusCode < 500;
+    if (!clientFault) logger.error({ err: error }, 'unhandled error');
+    sendError(reply, clientFault ? new GatewayError('GW_BAD_REQUEST', error.message) : error);
+  });
+  proxy.register(async (scope) => {
+    registerProxy(scope, {
+      table,
+      principalHeader: config.server.principalHeader.toLowerCase(),
+      overheadHeader: config.server.overheadHeader,
+    });
+  });
+
+  const admin = Fastify({ logger: false });
+  admin.setNotFoundHandler((request, reply) => {
+    sendError(
+      reply,
+      new GatewayError('GW_ROUTE_NOT_FOUND', `no admin endpoint ${request.method} ${request.url}`),
+    );
+  });
+  registerAdmin(admin, { token: config.admin.token, metrics, isReady: () => ready });
+
+  return {
+    proxy,
+    admin,
+    logger,
+    async listen() {
+      await Promise.all([...upstreams.values()].map((u) => u.warm()));
+      const url = await proxy.listen(config.server.listen);
+      const adminUrl = await admin.listen(config.admin.listen);
+      ready = true;
+      logger.info(
+        { url, adminUrl, routes: config.routes.length, upstreams: upstreams.size },
+        'slipstream listening',
+      );
+      return { url, adminUrl };
+    },
+    async close() {
+      ready = false;
+      const force = setTimeout(() => proxy.server.closeAllConnections(), config.server.shutdownGrace);
+      force.unref();
+      try {
+        await proxy.close();
+      } finally {
+        clearTimeout(force);
+      }
+      await admin.close();
+      await Promise.all([...upstreams.values()].map((u) => u.close()));
+      stopRequestLog();
+      metrics.close();
+      await tracing?.shutdown();
+    },
+  };
+}
+
+/**
+ * Composes a route's policies, outermost first: one total deadline, then the bulkhead (queueing counts
+ * against the deadline), then retry, whose every attempt passes the breaker (so an open breaker stops
+ * retries at once), then the optional hedge, then the transport.
+ */
+function routeHandler(route: RouteConfig, transport: Handler): Handler {
+  const name = route.name ?? route.match.prefix;
+  const policies: Policy[] = [deadline({ timeoutMs: route.timeout })];
+  if (route.bulkhead !== false) {
+    policies.push(
+      bulkhead({
+        route: name,
+        maxConcurrent: route.bulkhead.maxConcurrent,
+        queue: route.bulkhead.queue,
+        queueTimeoutMs: route.bulkhead.queueTimeout,
+      }),
+    );
+  }
+  if (route.retry !== false) {
+    policies.push(
+      retry({
+        route: name,
+        attempts: route.retry.attempts,
+        baseDelayMs: route.retry.baseDelay,
+        maxDelayMs: route.retry.maxDelay,
+        retryOn: route.retry.on,
+        budget: new RetryBudget(route.retry.budget),
+      }),
+    );
+  }
+  if (route.breaker !== false) {
+    const b = route.breaker;
+    policies.push(
+      b.mode === 'consecutive'
+        ? circuitBreaker({
+            name,
+            mode: 'consecutive',
+            threshold: b.threshold,
+            halfOpenAfterMs: b.halfOpenAfter,
+          })
+        : circuitBreaker({
+            name,
+            mode: 'ratio',
+            threshold: b.threshold,
+            windowMs: b.window,
+            minRequests: b.minRequests,
+            halfOpenAfterMs: b.halfOpenAfter,
+          }),
+    );
+  }
+  if (route.hedge !== undefined) {
+    policies.push(hedge({ delay: route.hedge.delay, minDelayMs: route.hedge.minDelay }));
+  }
+  return compose(policies, transport);
+}

@@ -1,0 +1,56 @@
+// The pipeline's vocabulary: a Call goes in, a Reply comes out, Policies wrap Handlers.
+import type { Readable } from 'node:stream';
+
+/** Header map as undici and node:http both accept it. */
+export type Headers = Record<string, string | string[] | undefined>;
+
+/** A request body: nothing, bytes already in memory (replayable), or a stream (sent once). */
+export type Body = Buffer | Readable | undefined;
+
+/**
+ * Per-client-request state shared by every attempt of one call (retries and hedges derive new Calls,
+ * but keep the same context). Telemetry keys spans and timings on it.
+ */
+export interface RequestContext {
+  /** Request id, echoed as `x-request-id`. */
+  readonly id: string;
+  readonly route: string;
+  /** `performance.now()` when the gateway received the request. */
+  readonly startedAt: number;
+  /** Milliseconds spent waiting for upstream response headers, summed over attempts. */
+  upstreamMs: number;
+  /** Attempts sent upstream so far (1 + retries + hedges). */
+  attempts: number;
+}
+
+/** One call travelling through a route's policy stack to a transport. */
+export interface Call {
+  readonly ctx: RequestContext;
+  /** Name of the upstream the transport will send to. */
+  readonly upstream: string;
+  readonly method: string;
+  /** Upstream path including the query string, already rewritten. */
+  readonly path: string;
+  /** Outgoing headers, hop-by-hop headers already removed. */
+  readonly headers: Headers;
+  readonly body: Body;
+  /** True when this call may be sent more than once (idempotent method, or route marked idempotent). */
+  readonly idempotent: boolean;
+  /** Who is asking, for cache scoping; undefined when the caller is anonymous. */
+  readonly principal: string | undefined;
+  /** Aborts when the deadline passes or the client goes away. Every hop must honour it. */
+  readonly signal: AbortSignal;
+}
+
+/** What comes back from upstream: status, headers, and a body that is streamed, never buffered whole. */
+export interface Reply {
+  readonly status: number;
+  readonly headers: Headers;
+  /** Stream for proxied bodies; Buffer for bodies the gateway produced or cached. */
+  readonly body: Readable | Buffer | null;
+}
+
+export type Handler = (call: Call) => Promise<Reply>;
+
+/** Wraps a handler with one concern (retry, breaker...). Composed once at start-up, never per request. */
+export type Policy = (next: Handler) => Handler;

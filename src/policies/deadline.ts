@@ -1,0 +1,51 @@
+// Deadline policy: one total deadline per call, covering queueing, retries and the streamed response body.
+import { finished } from 'node:stream';
+import { GatewayError } from '../errors.js';
+import type { Policy } from '../pipeline/types.js';
+
+export interface DeadlineOptions {
+  /** Total time allowed for the call, from entering this policy until the response body ends. */
+  timeoutMs: number;
+}
+
+/**
+ * Aborts the call's signal when `timeoutMs` passes (reason: `GW_UPSTREAM_TIMEOUT`) or when the caller's own
+ * signal aborts (client gone). The timer stays armed while a streamed body is relayed and is cleared when
+ * the body ends, so a response that trickles forever is cut at the deadline too.
+ */
+export function deadline(options: DeadlineOptions): Policy {
+  const { timeoutMs } = options;
+  return (next) => async (call) => {
+    const controller = new AbortController();
+    const onParentAbort = () => controller.abort(call.signal.reason);
+    if (call.signal.aborted) onParentAbort();
+    else call.signal.addEventListener('abort', onParentAbort, { once: true });
+    const timer = setTimeout(() => {
+      controller.abort(
+        new GatewayError('GW_UPSTREAM_TIMEOUT', `no complete response within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      call.signal.removeEventListener('abort', onParentAbort);
+    };
+    let streaming = false;
+    try {
+      const reply = await next({ ...call, signal: controller.signal });
+      const body = reply.body;
+      if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) {
+        streaming = true;
+        finished(body, cleanup);
+      }
+      return reply;
+    } catch (error) {
+      // The transport may surface a generic abort; report the deadline that caused it.
+      if (controller.signal.aborted && controller.signal.reason instanceof GatewayError) {
+        throw controller.signal.reason;
+      }
+      throw error;
+    } finally {
+      if (!streaming) cleanup();
+    }
+  };
+}

@@ -1,0 +1,184 @@
+// HTTP upstream transport: one undici Pool per origin, keep-alive, timeouts, streamed bodies, upstream auth.
+import { Pool, errors as undiciErrors } from 'undici';
+import type { UpstreamConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { discard } from '../pipeline/compose.js';
+import type { Call, Handler, Headers, Reply } from '../pipeline/types.js';
+import { events, publish } from '../telemetry/events.js';
+import { OAuth2TokenProvider } from './oauth2.js';
+
+/** Connection counts for one upstream, read at scrape time (undici `Pool.stats`). */
+export interface UpstreamStats {
+  upstream: string;
+  connected: number;
+  free: number;
+  pending: number;
+  queued: number;
+  running: number;
+}
+
+export interface HttpUpstream {
+  readonly name: string;
+  /** Sends a call and resolves with response headers and a streamed body. Throws GatewayError. */
+  readonly handler: Handler;
+  /** Opens `pool.warm` connections ahead of traffic. Never throws: a cold upstream is not fatal. */
+  warm(): Promise<void>;
+  stats(): UpstreamStats;
+  /** Waits for in-flight requests, then closes every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the transport for one upstream. Requests are streamed both ways (never buffered whole),
+ * connections are pooled and kept alive, and failures come back as GatewayErrors with stable codes:
+ * `GW_UPSTREAM_TIMEOUT` (connect or first-byte timeout), `GW_UPSTREAM_UNAVAILABLE` (refused, reset),
+ * `GW_UPSTREAM_RESPONSE_TOO_LARGE`, `GW_UPSTREAM_AUTH_FAILED`. With OAuth2, a 401 renews the token and
+ * the call is sent once more when its body can be replayed.
+ */
+export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream {
+  const url = new URL(config.url);
+  const basePath = url.pathname.replace(/\/$/, '');
+  const pool = new Pool(url.origin, {
+    connections: config.pool.connections,
+    pipelining: config.pool.pipelining,
+    keepAliveTimeout: config.pool.keepAlive,
+    keepAliveMaxTimeout: Math.max(config.pool.keepAlive, 600_000),
+    connectTimeout: config.timeouts.connect,
+    headersTimeout: config.timeouts.firstByte,
+    bodyTimeout: config.timeouts.idle,
+    maxResponseSize: config.maxResponseBytes,
+    allowH2: config.pool.http2,
+  });
+  const staticHeaders = Object.entries(config.headers).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const tokens = config.auth === undefined ? undefined : new OAuth2TokenProvider(name, config.auth);
+
+  const send = async (call: Call, token: string | undefined): Promise<Reply> => {
+    const headers: Headers = { ...call.headers };
+    for (const [key, value] of staticHeaders) headers[key] = value;
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const attempt = { call, headers };
+    publish(events.attemptStart, attempt);
+    call.ctx.attempts++;
+    const started = performance.now();
+    try {
+      const response = await pool.request({
+        path: basePath + call.path,
+        method: call.method,
+        headers,
+        body: call.body,
+        signal: call.signal,
+      });
+      const durationMs = performance.now() - started;
+      call.ctx.upstreamMs += durationMs;
+      publish(events.attemptEnd, { call, status: response.statusCode, errorCode: undefined, durationMs });
+      return { status: response.statusCode, headers: response.headers, body: response.body };
+    } catch (error) {
+      const failure = upstreamError(error, name, call.signal, config);
+      const durationMs = performance.now() - started;
+      call.ctx.upstreamMs += durationMs;
+      publish(events.attemptEnd, { call, status: undefined, errorCode: failure.code, durationMs });
+      throw failure;
+    }
+  };
+
+  const handler: Handler =
+    tokens === undefined
+      ? (call) => send(call, undefined)
+      : async (call) => {
+          const token = await tokens.token();
+          const reply = await send(call, token);
+          const replayable = call.body === undefined || Buffer.isBuffer(call.body);
+          if (reply.status !== 401 || !replayable) return reply;
+          discard(reply);
+          return send(call, await tokens.renew(token));
+        };
+
+  return {
+    name,
+    handler,
+    async warm() {
+      const warmups = Array.from({ length: Math.min(config.pool.warm, config.pool.connections) }, () =>
+        pool
+          .request({
+            path: basePath || '/',
+            method: 'HEAD',
+            signal: AbortSignal.timeout(config.timeouts.connect),
+          })
+          .then((r) => r.body.dump())
+          .catch(() => {}),
+      );
+      await Promise.all([...warmups, tokens?.token().catch(() => {})]);
+    },
+    stats() {
+      const s = pool.stats;
+      return {
+        upstream: name,
+        connected: s.connected,
+        free: s.free,
+        pending: s.pending,
+        queued: s.queued,
+        running: s.running,
+      };
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** Maps undici and socket errors onto gateway codes, naming the upstream but never its credentials. */
+function upstreamError(
+  error: unknown,
+  upstream: string,
+  signal: AbortSignal,
+  config: UpstreamConfig,
+): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    return reason instanceof GatewayError
+      ? reason
+      : new GatewayError('GW_CLIENT_CLOSED', 'client closed the request');
+  }
+  const code = (error as { code?: string }).code;
+  const where = `upstream "${upstream}"`;
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new GatewayError(
+        'GW_UPSTREAM_TIMEOUT',
+        `${where}: no connection within ${config.timeouts.connect} ms`,
+        { cause: error },
+      );
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new GatewayError(
+        'GW_UPSTREAM_TIMEOUT',
+        `${where}: no response within ${config.timeouts.firstByte} ms`,
+        { cause: error },
+      );
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new GatewayError(
+        'GW_UPSTREAM_TIMEOUT',
+        `${where}: response stalled for ${config.timeouts.idle} ms`,
+        { cause: error },
+      );
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+      return new GatewayError(
+        'GW_UPSTREAM_RESPONSE_TOO_LARGE',
+        `${where}: response exceeds ${config.maxResponseBytes} bytes`,
+        { cause: error },
+      );
+    default:
+      if (error instanceof undiciErrors.RequestContentLengthMismatchError) {
+        return new GatewayError('GW_BAD_REQUEST', 'request body does not match its content-length', {
+          cause: error,
+        });
+      }
+      return new GatewayError('GW_UPSTREAM_UNAVAILABLE', `${where}: ${describe(code, error)}`, {
+        cause: error,
+      });
+  }
+}
+
+function describe(code: string | undefined, error: unknown): string {
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
+  return error instanceof Error ? error.message : 'request failed';
+}

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, formatProblem, loadConfig, parseConfig } from '../../src/config/load.js';
+
+const FILE = 'slipstream.yaml';
+
+function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(text, FILE, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems.map(formatProblem);
+  }
+  throw new Error('config unexpectedly valid');
+}
+
+const MINIMAL = `upstreams:
+  api: { url: "http://127.0.0.1:9000" }
+routes:
+  - match: { prefix: /api }
+    upstream: api
+`;
+
+describe('config loading', () => {
+  it('fills defaults and parses units for a minimal file', () => {
+    const config = parseConfig(MINIMAL, FILE, {});
+    expect(config.server.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 9090 });
+    const route = config.routes[0]!;
+    expect(route.timeout).toBe(30_000);
+    expect(route.retry).toMatchObject({ attempts: 3, budget: { ratio: 0.2, minConcurrent: 3 } });
+    expect(route.breaker).toMatchObject({ mode: 'consecutive', threshold: 5 });
+    expect(config.upstreams.api!.pool).toMatchObject({ connections: 128, pipelining: 1, http2: false });
+  });
+
+  it('parses durations and sizes with units', () => {
+    const config = parseConfig(
+      `${MINIMAL}    timeout: 1.5s\n    maxRequestBytes: 64kb\n    retry: { baseDelay: 800us, maxDelay: 2m }\n`,
+      FILE,
+      {},
+    );
+    const route = config.routes[0]!;
+    expect(route.timeout).toBe(1500);
+    expect(route.maxRequestBytes).toBe(65_536);
+    expect(route.retry !== false && route.retry.baseDelay).toBe(0.8);
+    expect(route.retry !== false && route.retry.maxDelay).toBe(120_000);
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}, typing bare numbers', () => {
+    const text = `server:
+  listen:
+    port: \${PORT:-8123}
+upstreams:
+  api:
+    url: \${API_URL}
+    headers: { x-api-key: "key-\${KEY:-none}" }
+`;
+    const config = parseConfig(text, FILE, { API_URL: 'http://127.0.0.1:7000', KEY: 's3cret' });
+    expect(config.server.listen.port).toBe(8123);
+    expect(config.upstreams.api!.url).toBe('http://127.0.0.1:7000');
+    expect(config.upstreams.api!.headers['x-api-key']).toBe('key-s3cret');
+  });
+
+  it('names the file, line and column of a missing environment variable', () => {
+    expect(problems(`upstreams:\n  api:\n    url: \${API_URL}\n`)).toEqual([
+      'slipstream.yaml:3:10 upstreams.api.url: environment variable API_URL is not set',
+    ]);
+  });
+
+  it('points at a YAML syntax error', () => {
+    const [first] = problems(`upstreams:\n  api: { url: "http://x"\n  other: 1\n`);
+    expect(first).toMatch(/^slipstream\.yaml:3:\d+ /);
+  });
+
+  it('points at an unknown key (a typo) rather than its parent', () => {
+    expect(
+      problems(`upstreams:\n  api:\n    url: http://127.0.0.1:1\n    pool: { conections: 2 }\n`),
+    ).toEqual(['slipstream.yaml:4:13 upstreams.api.pool: unknown key "conections"']);
+  });
+
+  it('explains a bad duration at the value', () => {
+    expect(problems(`${MINIMAL}    retry: { attempts: 3, baseDelay: 5 seconds }\n`)).toEqual([
+      'slipstream.yaml:6:38 routes[0].retry.baseDelay: expected a duration like "250ms" or "5s"',
+    ]);
+  });
+
+  it('rejects a route that names an unknown upstream, listing the known ones', () => {
+    expect(
+      problems(
+        `upstreams:\n  api: { url: "http://127.0.0.1:1" }\nroutes:\n  - match: { prefix: /x }\n    upstream: apj\n`,
+      ),
+    ).toEqual(['slipstream.yaml:5:15 routes[0].upstream: unknown upstream "apj" (known: api)']);
+  });
+
+  it('rejects a non-http URL, an out-of-range port and a prefix without a slash', () => {
+    const found = problems(`server: { listen: 70000 }
+upstreams:
+  api: { url: "ftp://127.0.0.1" }
+routes:
+  - match: { prefix: api }
+    upstream: api
+`);
+    expect(found).toEqual([
+      'slipstream.yaml:1:19 server.listen: Too big: expected number to be <=65535',
+      'slipstream.yaml:3:15 upstreams.api.url: expected an http:// or https:// URL',
+      'slipstream.yaml:5:22 routes[0].match.prefix: must start with "/"',
+    ]);
+  });
+
+  it('reports a required key that is missing at the map that should hold it', () => {
+    expect(problems(`upstreams:\n  api: { pool: { connections: 2 } }\n`)).toEqual([
+      'slipstream.yaml:2:8 upstreams.api.url: required key is missing',
+    ]);
+  });
+
+  it('refuses an admin listener beyond loopback without a token', () => {
+    expect(problems(`${MINIMAL}admin: { listen: "0.0.0.0:9090" }\n`)).toEqual([
+      'slipstream.yaml:6:18 admin.listen: the admin listener is bound beyond loopback; set admin.token or bind it to 127.0.0.1',
+    ]);
+    const withToken = parseConfig(
+      `${MINIMAL}admin: { listen: "0.0.0.0:9090", token: "0123456789abcdef" }\n`,
+      FILE,
+      {},
+    );
+    expect(withToken.admin.listen.host).toBe('0.0.0.0');
+  });
+
+  it('reports a file that does not exist', async () => {
+    await expect(loadConfig('/nonexistent/slipstream.yaml')).rejects.toThrow(
+      '/nonexistent/slipstream.yaml:1:1 file not found',
+    );
+  });
+
+  it('accepts the documented example config', async () => {
+    const config = await loadConfig('slipstream.example.yaml', {});
+    expect(config.routes[0]).toMatchObject({ name: 'api', upstream: 'api', rewrite: '/v1', timeout: 10_000 });
+    expect(config.upstreams.api!.headers['x-api-key']).toBe('dev-key');
+  });
+});

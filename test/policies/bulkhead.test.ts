@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import type { Reply } from '../../src/pipeline/types.js';
+import { bulkhead } from '../../src/policies/bulkhead.js';
+import { makeCall, makeReply } from '../helpers/calls.js';
+
+function gated() {
+  const gates: Array<() => void> = [];
+  let started = 0;
+  const handler = async (): Promise<Reply> => {
+    started++;
+    await new Promise<void>((resolve) => gates.push(resolve));
+    return makeReply(200);
+  };
+  return { handler, gates, started: () => started };
+}
+
+describe('bulkhead policy', () => {
+  it('runs maxConcurrent calls, queues the next ones and rejects past the queue', async () => {
+    const upstream = gated();
+    const policy = bulkhead({ route: 'r', maxConcurrent: 2, queue: 1, queueTimeoutMs: 1_000 })(
+      upstream.handler,
+    );
+    const running = [policy(makeCall()), policy(makeCall())];
+    const queued = policy(makeCall());
+    await expect(policy(makeCall())).rejects.toMatchObject({
+      code: 'GW_BULKHEAD_FULL',
+      status: 503,
+      retryAfterS: 1,
+    });
+    expect(upstream.started()).toBe(2);
+    upstream.gates.shift()!();
+    await running[0];
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(upstream.started()).toBe(3); // the queued call took the freed slot
+    upstream.gates.forEach((open) => open());
+    await new Promise((resolve) => setImmediate(resolve));
+    upstream.gates.forEach((open) => open());
+    await Promise.all([running[1], queued]);
+  });
+
+  it('rejects a queued call whose wait exceeds queueTimeout', async () => {
+    const upstream = gated();
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 5, queueTimeoutMs: 20 })(upstream.handler);
+    const first = policy(makeCall());
+    await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_BULKHEAD_FULL' });
+    upstream.gates[0]!();
+    await first;
+  });
+
+  it('drops a waiter from the queue as soon as its caller goes away', async () => {
+    const upstream = gated();
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 1, queueTimeoutMs: 5_000 })(
+      upstream.handler,
+    );
+    const first = policy(makeCall());
+    const controller = new AbortController();
+    const waiter = policy(makeCall({ signal: controller.signal }));
+    controller.abort(new Error('client gone'));
+    await expect(waiter).rejects.toThrow('client gone');
+    // The queue slot is free again: another caller may wait.
+    const next = policy(makeCall());
+    upstream.gates[0]!();
+    await first;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(upstream.started()).toBe(2);
+    upstream.gates[1]!();
+    await next;
+  });
+});

@@ -1,0 +1,60 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { Call, Reply } from '../../src/pipeline/types.js';
+import { deadline } from '../../src/policies/deadline.js';
+import { makeCall, makeReply } from '../helpers/calls.js';
+
+/** A handler that never answers until its signal aborts, like a hung upstream behind undici. */
+const hung = (call: Call) =>
+  new Promise<Reply>((_resolve, reject) => {
+    call.signal.addEventListener('abort', () => reject(new Error('aborted')));
+  });
+
+describe('deadline policy', () => {
+  it('fails a hung call with GW_UPSTREAM_TIMEOUT when the deadline passes', async () => {
+    const started = performance.now();
+    await expect(deadline({ timeoutMs: 30 })(hung)(makeCall())).rejects.toMatchObject({
+      code: 'GW_UPSTREAM_TIMEOUT',
+      status: 504,
+    });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(29);
+  });
+
+  it('passes the client going away through to the upstream call', async () => {
+    const controller = new AbortController();
+    const pending = deadline({ timeoutMs: 10_000 })(hung)(makeCall({ signal: controller.signal }));
+    controller.abort(new Error('client gone'));
+    await expect(pending).rejects.toThrow('aborted');
+  });
+
+  it('keeps the deadline armed while a streamed body is relayed, and disarms it when the body ends', async () => {
+    let seen: AbortSignal | undefined;
+    const body = new PassThrough();
+    const policy = deadline({ timeoutMs: 40 })(async (call) => {
+      seen = call.signal;
+      return { status: 200, headers: {}, body };
+    });
+    await policy(makeCall());
+    expect(seen!.aborted).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(seen!.aborted).toBe(true);
+
+    const done = new PassThrough();
+    let second: AbortSignal | undefined;
+    await deadline({ timeoutMs: 40 })(async (call) => {
+      second = call.signal;
+      return { status: 200, headers: {}, body: done };
+    })(makeCall());
+    done.end('all');
+    done.resume();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(second!.aborted).toBe(false);
+  });
+
+  it('clears its timer once a buffered reply is returned', async () => {
+    let seen: AbortSignal | undefined;
+    await deadline({ timeoutMs: 20 })(async (call) => ((seen = call.signal), makeReply(200)))(makeCall());
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(seen!.aborted).toBe(false);
+  });
+});

@@ -1,0 +1,171 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../src/errors.js';
+import type { Call, Reply } from '../../src/pipeline/types.js';
+import { parseRetryAfterMs, retry } from '../../src/policies/retry.js';
+import { RetryBudget } from '../../src/policies/retry-budget.js';
+import { makeCall, makeReply } from '../helpers/calls.js';
+
+function scripted(outcomes: Array<number | GatewayError>) {
+  const calls: Call[] = [];
+  const handler = async (call: Call): Promise<Reply> => {
+    calls.push(call);
+    const next = outcomes[Math.min(calls.length - 1, outcomes.length - 1)]!;
+    if (next instanceof GatewayError) throw next;
+    return makeReply(next, next === 503 ? {} : {});
+  };
+  return { calls, handler };
+}
+
+const base = {
+  route: 'r',
+  attempts: 3,
+  baseDelayMs: 1,
+  maxDelayMs: 50,
+  retryOn: [502, 503, 504],
+  random: () => 0,
+};
+
+describe('retry policy', () => {
+  it('retries a retryable status until an attempt succeeds', async () => {
+    const upstream = scripted([503, 503, 200]);
+    const reply = await retry({ ...base, budget: new RetryBudget() })(upstream.handler)(makeCall());
+    expect(reply.status).toBe(200);
+    expect(upstream.calls).toHaveLength(3);
+  });
+
+  it('returns the last reply when attempts run out', async () => {
+    const upstream = scripted([503]);
+    const reply = await retry({ ...base, budget: new RetryBudget() })(upstream.handler)(makeCall());
+    expect(reply.status).toBe(503);
+    expect(upstream.calls).toHaveLength(3);
+  });
+
+  it('retries connection failures and timeouts, but not other errors', async () => {
+    const unavailable = scripted([new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'refused'), 200]);
+    expect(
+      (await retry({ ...base, budget: new RetryBudget() })(unavailable.handler)(makeCall())).status,
+    ).toBe(200);
+    expect(unavailable.calls).toHaveLength(2);
+
+    const tooLarge = scripted([new GatewayError('GW_UPSTREAM_RESPONSE_TOO_LARGE', 'big'), 200]);
+    await expect(
+      retry({ ...base, budget: new RetryBudget() })(tooLarge.handler)(makeCall()),
+    ).rejects.toMatchObject({
+      code: 'GW_UPSTREAM_RESPONSE_TOO_LARGE',
+    });
+    expect(tooLarge.calls).toHaveLength(1);
+  });
+
+  it('never retries a call that is not idempotent', async () => {
+    const upstream = scripted([503, 200]);
+    const reply = await retry({ ...base, budget: new RetryBudget() })(upstream.handler)(
+      makeCall({ method: 'POST', idempotent: false }),
+    );
+    expect(reply.status).toBe(503);
+    expect(upstream.calls).toHaveLength(1);
+  });
+
+  it('never retries a call whose body is a stream that cannot be replayed', async () => {
+    const upstream = scripted([503, 200]);
+    const reply = await retry({ ...base, budget: new RetryBudget() })(upstream.handler)(
+      makeCall({ method: 'PUT', body: Readable.from(['x']) }),
+    );
+    expect(reply.status).toBe(503);
+    expect(upstream.calls).toHaveLength(1);
+  });
+
+  it('waits at least the upstream Retry-After before retrying', async () => {
+    let attempts = 0;
+    const times: number[] = [];
+    const handler = async (): Promise<Reply> => {
+      times.push(performance.now());
+      return ++attempts === 1 ? makeReply(503, { 'retry-after': '0' }) : makeReply(200);
+    };
+    // Retry-After of 0 s plus a 40 ms backoff floor: the wait is the larger of the two.
+    const policy = retry({
+      ...base,
+      baseDelayMs: 40,
+      maxDelayMs: 40,
+      random: () => 1,
+      budget: new RetryBudget(),
+    });
+    expect((await policy(handler)(makeCall())).status).toBe(200);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(39);
+  });
+
+  it('hands a Retry-After longer than maxDelay back to the client instead of waiting', async () => {
+    const upstream = scripted([503]);
+    const handler = async (call: Call) => {
+      await upstream.handler(call);
+      return makeReply(503, { 'retry-after': '30' });
+    };
+    const reply = await retry({ ...base, budget: new RetryBudget() })(handler)(makeCall());
+    expect(reply.headers['retry-after']).toBe('30');
+    expect(upstream.calls).toHaveLength(1);
+  });
+
+  it('stops retrying when the budget has no room', async () => {
+    const budget = new RetryBudget({ ratio: 0, minConcurrent: 0 });
+    const upstream = scripted([503, 200]);
+    const reply = await retry({ ...base, budget })(upstream.handler)(makeCall());
+    expect(reply.status).toBe(503);
+    expect(upstream.calls).toHaveLength(1);
+    expect(budget.activeRequests).toBe(0);
+  });
+
+  it('bounds concurrent retries to max(minConcurrent, ratio x active requests)', async () => {
+    const budget = new RetryBudget({ ratio: 0.2, minConcurrent: 3 });
+    let inFlight = 0;
+    let peak = 0;
+    let first = 0;
+    // Every first attempt fails; the retries park until released so they overlap.
+    const gates: Array<() => void> = [];
+    const handler = async (call: Call): Promise<Reply> => {
+      void call;
+      if (first < 50) {
+        first++;
+        return makeReply(503);
+      }
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      inFlight--;
+      return makeReply(200);
+    };
+    const policy = retry({ ...base, attempts: 2, budget })(handler);
+    const results = Array.from({ length: 50 }, () => policy(makeCall()));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(peak).toBe(10); // 20% of 50 active requests
+    expect(budget.activeRetries).toBe(10);
+    gates.forEach((open) => open());
+    const statuses = (await Promise.all(results)).map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(budget.activeRetries).toBe(0);
+    expect(budget.activeRequests).toBe(0);
+  });
+
+  it('stops waiting when the deadline fires during backoff', async () => {
+    const controller = new AbortController();
+    const upstream = scripted([503, 200]);
+    const policy = retry({
+      ...base,
+      baseDelayMs: 5_000,
+      maxDelayMs: 5_000,
+      random: () => 1,
+      budget: new RetryBudget(),
+    });
+    const pending = policy(upstream.handler)(makeCall({ signal: controller.signal }));
+    setTimeout(() => controller.abort(new GatewayError('GW_UPSTREAM_TIMEOUT', 'deadline')), 10);
+    await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(upstream.calls).toHaveLength(1);
+  });
+
+  it('parses Retry-After as seconds or an HTTP date', () => {
+    expect(parseRetryAfterMs('3')).toBe(3000);
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfterMs('soon')).toBeUndefined();
+    expect(parseRetryAfterMs(undefined)).toBeUndefined();
+  });
+});
