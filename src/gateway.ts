@@ -1,11 +1,12 @@
 // Builds the running gateway from a validated config: upstreams, per-route policy stacks, listeners, telemetry.
+import { createServer } from 'node:http';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from './config/schema.js';
 import { registerAdmin } from './entrypoints/admin.js';
-import { registerProxy } from './entrypoints/proxy.js';
-import { sendError } from './entrypoints/reply-error.js';
+import { createProxyHandler } from './entrypoints/proxy.js';
+import { writeError } from './entrypoints/reply-error.js';
 import { compileRoute, RouteTable } from './entrypoints/route-table.js';
 import { GatewayError } from './errors.js';
 import { compose } from './pipeline/compose.js';
@@ -68,30 +69,46 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   );
 
   let ready = false;
-  const proxy = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true });
+  let draining = false;
+  const proxyHandler = createProxyHandler({
+    table,
+    principalHeader: config.server.principalHeader.toLowerCase(),
+    overheadHeader: config.server.overheadHeader,
+    isDraining: () => draining,
+  });
+  // Proxy routes are served on the raw request before fastify's router; fastify serves everything else.
+  const proxy = Fastify({
+    logger: false,
+    return503OnClosing: true,
+    serverFactory: (fastifyHandler) =>
+      createServer((req, res) => {
+        if (!proxyHandler(req, res)) fastifyHandler(req, res);
+      }),
+  });
   proxy.setNotFoundHandler((request, reply) => {
-    sendError(
-      reply,
-      new GatewayError('GW_ROUTE_NOT_FOUND', `no route matches ${request.method} ${request.url}`),
-    );
+    const match = table.match(request.method, request.headers.host, request.url.split('?')[0]!);
+    const error =
+      !match.route && match.methodMismatch
+        ? new GatewayError(
+            'GW_METHOD_NOT_ALLOWED',
+            `method ${request.method} is not allowed on ${request.url}`,
+          )
+        : new GatewayError('GW_ROUTE_NOT_FOUND', `no route matches ${request.method} ${request.url}`);
+    reply.hijack();
+    writeError(reply.raw, error);
   });
   proxy.setErrorHandler((error: FastifyError, _request, reply) => {
     const clientFault = error.statusCode !== undefined && error.statusCode < 500;
     if (!clientFault) logger.error({ err: error }, 'unhandled error');
-    sendError(reply, clientFault ? new GatewayError('GW_BAD_REQUEST', error.message) : error);
-  });
-  proxy.register(async (scope) => {
-    registerProxy(scope, {
-      table,
-      principalHeader: config.server.principalHeader.toLowerCase(),
-      overheadHeader: config.server.overheadHeader,
-    });
+    reply.hijack();
+    writeError(reply.raw, clientFault ? new GatewayError('GW_BAD_REQUEST', error.message) : error);
   });
 
   const admin = Fastify({ logger: false });
   admin.setNotFoundHandler((request, reply) => {
-    sendError(
-      reply,
+    reply.hijack();
+    writeError(
+      reply.raw,
       new GatewayError('GW_ROUTE_NOT_FOUND', `no admin endpoint ${request.method} ${request.url}`),
     );
   });
@@ -114,6 +131,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     },
     async close() {
       ready = false;
+      draining = true;
       const force = setTimeout(() => proxy.server.closeAllConnections(), config.server.shutdownGrace);
       force.unref();
       try {

@@ -12,5 +12,5 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerServe(program);
   registerCheck(program);
   registerEmulate(program);
-  await program.parseAsync(argv as string[]);
+  await program.parseAsync(argv);
 }

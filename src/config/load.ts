@@ -149,7 +149,7 @@ function locate(doc: Document, issue: z.core.$ZodIssue, at: Locator): ConfigProb
         return at(pair.key.range?.[0] ?? 0, formatPath(path), message);
     }
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) message = 'required key is missing';
+  if (issue.code === 'invalid_type' && !doc.hasIn(issue.path)) message = 'required key is missing';
   // Walk up until a node exists: a missing key is reported at the map that should hold it.
   while (path.length > 0 && !(doc.getIn(path, true) as Node | undefined)?.range) path = path.slice(0, -1);
   const node = path.length > 0 ? (doc.getIn(path, true) as Node) : doc.contents;

@@ -2,7 +2,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../errors.js';
-import { sendError } from './reply-error.js';
+import { writeError } from './reply-error.js';
 
 export interface AdminOptions {
   /** Bearer token for everything but the health checks; when unset, the listener must be on loopback. */
@@ -32,8 +32,9 @@ export function registerAdmin(app: FastifyInstance, options: AdminOptions): void
       if (expected === undefined) return;
       const given = Buffer.from(request.headers.authorization ?? '');
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        sendError(
-          reply,
+        reply.hijack();
+        writeError(
+          reply.raw,
           new GatewayError('GW_UNAUTHORIZED', 'admin endpoints need "Authorization: Bearer <admin.token>"'),
         );
       }

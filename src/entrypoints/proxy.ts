@@ -1,13 +1,12 @@
 // Proxy entrypoint: turns an HTTP request into a Call for its route and streams the Reply back.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../errors.js';
-import type { Body, Call, RequestContext } from '../pipeline/types.js';
+import type { Body, Call, Headers, Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { stripHopByHop } from './headers.js';
-import { sendError } from './reply-error.js';
+import { writeError } from './reply-error.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 
 export interface ProxyOptions {
@@ -16,108 +15,135 @@ export interface ProxyOptions {
   principalHeader: string;
   /** Adds `x-slipstream-overhead-us` to responses. */
   overheadHeader: boolean;
+  /** True once shutdown began: new requests get 503 GW_SHUTTING_DOWN and `Connection: close`. */
+  isDraining: () => boolean;
 }
 
-const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 let requestCounter = 0;
 const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
+/** Handles a request if a proxy route matches it; returns false to let other entrypoints have it. */
+export type ProxyHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 /**
- * Registers the catch-all proxy route. Request bodies are streamed to the upstream, except for calls
- * that may be retried, whose body is read into memory (bounded by the route's `maxRequestBytes`) so it
- * can be replayed. Response bodies are always streamed.
+ * Builds the proxy request handler. It runs on the raw `node:http` request, before fastify's router:
+ * the proxy is the hot path and fastify's per-request objects and stream sending cost ~40% of its
+ * throughput (bench/RESULTS.md). Request bodies are streamed to the upstream, except for calls that may
+ * be retried, whose body is read into memory (bounded by the route's `maxRequestBytes`) so it can be
+ * replayed. Response bodies are always streamed.
  */
-export function registerProxy(app: FastifyInstance, options: ProxyOptions): void {
+export function createProxyHandler(options: ProxyOptions): ProxyHandler {
   const { table, principalHeader, overheadHeader } = options;
+  return (req, res) => {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const match = table.match(method, req.headers.host, path);
+    if (match.route === undefined) return false;
+    const query = queryAt === -1 ? '' : url.slice(queryAt);
+    proxy(match.route, match.upstreamPath + query, path, req, res).catch((error: unknown) =>
+      writeError(res, error),
+    );
+    return true;
+  };
 
-  // Leave bodies unread: the proxy streams them itself. Encapsulated to this plugin's routes.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
-
-  app.route({
-    method: [...ALL_METHODS],
-    url: '/*',
-    handler: async (request, reply) => {
-      const raw = request.raw;
-      const method = raw.method ?? 'GET';
-      const url = raw.url ?? '/';
-      const queryAt = url.indexOf('?');
-      const path = queryAt === -1 ? url : url.slice(0, queryAt);
-      const match = table.match(method, raw.headers.host, path);
-      if (match.route === undefined) {
-        const error = match.methodMismatch
-          ? new GatewayError('GW_METHOD_NOT_ALLOWED', `method ${method} is not allowed on ${path}`)
-          : new GatewayError('GW_ROUTE_NOT_FOUND', `no route matches ${method} ${path}`);
-        return sendError(reply, error);
-      }
-      const { route, upstreamPath } = match;
-
-      const incomingId = raw.headers['x-request-id'];
-      const ctx: RequestContext = {
-        id:
-          typeof incomingId === 'string' && incomingId.length <= 128
-            ? incomingId
-            : idPrefix + (++requestCounter).toString(36),
-        route: route.name,
-        startedAt: performance.now(),
-        upstreamMs: 0,
-        attempts: 0,
-      };
-      publish(events.requestStart, { ctx, method, path, headers: raw.headers });
-
-      const clientGone = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished)
-          clientGone.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+  async function proxy(
+    route: CompiledRoute,
+    upstreamPath: string,
+    path: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const incomingId = req.headers['x-request-id'];
+    const ctx: RequestContext = {
+      id:
+        typeof incomingId === 'string' && incomingId.length <= 128
+          ? incomingId
+          : idPrefix + (++requestCounter).toString(36),
+      route: route.name,
+      startedAt: performance.now(),
+      upstreamMs: 0,
+      attempts: 0,
+    };
+    publish(events.requestStart, { ctx, method, path, headers: req.headers });
+    if (options.isDraining()) {
+      res.shouldKeepAlive = false;
+      const failure = writeError(
+        res,
+        new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down'),
+        ctx.id,
+      );
+      publish(events.requestEnd, {
+        ctx,
+        method,
+        path,
+        status: failure.status,
+        errorCode: failure.code,
+        durationMs: 0,
       });
+      return;
+    }
 
-      let status = 0;
-      let errorCode: GatewayError['code'] | undefined;
-      try {
-        const idempotent = route.idempotent || IDEMPOTENT_METHODS.has(method);
-        const call: Call = {
-          ctx,
-          upstream: route.upstream,
-          method,
-          path: queryAt === -1 ? upstreamPath : upstreamPath + url.slice(queryAt),
-          headers: forwardHeaders(raw, ctx.id),
-          body: await requestBody(raw, route, idempotent && route.retries),
-          idempotent,
-          principal: headerValue(raw.headers[principalHeader]),
-          signal: clientGone.signal,
-        };
-        const result = await route.handler(call);
-        status = result.status;
-        reply.code(result.status);
-        reply.headers(stripHopByHop(result.headers));
-        reply.header('x-request-id', ctx.id);
-        if (overheadHeader) {
-          const overheadUs = Math.max(
-            0,
-            Math.round((performance.now() - ctx.startedAt - ctx.upstreamMs) * 1000),
-          );
-          reply.header('x-slipstream-overhead-us', overheadUs);
-        }
-        return reply.send(result.body);
-      } catch (error) {
-        const failure = sendError(reply, error, ctx.id);
-        status = failure.status;
-        errorCode = failure.code;
-        return reply;
-      } finally {
-        publish(events.requestEnd, {
-          ctx,
-          method,
-          path,
-          status,
-          errorCode,
-          durationMs: performance.now() - ctx.startedAt,
-        });
+    const clientGone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished)
+        clientGone.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+    });
+
+    let status = 0;
+    let errorCode: GatewayError['code'] | undefined;
+    try {
+      const idempotent = route.idempotent || IDEMPOTENT_METHODS.has(method);
+      const call: Call = {
+        ctx,
+        upstream: route.upstream,
+        method,
+        path: upstreamPath,
+        headers: forwardHeaders(req, ctx.id),
+        body: await requestBody(req, route, idempotent && route.retries),
+        idempotent,
+        principal: headerValue(req.headers[principalHeader]),
+        signal: clientGone.signal,
+      };
+      const result = await route.handler(call);
+      status = result.status;
+      const headers = stripHopByHop(result.headers);
+      headers['x-request-id'] = ctx.id;
+      if (overheadHeader) {
+        const overheadUs = (performance.now() - ctx.startedAt - ctx.upstreamMs) * 1000;
+        headers['x-slipstream-overhead-us'] = String(Math.max(0, Math.round(overheadUs)));
       }
-    },
+      writeReply(res, result.status, headers, result.body);
+    } catch (error) {
+      // An unread request body would poison a kept-alive connection: close it after this reply.
+      if (!req.readableEnded) res.shouldKeepAlive = false;
+      const failure = writeError(res, error, ctx.id);
+      status = failure.status;
+      errorCode = failure.code;
+    } finally {
+      const durationMs = performance.now() - ctx.startedAt;
+      publish(events.requestEnd, { ctx, method, path, status, errorCode, durationMs });
+    }
+  }
+}
+
+/** Writes status, headers and body; a body stream that fails midway cuts the connection (never a short "complete" body). */
+function writeReply(res: ServerResponse, status: number, headers: Headers, body: Reply['body']): void {
+  res.writeHead(status, headers as OutgoingHttpHeaders);
+  if (body === null || Buffer.isBuffer(body)) {
+    res.end(body);
+    return;
+  }
+  // pipe + listeners rather than stream.pipeline(), which builds and aborts an AbortController per call.
+  body.on('error', () => res.destroy());
+  res.on('close', () => {
+    if (!body.readableEnded) body.destroy();
   });
+  body.pipe(res);
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -125,13 +151,13 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 }
 
 /** Request headers for the upstream: hop-by-hop removed, `x-forwarded-*` and `x-request-id` set. */
-function forwardHeaders(raw: IncomingMessage, requestId: string): Call['headers'] {
-  const headers = stripHopByHop(raw.headers);
-  const remote = raw.socket.remoteAddress ?? '';
-  const previous = raw.headers['x-forwarded-for'];
+function forwardHeaders(req: IncomingMessage, requestId: string): Call['headers'] {
+  const headers = stripHopByHop(req.headers);
+  const remote = req.socket.remoteAddress ?? '';
+  const previous = req.headers['x-forwarded-for'];
   headers['x-forwarded-for'] = previous === undefined ? remote : `${headerValue(previous)}, ${remote}`;
   headers['x-forwarded-proto'] ??= 'http';
-  if (raw.headers.host !== undefined) headers['x-forwarded-host'] ??= raw.headers.host;
+  if (req.headers.host !== undefined) headers['x-forwarded-host'] ??= req.headers.host;
   headers['x-request-id'] = requestId;
   return headers;
 }
@@ -140,17 +166,17 @@ function forwardHeaders(raw: IncomingMessage, requestId: string): Call['headers'
  * The body to send upstream: undefined when there is none, a Buffer when the call may be retried
  * (so it can be replayed), otherwise the request stream itself behind a size limit.
  */
-async function requestBody(raw: IncomingMessage, route: CompiledRoute, replayable: boolean): Promise<Body> {
-  const length = raw.headers['content-length'];
-  const chunked = raw.headers['transfer-encoding'] !== undefined;
+async function requestBody(req: IncomingMessage, route: CompiledRoute, replayable: boolean): Promise<Body> {
+  const length = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
   if ((length === undefined || length === '0') && !chunked) return undefined;
   const limit = route.maxRequestBytes;
   if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
-  if (!replayable) return length !== undefined && !chunked ? raw : raw.pipe(new ByteLimit(limit));
+  if (!replayable) return length !== undefined && !chunked ? req : req.pipe(new ByteLimit(limit));
 
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of raw) {
+  for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > limit) throw tooLarge(limit);
     chunks.push(chunk as Buffer);

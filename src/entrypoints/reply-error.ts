@@ -1,5 +1,5 @@
 // Writes a GatewayError to the client as `{"error":{"code","message"}}` with the mapped status.
-import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { toGatewayError } from '../errors.js';
 import type { GatewayError } from '../errors.js';
 
@@ -8,15 +8,19 @@ import type { GatewayError } from '../errors.js';
  * If the response has already started (a stream failed midway), the connection is cut instead:
  * a truncated body must not look like a complete one.
  */
-export function sendError(reply: FastifyReply, error: unknown, requestId?: string): GatewayError {
+export function writeError(res: ServerResponse, error: unknown, requestId?: string): GatewayError {
   const failure = toGatewayError(error);
-  if (reply.sent || reply.raw.headersSent) {
-    reply.raw.destroy(failure);
+  if (res.headersSent) {
+    res.destroy(failure);
     return failure;
   }
-  reply.code(failure.status).header('content-type', 'application/json; charset=utf-8');
-  if (failure.retryAfterS !== undefined) reply.header('retry-after', String(failure.retryAfterS));
-  if (requestId !== undefined) reply.header('x-request-id', requestId);
-  void reply.send(JSON.stringify(failure.toJSON()));
+  const body = JSON.stringify(failure.toJSON());
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  };
+  if (failure.retryAfterS !== undefined) headers['retry-after'] = failure.retryAfterS;
+  if (requestId !== undefined) headers['x-request-id'] = requestId;
+  res.writeHead(failure.status, headers).end(body);
   return failure;
 }

@@ -52,10 +52,16 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
   const staticHeaders = Object.entries(config.headers).map(([k, v]) => [k.toLowerCase(), v] as const);
   const tokens = config.auth === undefined ? undefined : new OAuth2TokenProvider(name, config.auth);
 
-  const send = async (call: Call, token: string | undefined): Promise<Reply> => {
-    const headers: Headers = { ...call.headers };
+  /** The caller's headers plus the upstream's own: static headers and the bearer token win. */
+  const outgoing = (callHeaders: Headers, token: string | undefined): Headers => {
+    const headers: Headers = { ...callHeaders };
     for (const [key, value] of staticHeaders) headers[key] = value;
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    return headers;
+  };
+
+  const send = async (call: Call, token: string | undefined): Promise<Reply> => {
+    const headers = outgoing(call.headers, token);
     const attempt = { call, headers };
     publish(events.attemptStart, attempt);
     call.ctx.attempts++;
@@ -97,17 +103,22 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
     name,
     handler,
     async warm() {
-      const warmups = Array.from({ length: Math.min(config.pool.warm, config.pool.connections) }, () =>
+      // The token first, so warm-up requests are authorised like real ones.
+      const token = await tokens?.token().catch(() => undefined);
+      const headers = outgoing({}, token);
+      const count = Math.min(config.pool.warm, config.pool.connections);
+      const warmups = Array.from({ length: count }, () =>
         pool
           .request({
             path: basePath || '/',
             method: 'HEAD',
+            headers,
             signal: AbortSignal.timeout(config.timeouts.connect),
           })
           .then((r) => r.body.dump())
           .catch(() => {}),
       );
-      await Promise.all([...warmups, tokens?.token().catch(() => {})]);
+      await Promise.all(warmups);
     },
     stats() {
       const s = pool.stats;

@@ -1,3 +1,5 @@
+import { get as httpGet } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Client } from 'undici';
 import { call, startGateway } from '../helpers/gateway.js';
@@ -10,6 +12,22 @@ async function configure(emulator: string, patch: Record<string, unknown>): Prom
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(patch),
+  });
+}
+
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }),
+      );
+    });
+    req.on('error', reject);
   });
 }
 
@@ -80,8 +98,11 @@ routes:
   });
 
   it('rewrites the matched prefix, keeps the query string and adds static upstream headers', async () => {
-    const response = await call(`${gw.url}/api/users/7?echo=headers&x=1`, {
-      headers: { connection: 'keep-alive, x-hop', 'x-hop': 'must not pass', 'x-app': 'passes' },
+    // node:http, because undici will not send a Connection header that names other headers.
+    const response = await rawGet(`${gw.url}/api/users/7?echo=headers&x=1`, {
+      connection: 'keep-alive, x-hop',
+      'x-hop': 'must not pass',
+      'x-app': 'passes',
     });
     expect(response.status).toBe(200);
     expect(response.body.path).toBe('/v1/users/7?echo=headers&x=1');

@@ -79,7 +79,7 @@ routes:
     const result = await runCli(['serve', '-c', file]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(
-      `${file}:4:29 upstreams.api.pool.connections: Invalid input: expected number, received string`,
+      `${file}:4:26 upstreams.api.pool.connections: Invalid input: expected number, received string`,
     );
     expect(result.stdout).not.toContain('listening');
   });

@@ -1,0 +1,87 @@
+// Starts Slipstream CLI commands (emulators, gateways) as child processes, optionally pinned to one CPU.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export interface ChildHandle {
+  readonly child: ChildProcess;
+  /** The `url` from the child's `"event":"listening"` line. */
+  readonly url: string;
+  /** That whole line, parsed (a gateway also reports `adminUrl`). */
+  readonly listening: Record<string, unknown>;
+  /** Everything the child wrote to stderr so far. */
+  stderr(): string;
+  /** Sends `signal` (default SIGTERM) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface ChildOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Pin the child to this CPU with `taskset` (Linux); ignored where taskset is missing. */
+  cpu?: number;
+  /** How long to wait for the listening line. Default 15 s. */
+  startTimeoutMs?: number;
+}
+
+/** The command that runs the CLI: the compiled file when running compiled, else the TypeScript entry via tsx. */
+export function cliCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js'))
+    return [process.execPath, fileURLToPath(new URL('../cli/bin.js', import.meta.url))];
+  return [process.execPath, '--import', 'tsx', fileURLToPath(new URL('../cli/bin.ts', import.meta.url))];
+}
+
+/**
+ * Runs `slipstream <args>` and resolves once it prints its `{"event":"listening","url":...}` JSON line.
+ * Rejects with the child's stderr if it exits or stays silent past the start timeout.
+ */
+export function startChild(args: readonly string[], options: ChildOptions = {}): Promise<ChildHandle> {
+  let command = cliCommand();
+  if (options.cpu !== undefined && existsSync('/usr/bin/taskset')) {
+    command = ['/usr/bin/taskset', '-c', String(options.cpu), ...command];
+  }
+  const child = spawn(command[0]!, [...command.slice(1), ...args], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  return new Promise<ChildHandle>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`slipstream ${args.join(' ')} did not start: ${stderr}`));
+    }, options.startTimeoutMs ?? 15_000);
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (!line.includes('"event":"listening"')) continue;
+        const listening = JSON.parse(line) as Record<string, unknown>;
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        child.stdout.resume(); // keep draining so the child never blocks on a full pipe
+        resolve({
+          child,
+          url: String(listening.url),
+          listening,
+          stderr: () => stderr,
+          stop: (signal = 'SIGTERM') => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`slipstream ${args.join(' ')} exited with ${code} before listening: ${stderr}`));
+    });
+  });
+}

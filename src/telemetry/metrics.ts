@@ -1,0 +1,210 @@
+// Prometheus metrics: a prom-client registry fed by the gateway's diagnostics_channel events.
+import type { Channel } from 'node:diagnostics_channel';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { events } from './events.js';
+import type {
+  AttemptEndEvent,
+  BreakerStateEvent,
+  BulkheadRejectEvent,
+  RequestEndEvent,
+  RetryBudgetExhaustedEvent,
+  RetryEvent,
+  TokenRefreshEvent,
+} from './events.js';
+
+/** Pool counters for one upstream, read at scrape time (undici `Pool.stats`). */
+export interface UpstreamConnectionStats {
+  upstream: string;
+  connected: number;
+  free: number;
+  pending: number;
+  queued: number;
+  running: number;
+}
+
+export interface MetricsOptions {
+  /** Reads upstream pool counters when /metrics is scraped. */
+  upstreamStats?: () => Iterable<UpstreamConnectionStats>;
+  /** Node process metrics (event loop lag, heap, GC) with the `slipstream_` prefix. Default true. */
+  processMetrics?: boolean;
+}
+
+export interface Metrics {
+  /** The registry; later features register their own metrics here. */
+  readonly registry: Registry;
+  readonly contentType: string;
+  render(): Promise<string>;
+  /** Unsubscribes from every event. */
+  close(): void;
+}
+
+/** Latency buckets in seconds, from 100 us (a cache hit) to 30 s (a slow LLM call). */
+const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+const BREAKER_STATE = { closed: 0, open: 1, 'half-open': 2 } as const;
+
+/**
+ * Creates the metrics registry and subscribes to gateway events. Label children are cached by label
+ * tuple so recording a request costs two Map lookups and two histogram observations.
+ */
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'slipstream_' });
+
+  const requests = new Counter({
+    name: 'slipstream_requests_total',
+    help: 'Client requests by route, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: 'slipstream_request_duration_seconds',
+    help: 'Time from receiving a request to sending its response headers.',
+    labelNames: ['route', 'status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'slipstream_upstream_request_duration_seconds',
+    help: 'Time to upstream response headers per attempt; status is the HTTP status or the error code.',
+    labelNames: ['upstream', 'status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'slipstream_upstream_connections',
+    help: 'Upstream pool connections and requests by state (undici Pool stats).',
+    labelNames: ['upstream', 'state'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of options.upstreamStats?.() ?? []) {
+        for (const state of ['connected', 'free', 'pending', 'queued', 'running'] as const) {
+          this.set({ upstream: s.upstream, state }, s[state]);
+        }
+      }
+    },
+  });
+  const retries = new Counter({
+    name: 'slipstream_retries_total',
+    help: 'Retries sent, by the status or error code that caused them.',
+    labelNames: ['route', 'upstream', 'reason'] as const,
+    registers: [registry],
+  });
+  const budgetExhausted = new Counter({
+    name: 'slipstream_retry_budget_exhausted_total',
+    help: 'Retries not sent because the retry budget was spent.',
+    labelNames: ['route', 'upstream'] as const,
+    registers: [registry],
+  });
+  const breakerState = new Gauge({
+    name: 'slipstream_breaker_state',
+    help: 'Circuit breaker state: 0 closed, 1 open, 2 half-open.',
+    labelNames: ['name'] as const,
+    registers: [registry],
+  });
+  const breakerTransitions = new Counter({
+    name: 'slipstream_breaker_transitions_total',
+    help: 'Circuit breaker state changes.',
+    labelNames: ['name', 'state'] as const,
+    registers: [registry],
+  });
+  const bulkheadRejections = new Counter({
+    name: 'slipstream_bulkhead_rejections_total',
+    help: 'Calls rejected by a bulkhead, by reason.',
+    labelNames: ['route', 'reason'] as const,
+    registers: [registry],
+  });
+  const tokenRefreshes = new Counter({
+    name: 'slipstream_token_refreshes_total',
+    help: 'OAuth2 token requests, by trigger and outcome.',
+    labelNames: ['upstream', 'trigger', 'ok'] as const,
+    registers: [registry],
+  });
+
+  // Label children, cached: `labels()` builds a key string and looks it up on every call.
+  const requestChildren = new Map<string, { count: Counter; duration: Histogram }>();
+  const attemptChildren = new Map<string, Histogram>();
+
+  const subscriptions: Array<[Channel, (message: unknown) => void]> = [
+    [
+      events.requestEnd,
+      (message) => {
+        const e = message as RequestEndEvent;
+        const status = String(e.status);
+        const key = `${e.ctx.route}\0${e.method}\0${status}`;
+        let child = requestChildren.get(key);
+        if (child === undefined) {
+          child = {
+            count: requests.labels(e.ctx.route, e.method, status) as unknown as Counter,
+            duration: requestDuration.labels(e.ctx.route, status) as unknown as Histogram,
+          };
+          requestChildren.set(key, child);
+        }
+        child.count.inc();
+        child.duration.observe(e.durationMs / 1000);
+      },
+    ],
+    [
+      events.attemptEnd,
+      (message) => {
+        const e = message as AttemptEndEvent;
+        const status = e.errorCode ?? String(e.status);
+        const key = `${e.call.upstream}\0${status}`;
+        let child = attemptChildren.get(key);
+        if (child === undefined) {
+          child = upstreamDuration.labels(e.call.upstream, status) as unknown as Histogram;
+          attemptChildren.set(key, child);
+        }
+        child.observe(e.durationMs / 1000);
+      },
+    ],
+    [
+      events.retry,
+      (message) => {
+        const e = message as RetryEvent;
+        retries.inc({ route: e.route, upstream: e.upstream, reason: e.reason });
+      },
+    ],
+    [
+      events.retryBudgetExhausted,
+      (message) => {
+        const e = message as RetryBudgetExhaustedEvent;
+        budgetExhausted.inc({ route: e.route, upstream: e.upstream });
+      },
+    ],
+    [
+      events.breakerState,
+      (message) => {
+        const e = message as BreakerStateEvent;
+        breakerState.set({ name: e.name }, BREAKER_STATE[e.state]);
+        breakerTransitions.inc({ name: e.name, state: e.state });
+      },
+    ],
+    [
+      events.bulkheadReject,
+      (message) => {
+        const e = message as BulkheadRejectEvent;
+        bulkheadRejections.inc({ route: e.route, reason: e.reason });
+      },
+    ],
+    [
+      events.tokenRefresh,
+      (message) => {
+        const e = message as TokenRefreshEvent;
+        tokenRefreshes.inc({ upstream: e.upstream, trigger: e.trigger, ok: String(e.ok) });
+      },
+    ],
+  ];
+  for (const [channel, handler] of subscriptions) channel.subscribe(handler);
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    close() {
+      for (const [channel, handler] of subscriptions) channel.unsubscribe(handler);
+    },
+  };
+}

@@ -1,0 +1,49 @@
+// Runs Slipstream CLI commands as real child processes for integration tests, and never leaks them.
+import { spawn } from 'node:child_process';
+import { request } from 'undici';
+import type { EmulatorStats } from '../../emulators/http-upstream.js';
+import { cliCommand, startChild } from '../../src/bench/child.js';
+import type { ChildHandle, ChildOptions } from '../../src/bench/child.js';
+
+export type CliProcess = ChildHandle;
+
+const running = new Set<ChildHandle>();
+
+/** Starts `slipstream <args>` and waits for its listening line. Stop it with `stop()` or `stopAll()`. */
+export async function spawnCli(args: string[], options: ChildOptions = {}): Promise<CliProcess> {
+  const child = await startChild(args, options);
+  running.add(child);
+  child.child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Stops every child this test file started (for `afterAll`). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((child) => child.stop('SIGKILL')));
+}
+
+/** Runs a command that exits by itself; resolves with its exit code and output. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [command, ...prefix] = cliCommand();
+  const child = spawn(command!, [...prefix, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Reads an emulator's counters over a fresh connection (which the emulator counts in `connections`). */
+export async function emulatorStats(url: string): Promise<EmulatorStats> {
+  const response = await request(`${url}/__emulator/stats`, {
+    headers: { connection: 'close' },
+    reset: true,
+  });
+  return (await response.body.json()) as EmulatorStats;
+}
