@@ -1,5 +1,6 @@
 // `slipstream emulate http`: runs the configurable slow upstream from emulators/ as a real server.
 import type { Command } from 'commander';
+import { startBareProxy } from '../../emulators/bare-proxy.js';
 import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { HttpEmulatorOptions } from '../../emulators/http-upstream.js';
 import { parseLatency } from '../../emulators/latency.js';
@@ -50,16 +51,29 @@ export function registerEmulate(program: Command): void {
         return;
       }
       const emulator = await startHttpEmulator(options);
-      process.stdout.write(`${JSON.stringify({ event: 'listening', url: emulator.url })}\n`);
-      const stop = () => {
-        emulator.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      serveUntilSignal(emulator.url, () => emulator.close());
     });
+  emulate
+    .command('bare-proxy')
+    .description('a featureless reference proxy (node:http + undici), the floor benchmarks compare against')
+    .requiredOption('--target <url>', 'upstream origin (loopback)')
+    .action(async (flags: { target: string }) => {
+      const proxy = await startBareProxy(flags.target);
+      serveUntilSignal(proxy.url, () => proxy.close());
+    });
+}
+
+/** Prints the listening line, then closes on SIGTERM/SIGINT and exits 0. */
+function serveUntilSignal(url: string, close: () => Promise<void>): void {
+  process.stdout.write(`${JSON.stringify({ event: 'listening', url })}\n`);
+  const stop = () => {
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
 
 function toOptions(flags: HttpFlags): HttpEmulatorOptions {

@@ -1,5 +1,6 @@
 // The `slipstream` command line: serve, check, emulate, bench, demo.
 import { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { registerCheck } from './check.js';
 import { registerEmulate } from './emulate.js';
 import { registerServe } from './serve.js';
@@ -12,5 +13,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerServe(program);
   registerCheck(program);
   registerEmulate(program);
+  registerBench(program);
   await program.parseAsync(argv);
 }

@@ -14,7 +14,8 @@ export function registerServe(program: Command): void {
       if (config === undefined) return;
       const gateway = createGateway(config);
       const { url, adminUrl } = await gateway.listen();
-      gateway.logger.info({ event: 'listening', url, adminUrl }, 'ready');
+      // Always printed, whatever the log level: scripts and tests wait for this line.
+      process.stdout.write(`${JSON.stringify({ event: 'listening', url, adminUrl })}\n`);
 
       let stopping = false;
       const stop = (signal: string) => {

@@ -1,0 +1,167 @@
+// Benchmark `proxy`: the gateway's own cost against a zero-delay upstream, direct vs through Slipstream.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startChild } from '../child.js';
+import type { ChildHandle } from '../child.js';
+import { httpTask } from '../http-task.js';
+import { runLoad } from '../load.js';
+import type { LoadMode, LoadResult } from '../load.js';
+
+export interface ProxyBenchOptions {
+  /** Duration of each measured run, in ms. Default 5,000. */
+  durationMs?: number;
+  /** Concurrency for the throughput runs. Default 64. */
+  concurrency?: number;
+}
+
+export interface Target {
+  name: string;
+  value: number;
+  limit: number;
+  unit: string;
+  /** `<=` means the value must not exceed the limit, `>=` that it must reach it. */
+  comparison: '<=' | '>=';
+  ok: boolean;
+}
+
+/** The three paths measured: straight to the upstream, through a featureless Node proxy, through Slipstream. */
+export interface Paths<T> {
+  direct: T;
+  bare: T;
+  gateway: T;
+}
+
+export interface ProxyBenchResult {
+  scenario: 'proxy';
+  durationMs: number;
+  latency: Paths<LoadResult> & {
+    /** Gateway minus direct: what a client sees added. */
+    addedP50Us: number;
+    addedP99Us: number;
+    /** Gateway minus bare proxy: Slipstream's own cost beyond the extra hop. */
+    overBareP50Us: number;
+    overBareP99Us: number;
+  };
+  throughput: Paths<LoadResult>;
+  targets: Target[];
+}
+
+/** Issue targets: added p50 <= 150 us and p99 <= 1.5 ms at concurrency 1; >= 10,000 req/s on one core. */
+const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
+
+/**
+ * Runs an emulator (zero delay, pinned to CPU 0), a gateway with the default policy stack and a bare
+ * reference proxy (both pinned to CPU 1, so each has exactly one core), then measures in one run:
+ * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved.
+ */
+export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
+  const durationMs = options.durationMs ?? 5_000;
+  const concurrency = options.concurrency ?? 64;
+  const dir = await mkdtemp(join(tmpdir(), 'slipstream-bench-'));
+  const children: ChildHandle[] = [];
+  try {
+    const upstream = await startChild(['emulate', 'http', '--body-bytes', '64'], { cpu: 0 });
+    children.push(upstream);
+    const config = join(dir, 'slipstream.yaml');
+    await writeFile(
+      config,
+      `server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+telemetry: { log: { level: warn } }
+upstreams:
+  emu: { url: "${upstream.url}", pool: { connections: ${concurrency} } }
+routes:
+  - { name: emu, match: { prefix: / }, upstream: emu }
+`,
+    );
+    const gateway = await startChild(['serve', '-c', config], { cpu: 1 });
+    children.push(gateway);
+    const bare = await startChild(['emulate', 'bare-proxy', '--target', upstream.url], { cpu: 1 });
+    children.push(bare);
+    const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
+
+    const measure = async (target: string, mode: LoadMode, ms: number) => {
+      const connections = mode.kind === 'closed' ? mode.concurrency : 1;
+      const http = httpTask(target, { path: '/bench' }, { connections });
+      try {
+        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+      } finally {
+        await http.close();
+      }
+    };
+    /** Measures every path, in two interleaved halves so all paths share any drift; keeps each path's better half. */
+    const measureAll = async (mode: LoadMode): Promise<Paths<LoadResult>> => {
+      const halves: Array<Paths<LoadResult>> = [];
+      for (let round = 0; round < 2; round++) {
+        halves.push({
+          direct: await measure(urls.direct, mode, durationMs / 2),
+          bare: await measure(urls.bare, mode, durationMs / 2),
+          gateway: await measure(urls.gateway, mode, durationMs / 2),
+        });
+      }
+      const [a, b] = halves as [Paths<LoadResult>, Paths<LoadResult>];
+      return {
+        direct: better(a.direct, b.direct),
+        bare: better(a.bare, b.bare),
+        gateway: better(a.gateway, b.gateway),
+      };
+    };
+
+    const latency = await measureAll({ kind: 'closed', concurrency: 1 });
+    const throughput = await measureAll({ kind: 'closed', concurrency });
+    const p = (r: LoadResult) => r.latencyUs;
+    const addedP50Us = p(latency.gateway).p50 - p(latency.direct).p50;
+    const addedP99Us = p(latency.gateway).p99 - p(latency.direct).p99;
+    return {
+      scenario: 'proxy',
+      durationMs,
+      latency: {
+        ...latency,
+        addedP50Us,
+        addedP99Us,
+        overBareP50Us: p(latency.gateway).p50 - p(latency.bare).p50,
+        overBareP99Us: p(latency.gateway).p99 - p(latency.bare).p99,
+      },
+      throughput,
+      targets: [
+        target('added p50 at concurrency 1', addedP50Us, '<=', TARGETS.addedP50Us, 'us'),
+        target('added p99 at concurrency 1', addedP99Us, '<=', TARGETS.addedP99Us, 'us'),
+        target(
+          'throughput through the gateway on one core',
+          throughput.gateway.throughputPerS,
+          '>=',
+          TARGETS.gatewayPerS,
+          'req/s',
+        ),
+      ],
+    };
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Of two halves of the same path, the one that saw less interference (lower median; higher throughput). */
+function better(a: LoadResult, b: LoadResult): LoadResult {
+  if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
+  return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
+}
+
+export function target(
+  name: string,
+  value: number,
+  comparison: '<=' | '>=',
+  limit: number,
+  unit: string,
+): Target {
+  const rounded = Math.round(value);
+  return {
+    name,
+    value: rounded,
+    limit,
+    unit,
+    comparison,
+    ok: comparison === '<=' ? rounded <= limit : rounded >= limit,
+  };
+}
