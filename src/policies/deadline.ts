@@ -1,5 +1,4 @@
 // Deadline policy: one total deadline per call, covering queueing, retries and the streamed response body.
-import { finished } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import type { Policy } from '../pipeline/types.js';
 
@@ -35,7 +34,8 @@ export function deadline(options: DeadlineOptions): Policy {
       const body = reply.body;
       if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) {
         streaming = true;
-        finished(body, cleanup);
+        // 'close' follows both end and destroy (autoDestroy), at a fraction of stream.finished()'s cost.
+        body.once('close', cleanup);
       }
       return reply;
     } catch (error) {
