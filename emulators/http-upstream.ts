@@ -91,7 +91,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
  * Starts the emulator. Work requests (any path outside `/__emulator/` and `/oauth/`) wait the sampled
  * latency, then error, hang or answer 200 with a JSON body of about `bodyBytes`. Request headers may override
  * per request: `x-emulate-latency`, `x-emulate-status`, `x-emulate-hang: 1`, `x-emulate-body-bytes`,
- * `x-emulate-retry-after`. `?echo=headers` adds the request headers to the reply.
+ * `x-emulate-retry-after`, `x-emulate-cache-control`, `x-emulate-set-cookie`. `?echo=headers` adds the request headers to the reply.
  */
 export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Promise<RunningEmulator> {
   const random = options.random ?? Math.random;
@@ -188,7 +188,12 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       const reply: Record<string, unknown> = { ok: true, n, method: req.method, path: url, bodyBytes };
       if (url.includes('echo=headers')) reply.headers = req.headers;
       reply.pad = pad(size);
-      send(res, 200, reply);
+      const extra: Record<string, string> = {};
+      const cacheControl = header('x-emulate-cache-control');
+      const setCookie = header('x-emulate-set-cookie');
+      if (cacheControl !== undefined) extra['cache-control'] = cacheControl;
+      if (setCookie !== undefined) extra['set-cookie'] = setCookie;
+      send(res, 200, reply, extra);
       finish();
     };
     if (delayMs <= 0) respond();

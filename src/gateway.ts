@@ -12,6 +12,8 @@ import { GatewayError } from './errors.js';
 import { compose } from './pipeline/compose.js';
 import type { Handler, Policy } from './pipeline/types.js';
 import { bulkhead } from './policies/bulkhead.js';
+import { cache } from './policies/cache.js';
+import { coalesce } from './policies/coalesce.js';
 import { circuitBreaker } from './policies/circuit-breaker.js';
 import { deadline } from './policies/deadline.js';
 import { hedge } from './policies/hedge.js';
@@ -21,6 +23,10 @@ import { createLogger, subscribeRequestLog } from './telemetry/log.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/tracing.js';
 import { httpUpstream } from './upstreams/http.js';
+import { cacheKey } from './cache/keys.js';
+import type { KeySpec } from './cache/keys.js';
+import { memoryCache } from './cache/memory.js';
+import type { CacheStore } from './cache/store.js';
 import type { HttpUpstream } from './upstreams/http.js';
 
 export interface GatewayOptions {
@@ -62,9 +68,10 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           sampleRatio: tracingConfig.sampleRatio,
         });
 
+  const store = memoryCache(config.cache.memory);
   const table = new RouteTable(
     config.routes.map((route) =>
-      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler)),
+      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, store)),
     ),
   );
 
@@ -141,6 +148,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       }
       await admin.close();
       await Promise.all([...upstreams.values()].map((u) => u.close()));
+      await store.close();
       stopRequestLog();
       metrics.close();
       await tracing?.shutdown();
@@ -148,14 +156,45 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   };
 }
 
+/** What varies a response on routes that coalesce without caching: everything, per caller. */
+const DEFAULT_KEY: KeySpec = { query: '*', headers: [], body: '*', scope: 'principal' };
+
 /**
- * Composes a route's policies, outermost first: one total deadline, then the bulkhead (queueing counts
- * against the deadline), then retry, whose every attempt passes the breaker (so an open breaker stops
- * retries at once), then the optional hedge, then the transport.
+ * Composes a route's policies, outermost first: the cache (a hit costs nothing else), coalescing (one
+ * upstream call for identical misses), one total deadline, the bulkhead (queueing counts against the
+ * deadline), retry, whose every attempt passes the breaker (so an open breaker stops retries at once),
+ * the optional hedge, then the transport.
  */
-function routeHandler(route: RouteConfig, transport: Handler): Handler {
+function routeHandler(route: RouteConfig, transport: Handler, store: CacheStore): Handler {
   const name = route.name ?? route.match.prefix;
-  const policies: Policy[] = [deadline({ timeoutMs: route.timeout })];
+  const policies: Policy[] = [];
+  const keySpec = route.cache === undefined ? DEFAULT_KEY : { ...route.cache.key, scope: route.cache.scope };
+  if (route.cache !== undefined) {
+    policies.push(
+      cache({
+        route: name,
+        store,
+        key: keySpec,
+        ttlMs: route.cache.ttl,
+        staleWhileRevalidateMs: route.cache.staleWhileRevalidate,
+        staleIfErrorMs: route.cache.staleIfError,
+        maxEntryBytes: route.cache.maxEntryBytes,
+        methods: new Set(route.cache.methods),
+        respectCacheControl: route.cache.respectCacheControl,
+        refreshTimeoutMs: route.timeout,
+      }),
+    );
+  }
+  if (route.coalesce ?? route.cache !== undefined) {
+    policies.push(
+      coalesce({
+        route: name,
+        key: (call) => cacheKey(name, call, keySpec),
+        maxBytes: route.cache?.maxEntryBytes ?? route.maxRequestBytes,
+      }),
+    );
+  }
+  policies.push(deadline({ timeoutMs: route.timeout }));
   if (route.bulkhead !== false) {
     policies.push(
       bulkhead({

@@ -148,6 +148,31 @@ const hedge = z.strictObject({
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
+const routeCache = z.strictObject({
+  /** Freshness when the upstream's Cache-Control does not say. */
+  ttl: duration,
+  /** RFC 5861: after ttl, serve stale this long while one background refresh runs. */
+  staleWhileRevalidate: duration.default(0),
+  /** RFC 5861: after ttl, serve stale this long when the upstream fails. */
+  staleIfError: duration.default(0),
+  /** `principal`: each caller has its own entries (the default); `shared`: the data is the same for everyone. */
+  scope: z.enum(['principal', 'shared']).default('principal'),
+  /** What varies the response besides method and path. */
+  key: z
+    .strictObject({
+      query: z.union([z.literal('*'), z.array(z.string())]).default('*'),
+      headers: z.array(z.string().transform((h) => h.toLowerCase())).default([]),
+      body: z.union([z.literal('*'), z.array(z.string())]).default('*'),
+    })
+    .prefault({}),
+  /** Methods whose responses are cached; anything beyond GET/HEAD needs `idempotent: true` on the route. */
+  methods: z.array(z.enum(METHODS)).default(['GET', 'HEAD']),
+  /** Larger responses are relayed but not stored. */
+  maxEntryBytes: size.default(1024 ** 2),
+  /** Honour upstream Cache-Control (no-store, no-cache, private, max-age, s-maxage). */
+  respectCacheControl: z.boolean().default(true),
+});
+
 const route = z.strictObject({
   name: z
     .string()
@@ -170,6 +195,9 @@ const route = z.strictObject({
   breaker: z.union([z.literal(false), breaker]).default(breaker.parse({ mode: 'consecutive' })),
   bulkhead: z.union([z.literal(false), bulkhead]).default(bulkhead.parse({})),
   hedge: hedge.optional(),
+  cache: routeCache.optional(),
+  /** Share one upstream call among identical in-flight idempotent calls. Default: on when `cache` is set. */
+  coalesce: z.boolean().optional(),
   /** Largest request body accepted; bigger ones get 413 GW_PAYLOAD_TOO_LARGE. */
   maxRequestBytes: size.default(1024 ** 2),
 });
@@ -215,6 +243,17 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    cache: z
+      .strictObject({
+        /** The in-process store every cached route shares. */
+        memory: z
+          .strictObject({
+            maxEntries: z.number().int().min(1).default(10_000),
+            maxBytes: size.default(64 * 1024 ** 2),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
     upstreams: z.record(
       z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."'),
       upstream,
@@ -241,6 +280,14 @@ export const configSchema = z
         });
       }
       names.add(name);
+      const unsafe = r.cache?.methods.filter((m) => m !== 'GET' && m !== 'HEAD') ?? [];
+      if (unsafe.length > 0 && !r.idempotent) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'cache', 'methods'],
+          message: `caching ${unsafe.join(', ')} needs "idempotent: true" on the route`,
+        });
+      }
     });
     const adminHost = config.admin.listen.host;
     if (!isLoopback(adminHost) && config.admin.token === undefined) {
@@ -265,3 +312,4 @@ export type BreakerConfig = z.output<typeof breaker>;
 export type BulkheadConfig = z.output<typeof bulkhead>;
 export type HedgeConfig = z.output<typeof hedge>;
 export type OAuth2Config = z.output<typeof oauth2>;
+export type RouteCacheConfig = z.output<typeof routeCache>;

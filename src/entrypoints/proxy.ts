@@ -104,7 +104,7 @@ export function createProxyHandler(options: ProxyOptions): ProxyHandler {
         method,
         path: upstreamPath,
         headers: forwardHeaders(req, ctx.id),
-        body: await requestBody(req, route, idempotent && route.retries),
+        body: await requestBody(req, route, idempotent && route.bufferBodies),
         idempotent,
         principal: headerValue(req.headers[principalHeader]),
         signal: clientGone.signal,

@@ -11,7 +11,8 @@ export interface CompiledRoute {
   readonly methods: ReadonlySet<string> | undefined;
   readonly host: string | undefined;
   readonly idempotent: boolean;
-  readonly retries: boolean;
+  /** Idempotent calls on this route read their body into memory: retries replay it, caches key on it. */
+  readonly bufferBodies: boolean;
   readonly maxRequestBytes: number;
   readonly handler: Handler;
 }
@@ -29,7 +30,11 @@ export function compileRoute(config: RouteConfig, handler: Handler): CompiledRou
     methods: config.match.methods === undefined ? undefined : new Set(config.match.methods),
     host: config.match.host?.toLowerCase(),
     idempotent: config.idempotent,
-    retries: config.retry !== false && config.retry.attempts > 1,
+    bufferBodies:
+      (config.retry !== false && config.retry.attempts > 1) ||
+      config.cache !== undefined ||
+      config.coalesce === true ||
+      config.hedge !== undefined,
     maxRequestBytes: config.maxRequestBytes,
     handler,
   };

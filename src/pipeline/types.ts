@@ -40,6 +40,8 @@ export interface Call {
   readonly principal: string | undefined;
   /** Aborts when the deadline passes or the client goes away. Every hop must honour it. */
   readonly signal: AbortSignal;
+  /** Cache / coalescing key, set by the cache policy so inner policies need not compute it again. */
+  readonly key?: string;
 }
 
 /** What comes back from upstream: status, headers, and a body that is streamed, never buffered whole. */

@@ -75,6 +75,23 @@ export interface TokenRefreshEvent {
   trigger: 'initial' | 'expiring' | 'unauthorized';
 }
 
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'bypass';
+
+export interface CacheLookupEvent {
+  route: string;
+  result: CacheResult;
+}
+
+export interface CoalescedEvent {
+  route: string;
+}
+
+export interface CacheStoreErrorEvent {
+  route: string;
+  operation: 'get' | 'set';
+  error: unknown;
+}
+
 /** Every channel Slipstream publishes on. Publishers check `hasSubscribers` so an unobserved event costs nothing. */
 export const events = {
   requestStart: dc.channel('slipstream:request:start'),
@@ -86,6 +103,9 @@ export const events = {
   breakerState: dc.channel('slipstream:breaker:state'),
   bulkheadReject: dc.channel('slipstream:bulkhead:reject'),
   tokenRefresh: dc.channel('slipstream:auth:token-refresh'),
+  cacheLookup: dc.channel('slipstream:cache:lookup'),
+  cacheStoreError: dc.channel('slipstream:cache:store-error'),
+  coalesced: dc.channel('slipstream:coalesce:waiter'),
 } as const;
 
 /** Publishes `message` on `channel` only when someone listens. */

@@ -6,6 +6,9 @@ import type {
   AttemptEndEvent,
   BreakerStateEvent,
   BulkheadRejectEvent,
+  CacheLookupEvent,
+  CacheStoreErrorEvent,
+  CoalescedEvent,
   RequestEndEvent,
   RetryBudgetExhaustedEvent,
   RetryEvent,
@@ -123,6 +126,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers: [registry],
   });
 
+  const cacheLookups = new Counter({
+    name: 'slipstream_cache_requests_total',
+    help: 'Cache lookups by result: hit, miss, stale (served stale) or bypass.',
+    labelNames: ['route', 'result'] as const,
+    registers: [registry],
+  });
+  const coalesced = new Counter({
+    name: 'slipstream_coalesced_waiters_total',
+    help: 'Calls that waited for an identical in-flight call instead of calling upstream.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const cacheStoreErrors = new Counter({
+    name: 'slipstream_cache_store_errors_total',
+    help: 'Cache store operations that failed (the request went on as a miss).',
+    labelNames: ['route', 'operation'] as const,
+    registers: [registry],
+  });
+
   // Label children, cached: `labels()` builds a key string and looks it up on every call.
   const requestChildren = new Map<string, { count: Counter; duration: Histogram }>();
   const attemptChildren = new Map<string, Histogram>();
@@ -194,6 +216,21 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       (message) => {
         const e = message as TokenRefreshEvent;
         tokenRefreshes.inc({ upstream: e.upstream, trigger: e.trigger, ok: String(e.ok) });
+      },
+    ],
+    [
+      events.cacheLookup,
+      (message) => {
+        const e = message as CacheLookupEvent;
+        cacheLookups.inc({ route: e.route, result: e.result });
+      },
+    ],
+    [events.coalesced, (message) => coalesced.inc({ route: (message as CoalescedEvent).route })],
+    [
+      events.cacheStoreError,
+      (message) => {
+        const e = message as CacheStoreErrorEvent;
+        cacheStoreErrors.inc({ route: e.route, operation: e.operation });
       },
     ],
   ];

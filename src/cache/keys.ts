@@ -1,0 +1,62 @@
+// Cache keys: route, method and path in clear (for purging by prefix), the varying parts canonicalised and hashed.
+import { createHash } from 'node:crypto';
+import type { Call } from '../pipeline/types.js';
+
+export interface KeySpec {
+  /** Query parameters that vary the response: names, or `'*'` for all (default). */
+  query: readonly string[] | '*';
+  /** Request headers that vary the response (lower-case names). */
+  headers: readonly string[];
+  /** Top-level JSON body fields that vary the response, or `'*'` for the whole body. */
+  body: readonly string[] | '*';
+  /** `principal` (default) puts the caller's identity in the key; `shared` when every caller gets the same data. */
+  scope: 'principal' | 'shared';
+}
+
+/**
+ * Builds `route|METHOD /path|<sha256>` where the hash covers the selected query parameters, headers and
+ * body fields in canonical form (sorted keys, so `?b=2&a=1` and `?a=1&b=2` share an entry) and, for
+ * principal-scoped routes, the caller's identity, so one caller can never read another's entry.
+ * The identity is only ever stored hashed.
+ */
+export function cacheKey(route: string, call: Call, spec: KeySpec): string {
+  const queryAt = call.path.indexOf('?');
+  const path = queryAt === -1 ? call.path : call.path.slice(0, queryAt);
+  const parts: Record<string, unknown> = {};
+  if (queryAt !== -1) {
+    const params = new URLSearchParams(call.path.slice(queryAt + 1));
+    const query: Record<string, string[]> = {};
+    for (const [name, value] of params) {
+      if (spec.query === '*' || spec.query.includes(name)) (query[name] ??= []).push(value);
+    }
+    parts.q = query;
+  }
+  if (spec.headers.length > 0) {
+    parts.h = Object.fromEntries(spec.headers.map((name) => [name, call.headers[name] ?? null]));
+  }
+  if (Buffer.isBuffer(call.body) && call.body.length > 0) parts.b = bodyPart(call.body, spec.body);
+  if (spec.scope === 'principal') parts.p = call.principal ?? null;
+  const hash = createHash('sha256').update(canonicalJson(parts)).digest('base64url');
+  return `${route}|${call.method} ${path}|${hash}`;
+}
+
+function bodyPart(body: Buffer, fields: KeySpec['body']): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return body.toString('base64'); // not JSON: the exact bytes vary the response
+  }
+  if (fields === '*' || parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return parsed;
+  const object = parsed as Record<string, unknown>;
+  return Object.fromEntries(fields.map((field) => [field, object[field] ?? null]));
+}
+
+/** JSON with object keys sorted at every depth, so equal values always serialise identically. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(object[k])}`).join(',')}}`;
+}
