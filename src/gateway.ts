@@ -158,6 +158,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
 
 /** What varies a response on routes that coalesce without caching: everything, per caller. */
 const DEFAULT_KEY: KeySpec = { query: '*', headers: [], body: '*', scope: 'principal' };
+/** Largest reply shared between coalesced callers on routes without a cache (bigger ones are fetched per caller). */
+const DEFAULT_SHARED_BYTES = 1024 ** 2;
 
 /**
  * Composes a route's policies, outermost first: the cache (a hit costs nothing else), coalescing (one
@@ -190,7 +192,7 @@ function routeHandler(route: RouteConfig, transport: Handler, store: CacheStore)
       coalesce({
         route: name,
         key: (call) => cacheKey(name, call, keySpec),
-        maxBytes: route.cache?.maxEntryBytes ?? route.maxRequestBytes,
+        maxBytes: route.cache?.maxEntryBytes ?? DEFAULT_SHARED_BYTES,
       }),
     );
   }

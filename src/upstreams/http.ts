@@ -5,17 +5,8 @@ import { GatewayError } from '../errors.js';
 import { discard } from '../pipeline/compose.js';
 import type { Call, Handler, Headers, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
+import type { UpstreamConnectionStats } from '../telemetry/metrics.js';
 import { OAuth2TokenProvider } from './oauth2.js';
-
-/** Connection counts for one upstream, read at scrape time (undici `Pool.stats`). */
-export interface UpstreamStats {
-  upstream: string;
-  connected: number;
-  free: number;
-  pending: number;
-  queued: number;
-  running: number;
-}
 
 export interface HttpUpstream {
   readonly name: string;
@@ -23,7 +14,7 @@ export interface HttpUpstream {
   readonly handler: Handler;
   /** Opens `pool.warm` connections ahead of traffic. Never throws: a cold upstream is not fatal. */
   warm(): Promise<void>;
-  stats(): UpstreamStats;
+  stats(): UpstreamConnectionStats;
   /** Waits for in-flight requests, then closes every connection. */
   close(): Promise<void>;
 }
