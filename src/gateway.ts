@@ -1,7 +1,7 @@
 // Builds the running gateway from a validated config: upstreams, per-route policy stacks, listeners, telemetry.
 import { createServer } from 'node:http';
 import Fastify from 'fastify';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from './config/schema.js';
 import { registerAdmin } from './entrypoints/admin.js';
@@ -77,6 +77,14 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
 
   let ready = false;
   let draining = false;
+  /** fastify's own errors (bad JSON, body too large...) in our JSON shape; a 4xx stays the client's. */
+  const errorHandler = (error: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+    const clientFault = error.statusCode !== undefined && error.statusCode < 500;
+    if (!clientFault) logger.error({ err: error }, 'unhandled error');
+    const code = error.statusCode === 413 ? 'GW_PAYLOAD_TOO_LARGE' : 'GW_BAD_REQUEST';
+    reply.hijack();
+    writeError(reply.raw, clientFault ? new GatewayError(code, error.message) : error);
+  };
   const proxyHandler = createProxyHandler({
     table,
     principalHeader: config.server.principalHeader.toLowerCase(),
@@ -104,14 +112,10 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     reply.hijack();
     writeError(reply.raw, error);
   });
-  proxy.setErrorHandler((error: FastifyError, _request, reply) => {
-    const clientFault = error.statusCode !== undefined && error.statusCode < 500;
-    if (!clientFault) logger.error({ err: error }, 'unhandled error');
-    reply.hijack();
-    writeError(reply.raw, clientFault ? new GatewayError('GW_BAD_REQUEST', error.message) : error);
-  });
+  proxy.setErrorHandler(errorHandler);
 
   const admin = Fastify({ logger: false });
+  admin.setErrorHandler(errorHandler);
   admin.setNotFoundHandler((request, reply) => {
     reply.hijack();
     writeError(
@@ -119,7 +123,12 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       new GatewayError('GW_ROUTE_NOT_FOUND', `no admin endpoint ${request.method} ${request.url}`),
     );
   });
-  registerAdmin(admin, { token: config.admin.token, metrics, isReady: () => ready });
+  registerAdmin(admin, {
+    token: config.admin.token,
+    metrics,
+    isReady: () => ready,
+    purgeCache: (prefix) => store.purge(prefix),
+  });
 
   return {
     proxy,

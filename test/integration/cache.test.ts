@@ -84,4 +84,23 @@ routes:
       expect(again.headers['x-slipstream-cache']).toBe('miss');
     }
   });
+
+  it("purges a route's entries through the admin endpoint, and rejects a malformed purge", async () => {
+    await call(`${gw.url}/quote/PURGE`);
+    expect((await call(`${gw.url}/quote/PURGE`)).headers['x-slipstream-cache']).toBe('hit');
+    const purge = (body: string) =>
+      call(`${gw.adminUrl}/admin/cache/purge`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+    const purged = await purge('{"route":"quotes"}');
+    expect(purged.status).toBe(200);
+    expect(purged.body.purged).toBeGreaterThanOrEqual(1);
+    expect((await call(`${gw.url}/quote/PURGE`)).headers['x-slipstream-cache']).toBe('miss');
+    const bad = await purge('{"nothing":1}');
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'GW_BAD_REQUEST']);
+    const broken = await purge('{not json');
+    expect([broken.status, broken.body.error.code]).toEqual([400, 'GW_BAD_REQUEST']);
+  });
 });
