@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config, RouteConfig } from './config/schema.js';
 import { registerAdmin } from './entrypoints/admin.js';
 import { createProxyHandler } from './entrypoints/proxy.js';
+import type { ProxyHandler as RawHandler } from './entrypoints/proxy.js';
 import { writeError } from './entrypoints/reply-error.js';
 import { compileRoute, RouteTable } from './entrypoints/route-table.js';
 import { GatewayError } from './errors.js';
@@ -91,13 +92,23 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     overheadHeader: config.server.overheadHeader,
     isDraining: () => draining,
   });
-  // Proxy routes are served on the raw request before fastify's router; fastify serves everything else.
+  /**
+   * Request dispatch, in order: built-in entrypoints (`/mcp`, `/tools`, `/v1/...`, `/fanout/...`) win over
+   * proxy routes, even a catch-all "/" one; hot entrypoints answer on the raw `node:http` request
+   * (`rawEntrypoints`), the others are fastify routes under `fastifyPrefixes`. Then the proxy table,
+   * then fastify's 404/405 fallbacks.
+   */
+  const rawEntrypoints: RawHandler[] = [];
+  const fastifyPrefixes: string[] = [];
+  const claimedByFastify = (url: string | undefined) =>
+    url !== undefined && fastifyPrefixes.some((prefix) => url.startsWith(prefix));
   const proxy = Fastify({
     logger: false,
     return503OnClosing: true,
     serverFactory: (fastifyHandler) =>
       createServer((req, res) => {
-        if (!proxyHandler(req, res)) fastifyHandler(req, res);
+        for (const handler of rawEntrypoints) if (handler(req, res)) return;
+        if (claimedByFastify(req.url) || !proxyHandler(req, res)) fastifyHandler(req, res);
       }),
   });
   proxy.setNotFoundHandler((request, reply) => {
