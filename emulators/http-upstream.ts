@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
@@ -34,6 +35,8 @@ export interface HttpEmulatorOptions {
   oauth?: OAuthOptions;
   /** Latency spec for the token endpoint. Default "0ms". */
   tokenLatency?: string;
+  /** Serve HTTPS with this PEM certificate and key; HTTP/2 is offered by ALPN, with HTTP/1.1 as fallback. */
+  tls?: { cert: string; key: string };
   /** Injectable random source for tests. Default `Math.random`. */
   random?: () => number;
 }
@@ -52,6 +55,8 @@ export interface EmulatorStats {
   tokensIssued: number;
   /** 401 replies sent for a missing, expired or revoked token. */
   unauthorized: number;
+  /** Work requests received over HTTP/2 (TLS emulators only). */
+  http2Requests: number;
 }
 
 /** Fields `POST /__emulator/config` may change while running. */
@@ -116,6 +121,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     hangs: 0,
     tokensIssued: 0,
     unauthorized: 0,
+    http2Requests: 0,
   });
   const stats = zero();
   const sockets = new Set<Socket>();
@@ -134,6 +140,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
 
   const work = (req: IncomingMessage, res: ServerResponse, bodyBytes: number) => {
     const n = ++stats.requests;
+    if (req.httpVersionMajor === 2) stats.http2Requests++;
     const header = (name: string) => {
       const value = req.headers[name];
       return typeof value === 'string' ? value : undefined;
@@ -277,7 +284,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     if (patch.tokenTtlS !== undefined) state.tokenTtlS = patch.tokenTtlS;
   };
 
-  const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const isControl = url.startsWith('/__emulator/');
     const isToken = url.startsWith('/oauth/token') && options.oauth !== undefined;
@@ -304,8 +311,13 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       else if (isToken) issueToken(req, res, body);
       else work(req, res, size);
     });
-  });
-  server.on('connection', (socket: Socket) => {
+  };
+  // The HTTP/2 compatibility API hands over request/response objects shaped like node:http's.
+  const server =
+    options.tls === undefined
+      ? createServer({ keepAliveTimeout: 30_000 }, onRequest)
+      : createSecureServer({ ...options.tls, allowHTTP1: true }, onRequest as never);
+  server.on(options.tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
     stats.connections++;
     stats.openConnections++;
     sockets.add(socket);
@@ -323,7 +335,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
   const host = address.includes(':') ? `[${address}]` : address;
 
   return {
-    url: `http://${host}:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`,
     port,
     stats: () => ({ ...stats }),
     reset: () =>
@@ -331,7 +343,8 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     configure,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const res of hung) res.destroy();
+        // Sockets are destroyed just below; this only ends hung HTTP/1.1 responses early.
+        for (const res of hung) res.destroy?.();
         server.close(() => resolve());
         for (const socket of sockets) socket.destroy();
       }),

@@ -5,6 +5,7 @@ const CODES = {
   GW_BAD_REQUEST: { status: 400, rpc: -32600 },
   GW_UNAUTHORIZED: { status: 401, rpc: -32001 },
   GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601 },
+  GW_ITEM_NOT_FOUND: { status: 404, rpc: -32602 },
   GW_METHOD_NOT_ALLOWED: { status: 405, rpc: -32601 },
   GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600 },
   GW_CLIENT_CLOSED: { status: 499, rpc: -32800 },
@@ -18,6 +19,15 @@ const CODES = {
   GW_SHUTTING_DOWN: { status: 503, rpc: -32003 },
   GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004 },
   GW_CONFIG_INVALID: { status: 500, rpc: -32603 },
+  GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602 },
+  GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602 },
+  GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002 },
+  /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */
+  GW_LLM_NO_PROVIDER: { status: 404, rpc: -32602 },
+  /** Every provider for the model answered 429; `Retry-After` says when to come back. */
+  GW_UPSTREAM_RATE_LIMITED: { status: 503, rpc: -32003 },
+  /** `POST /fanout/<group>` names no configured group. */
+  GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601 },
 } as const satisfies Record<string, { status: number; rpc: number }>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -5,9 +5,14 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Logger } from 'pino';
 import type { Config, RouteConfig } from './config/schema.js';
 import { registerAdmin } from './entrypoints/admin.js';
+import { createChatEntrypoint } from './entrypoints/chat.js';
+import { createFanoutHandler } from './entrypoints/fanout.js';
+import { createMcpEntrypoint } from './entrypoints/mcp.js';
+import type { McpEntrypoint } from './entrypoints/mcp.js';
 import { createProxyHandler } from './entrypoints/proxy.js';
 import type { ProxyHandler as RawHandler } from './entrypoints/proxy.js';
 import { writeError } from './entrypoints/reply-error.js';
+import { createToolsHandler } from './entrypoints/tools.js';
 import { compileRoute, RouteTable } from './entrypoints/route-table.js';
 import { GatewayError } from './errors.js';
 import { compose } from './pipeline/compose.js';
@@ -23,11 +28,14 @@ import { RetryBudget } from './policies/retry-budget.js';
 import { createLogger, subscribeRequestLog } from './telemetry/log.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/tracing.js';
+import { fanoutGroup } from './upstreams/group.js';
 import { httpUpstream } from './upstreams/http.js';
+import { toolRegistry } from './upstreams/mcp/tool-registry.js';
 import { cacheKey } from './cache/keys.js';
 import type { KeySpec } from './cache/keys.js';
-import { memoryCache } from './cache/memory.js';
-import type { CacheStore } from './cache/store.js';
+import { createCacheTier } from './cache/cache-tier.js';
+import type { CacheTier } from './cache/cache-tier.js';
+import { batch } from './policies/batch.js';
 import type { HttpUpstream } from './upstreams/http.js';
 
 export interface GatewayOptions {
@@ -54,7 +62,20 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const upstreams = new Map<string, HttpUpstream>(
     Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
   );
-  const metrics = createMetrics({ upstreamStats: () => [...upstreams.values()].map((u) => u.stats()) });
+  const groups = new Map(
+    Object.entries(config.groups ?? {}).map(([name, group]) => [
+      name,
+      { group: fanoutGroup(name, group, { logger }), config: group },
+    ]),
+  );
+  const caches = createCacheTier(config.cache);
+  const metrics = createMetrics({
+    upstreamStats: () =>
+      [...upstreams.values()]
+        .map((u) => u.stats())
+        .concat([...groups.values()].flatMap((g) => g.group.stats())),
+    cacheStats: () => caches.stats(),
+  });
   const stopRequestLog = subscribeRequestLog(logger, {
     sampleRate: config.telemetry.log.sampleRate,
     slowMs: config.telemetry.log.slow,
@@ -69,10 +90,9 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           sampleRatio: tracingConfig.sampleRatio,
         });
 
-  const store = memoryCache(config.cache.memory);
   const table = new RouteTable(
     config.routes.map((route) =>
-      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, store)),
+      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, caches)),
     ),
   );
 
@@ -100,6 +120,33 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
    */
   const rawEntrypoints: RawHandler[] = [];
   const fastifyPrefixes: string[] = [];
+  const chat =
+    config.llm === undefined
+      ? undefined
+      : createChatEntrypoint(config.llm, {
+          isDraining: () => draining,
+          logger,
+          principalHeader: config.server.principalHeader.toLowerCase(),
+        });
+  if (chat !== undefined) rawEntrypoints.push(chat.handle);
+  if (groups.size > 0) rawEntrypoints.push(createFanoutHandler({ groups, isDraining: () => draining }));
+  // MCP: supervised stdio pools and remote sessions, served at /mcp (one MCP server) and /tools (REST).
+  let mcp: McpEntrypoint | undefined;
+  if (config.mcp !== undefined) {
+    const registry = toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock });
+    const shared = {
+      registry,
+      principalHeader: config.server.principalHeader.toLowerCase(),
+      maxRequestBytes: config.mcp.maxRequestBytes,
+      isDraining: () => draining,
+    };
+    mcp = createMcpEntrypoint({
+      ...shared,
+      maxSessions: config.mcp.maxSessions,
+      sessionIdleMs: config.mcp.sessionIdle,
+    });
+    rawEntrypoints.push(mcp.handler, createToolsHandler(shared));
+  }
   const claimedByFastify = (url: string | undefined) =>
     url !== undefined && fastifyPrefixes.some((prefix) => url.startsWith(prefix));
   const proxy = Fastify({
@@ -138,7 +185,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     token: config.admin.token,
     metrics,
     isReady: () => ready,
-    purgeCache: (prefix) => store.purge(prefix),
+    purgeCache: (prefix) => caches.purge(prefix),
   });
 
   return {
@@ -146,7 +193,15 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     admin,
     logger,
     async listen() {
-      await Promise.all([...upstreams.values()].map((u) => u.warm()));
+      // Redis gets a moment to connect so the first requests use it; a Redis that is down never blocks start-up.
+      await Promise.all(
+        [...upstreams.values()].map((u) => u.warm()).concat(caches.ready(1_000).then(() => {})),
+      );
+      await chat?.warm();
+      // Fan-out groups: first discovery load and warm member pools (bounded by their timeouts, never fatal).
+      await Promise.all([...groups.values()].map((g) => g.group.start()));
+      // MCP pools: every process spawned and initialized once, before the first request.
+      await mcp?.start();
       const url = await proxy.listen(config.server.listen);
       const adminUrl = await admin.listen(config.admin.listen);
       ready = true;
@@ -159,6 +214,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     async close() {
       ready = false;
       draining = true;
+      mcp?.drain();
       const force = setTimeout(() => proxy.server.closeAllConnections(), config.server.shutdownGrace);
       force.unref();
       try {
@@ -166,9 +222,13 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       } finally {
         clearTimeout(force);
       }
+      // After the drain: streams have ended (or were cut), so every transcript can be written in full.
+      await chat?.close(config.server.shutdownGrace);
+      await mcp?.close();
       await admin.close();
       await Promise.all([...upstreams.values()].map((u) => u.close()));
-      await store.close();
+      await Promise.all([...groups.values()].map((g) => g.group.close()));
+      await caches.close();
       stopRequestLog();
       metrics.close();
       await tracing?.shutdown();
@@ -182,12 +242,13 @@ const DEFAULT_KEY: KeySpec = { query: '*', headers: [], body: '*', scope: 'princ
 const DEFAULT_SHARED_BYTES = 1024 ** 2;
 
 /**
- * Composes a route's policies, outermost first: the cache (a hit costs nothing else), coalescing (one
- * upstream call for identical misses), one total deadline, the bulkhead (queueing counts against the
+ * Composes a route's policies, outermost first: the cache (a hit costs nothing else; identical misses
+ * share one fetch, across instances too with Redis), or coalescing alone on uncached routes, batching
+ * (single-item calls become one bulk call), one total deadline, the bulkhead (queueing counts against the
  * deadline), retry, whose every attempt passes the breaker (so an open breaker stops retries at once),
  * the optional hedge, then the transport.
  */
-function routeHandler(route: RouteConfig, transport: Handler, store: CacheStore): Handler {
+function routeHandler(route: RouteConfig, transport: Handler, caches: CacheTier): Handler {
   const name = route.name ?? route.match.prefix;
   const policies: Policy[] = [];
   const keySpec = route.cache === undefined ? DEFAULT_KEY : { ...route.cache.key, scope: route.cache.scope };
@@ -195,7 +256,9 @@ function routeHandler(route: RouteConfig, transport: Handler, store: CacheStore)
     policies.push(
       cache({
         route: name,
-        store,
+        store: caches.store,
+        peerLock: caches.peerLock,
+        coalesce: route.coalesce ?? true,
         key: keySpec,
         ttlMs: route.cache.ttl,
         staleWhileRevalidateMs: route.cache.staleWhileRevalidate,
@@ -207,12 +270,27 @@ function routeHandler(route: RouteConfig, transport: Handler, store: CacheStore)
       }),
     );
   }
-  if (route.coalesce ?? route.cache !== undefined) {
+  if (route.cache === undefined && route.coalesce === true) {
     policies.push(
       coalesce({
         route: name,
         key: (call) => cacheKey(name, call, keySpec),
-        maxBytes: route.cache?.maxEntryBytes ?? DEFAULT_SHARED_BYTES,
+        maxBytes: DEFAULT_SHARED_BYTES,
+      }),
+    );
+  }
+  if (route.batch !== undefined) {
+    const b = route.batch;
+    policies.push(
+      batch({
+        route: name,
+        item: b.item,
+        bulk: b.bulk,
+        items: b.items,
+        key: b.key,
+        windowMs: b.window,
+        maxBatch: b.maxBatch,
+        maxResponseBytes: b.maxResponseBytes,
       }),
     );
   }

@@ -2,6 +2,9 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface ChildHandle {
@@ -84,4 +87,32 @@ export function startChild(args: readonly string[], options: ChildOptions = {}):
       reject(new Error(`slipstream ${args.join(' ')} exited with ${code} before listening: ${stderr}`));
     });
   });
+}
+
+/**
+ * Writes `yaml` to a temporary file and runs `slipstream serve` on it (listeners on 127.0.0.1 port 0 unless
+ * the YAML sets them). The file is removed when the gateway stops.
+ */
+export async function startGatewayChild(yaml: string, options: ChildOptions = {}): Promise<ChildHandle> {
+  const dir = await mkdtemp(join(tmpdir(), 'slipstream-bench-'));
+  const file = join(dir, 'slipstream.yaml');
+  const listeners =
+    (/^server:/m.test(yaml) ? '' : 'server: { listen: "127.0.0.1:0" }\n') +
+    (/^admin:/m.test(yaml) ? '' : 'admin: { listen: "127.0.0.1:0" }\n') +
+    (/^telemetry:/m.test(yaml) ? '' : 'telemetry: { log: { level: warn } }\n');
+  await writeFile(file, listeners + yaml);
+  try {
+    const gateway = await startChild(['serve', '-c', file], options);
+    return {
+      ...gateway,
+      stop: async (signal) => {
+        const code = await gateway.stop(signal);
+        await rm(dir, { recursive: true, force: true });
+        return code;
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
 }

@@ -1,79 +1,105 @@
-// `slipstream bench`: runs benchmark scenarios (loopback only), prints a summary and writes JSON.
+// `slipstream bench` and `slipstream demo`: run benchmark scenarios (loopback only), print, write JSON and HTML.
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { parseDurationMs } from '../config/units.js';
-import { runProxyBench } from '../bench/scenarios/proxy.js';
-import type { ProxyBenchResult } from '../bench/scenarios/proxy.js';
+import { formatSummary, renderHtmlReport } from '../bench/report.js';
+import type { BenchReport } from '../bench/report.js';
+import type { Scenario, ScenarioResult } from '../bench/scenario.js';
+import { chatScenario } from '../bench/scenarios/chat.js';
+import { fanoutScenario } from '../bench/scenarios/fanout.js';
+import { mcpScenario } from '../bench/scenarios/mcp.js';
+import { proxyScenario } from '../bench/scenarios/proxy.js';
+import { quotesScenario } from '../bench/scenarios/quotes.js';
+import { tracesScenario } from '../bench/scenarios/traces.js';
 
-const SCENARIOS = { proxy: runProxyBench } as const;
-type ScenarioName = keyof typeof SCENARIOS;
+/** Every scenario, in the order a run with no names takes them. */
+// Scenario methods are bivariant in their result type, so each scenario's own result type fits here.
+const SCENARIOS: readonly Scenario[] = [
+  quotesScenario,
+  tracesScenario,
+  proxyScenario,
+  fanoutScenario,
+  chatScenario,
+  mcpScenario,
+];
 
-/** Registers `bench [scenario...] --duration 5s --json FILE`. */
+export interface BenchRunOptions {
+  /** Scenario names; empty runs them all. */
+  names: readonly string[];
+  durationMs: number;
+  json: string;
+  html?: string;
+}
+
+/** Registers `bench [scenario...] --duration 5s --json FILE --html FILE`. */
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description(`run benchmark scenarios: ${Object.keys(SCENARIOS).join(', ')} (default: all)`)
+    .description(`run benchmark scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)`)
     .argument('[scenario...]', 'scenarios to run')
     .option('--duration <duration>', 'length of each measured run', '5s')
     .option('--json <file>', 'write results as JSON', 'bench/results/latest.json')
-    .action(async (names: string[], flags: { duration: string; json: string }) => {
+    .option('--html <file>', 'also write the HTML report (self-contained, opens offline)')
+    .action(async (names: string[], flags: { duration: string; json: string; html?: string }) => {
       const durationMs = parseDurationMs(flags.duration);
-      const unknown = names.filter((name) => !(name in SCENARIOS));
-      if (durationMs === undefined || unknown.length > 0) {
-        process.stderr.write(
-          durationMs === undefined
-            ? `--duration: expected a duration like "5s", got "${flags.duration}"\n`
-            : `unknown scenario ${unknown.join(', ')} (known: ${Object.keys(SCENARIOS).join(', ')})\n`,
-        );
+      if (durationMs === undefined) {
+        process.stderr.write(`--duration: expected a duration like "5s", got "${flags.duration}"\n`);
         process.exitCode = 2;
         return;
       }
-      const selected = (names.length > 0 ? names : Object.keys(SCENARIOS)) as ScenarioName[];
-      const results: ProxyBenchResult[] = [];
-      for (const name of selected) {
-        process.stderr.write(`running ${name}...\n`);
-        const result = await SCENARIOS[name]({ durationMs });
-        results.push(result);
-        process.stdout.write(formatProxy(result));
-      }
-      const report = { date: new Date().toISOString(), node: process.version, durationMs, results };
-      await mkdir(dirname(flags.json), { recursive: true });
-      await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
-      process.stderr.write(`wrote ${flags.json}\n`);
+      await runBench({ names, durationMs, json: flags.json, html: flags.html });
     });
 }
 
-function formatProxy(r: ProxyBenchResult): string {
-  const { latency: l, throughput: t } = r;
-  const row = (label: string, values: number[], unit: string) =>
-    `  ${label.padEnd(24)}${values.map((v) => String(v).padStart(11)).join('')}  ${unit}`;
-  const lines = [
-    '',
-    'proxy: zero-delay upstream; bare proxy and gateway each pinned to one core',
-    `  ${''.padEnd(24)}${['direct', 'bare proxy', 'slipstream'].map((h) => h.padStart(11)).join('')}`,
-    row(
-      'p50 at concurrency 1',
-      [l.direct, l.bare, l.gateway].map((x) => x.latencyUs.p50),
-      'us',
-    ),
-    row(
-      'p99 at concurrency 1',
-      [l.direct, l.bare, l.gateway].map((x) => x.latencyUs.p99),
-      'us',
-    ),
-    row(
-      `throughput`,
-      [t.direct, t.bare, t.gateway].map((x) => x.throughputPerS),
-      'req/s',
-    ),
-    `  slipstream over the bare proxy: p50 +${l.overBareP50Us} us, p99 +${l.overBareP99Us} us`,
-    '',
-    ...r.targets.map(
-      (x) =>
-        `  ${x.ok ? 'PASS' : 'MISS'}  ${x.name}: ${x.value} ${x.unit} (target ${x.comparison} ${x.limit})`,
-    ),
-    '',
-  ];
-  return `${lines.join('\n')}\n`;
+/**
+ * Runs the named scenarios one after another (each starts and stops its own emulators and gateway),
+ * prints each one's table, then the before/after summary, and writes the JSON (and HTML) report.
+ * Sets exit code 2 for an unknown scenario name.
+ */
+export async function runBench(options: BenchRunOptions): Promise<BenchReport | undefined> {
+  const known = SCENARIOS.map((s) => s.name);
+  const unknown = options.names.filter((name) => !known.includes(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown scenario ${unknown.join(', ')} (known: ${known.join(', ')})\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  const results: ScenarioResult[] = [];
+  for (const scenario of SCENARIOS) {
+    if (options.names.length > 0 && !options.names.includes(scenario.name)) continue;
+    process.stderr.write(`running ${scenario.name}: ${scenario.description}...\n`);
+    const result = await scenario.run({ durationMs: options.durationMs });
+    results.push(result);
+    process.stdout.write(`\n${scenario.format(result)}\n`);
+  }
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    node: process.version,
+    commit: gitCommit(),
+    durationMs: options.durationMs,
+    results,
+  };
+  process.stdout.write(`\nBefore and after, measured in this run:\n${formatSummary(results)}\n\n`);
+  await write(options.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (options.html !== undefined) await write(options.html, renderHtmlReport(report));
+  return report;
+}
+
+async function write(file: string, text: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, text);
+  process.stderr.write(`wrote ${file}\n`);
+}
+
+/** The checkout's short commit, or undefined outside a git work tree. */
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    return undefined;
+  }
 }

@@ -1,9 +1,17 @@
 // `slipstream emulate http`: runs the configurable slow upstream from emulators/ as a real server.
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { startBareProxy } from '../../emulators/bare-proxy.js';
 import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { HttpEmulatorOptions } from '../../emulators/http-upstream.js';
 import { parseLatency } from '../../emulators/latency.js';
+import { startLlmEmulator } from '../../emulators/llm.js';
+import type { LlmEmulatorOptions } from '../../emulators/llm.js';
+import { runMcpEmulator } from '../../emulators/mcp-server.js';
+import { specialistsOptionsFromFlags, startSpecialists } from '../../emulators/specialists.js';
+import type { SpecialistsFlags, SpecialistsOptions } from '../../emulators/specialists.js';
+import { startQuotesEmulator } from '../../emulators/quotes.js';
+import { startTracesEmulator } from '../../emulators/traces.js';
 import { EXIT_CONFIG_INVALID } from './config-file.js';
 
 interface HttpFlags {
@@ -19,6 +27,8 @@ interface HttpFlags {
   oauthClientSecret?: string;
   tokenTtl: string;
   tokenLatency: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** Registers `emulate http`. Prints one `{"event":"listening","url":...}` line, then serves until SIGTERM. */
@@ -41,10 +51,12 @@ export function registerEmulate(program: Command): void {
     .option('--oauth-client-secret <secret>', 'the client secret for --oauth-client-id')
     .option('--token-ttl <s>', 'access token lifetime in seconds', '3600')
     .option('--token-latency <spec>', 'latency of the token endpoint', '0ms')
+    .option('--tls-cert <file>', 'serve HTTPS (HTTP/2 by ALPN, HTTP/1.1 fallback) with this PEM certificate')
+    .option('--tls-key <file>', 'the PEM private key for --tls-cert')
     .action(async (flags: HttpFlags) => {
       let options: HttpEmulatorOptions;
       try {
-        options = toOptions(flags);
+        options = { ...toOptions(flags), tls: await readTls(flags) };
       } catch (error) {
         process.stderr.write(`slipstream emulate http: ${(error as Error).message}\n`);
         process.exitCode = EXIT_CONFIG_INVALID;
@@ -54,6 +66,127 @@ export function registerEmulate(program: Command): void {
       serveUntilSignal(emulator.url, () => emulator.close());
     });
   emulate
+    .command('mcp')
+    .description('a stdio MCP server with quote, business-API and fault tools (spawned by an MCP pool)')
+    .option(
+      '--latency <spec>',
+      'latency of the quote and business tools',
+      process.env.MCP_EMULATOR_LATENCY ?? '0ms',
+    )
+    .action(async (flags: { latency: string }) => {
+      try {
+        parseLatency(flags.latency);
+      } catch (error) {
+        process.stderr.write(`slipstream emulate mcp: ${(error as Error).message}\n`);
+        process.exitCode = EXIT_CONFIG_INVALID;
+        return;
+      }
+      // stdio: no listening line; stdout carries the protocol.
+      await runMcpEmulator({ latency: flags.latency });
+    });
+  emulate
+    .command('llm')
+    .description('an OpenAI-compatible LLM upstream streaming deterministic tokens, with pacing and faults')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '0')
+    .option('--ttft <spec>', 'time to first token (latency spec)', '0ms')
+    .option('--gap <spec>', 'gap between tokens (latency spec)', '0ms')
+    .option('--tokens <n>', 'tokens per completion', '16')
+    .option('--errors <rate>', 'fraction of completions answered with --error-status (0..1)', '0')
+    .option('--error-status <status>', 'status for injected errors (429, 500...)', '500')
+    .option('--retry-after <s>', 'send Retry-After (seconds) with injected errors')
+    .option('--hang <rate>', 'fraction of completions never answered (0..1)', '0')
+    .option('--hang-after <n>', 'stall every stream after this many tokens')
+    .action(async (flags: LlmFlags) => {
+      let options: LlmEmulatorOptions;
+      try {
+        options = toLlmOptions(flags);
+      } catch (error) {
+        process.stderr.write(`slipstream emulate llm: ${(error as Error).message}\n`);
+        process.exitCode = EXIT_CONFIG_INVALID;
+        return;
+      }
+      const emulator = await startLlmEmulator(options);
+      serveUntilSignal(emulator.url, () => emulator.close());
+    });
+  emulate
+    .command('specialists')
+    .description('seed 004: N AI specialists, one port each, some slow, hung or failing, plus GET /agents')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'control port: discovery and stats (0 = any free port)', '0')
+    .option('--members <n>', 'number of specialists', '18')
+    .option('--latency <spec>', 'latency of normal members (latency spec)', '100ms')
+    .option('--hung <n>', 'members that never answer (the last ones)', '0')
+    .option('--errors <n>', 'members that answer --error-status (before the hung ones)', '0')
+    .option('--error-status <status>', 'status of erroring members', '500')
+    .option('--slow <count:spec>', 'slow members, e.g. 1:400ms (repeatable)', collect, [])
+    .option('--discovery-latency <spec>', 'latency of GET /agents', '0ms')
+    .option('--discovery-fail', 'GET /agents answers 503')
+    .action(async (flags: SpecialistsFlags) => {
+      let options: SpecialistsOptions;
+      try {
+        options = specialistsOptionsFromFlags(flags);
+      } catch (error) {
+        process.stderr.write(`slipstream emulate specialists: ${(error as Error).message}\n`);
+        process.exitCode = EXIT_CONFIG_INVALID;
+        return;
+      }
+      const team = await startSpecialists(options);
+      serveUntilSignal(team.url, () => team.close());
+    });
+  emulate
+    .command('quotes')
+    .description("seed 003's market quotes: a slow per-symbol endpoint and a bulk endpoint")
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '0')
+    .option('--latency <spec>', 'latency of one call, single or bulk', 'uniform:300ms-600ms')
+    .action(async (flags: { host: string; port: string; latency: string }) => {
+      const emulator = await startSeedEmulator('quotes', () => {
+        parseLatency(flags.latency);
+        return startQuotesEmulator({ host: flags.host, port: portFlag(flags.port), latency: flags.latency });
+      });
+      if (emulator !== undefined) serveUntilSignal(emulator.url, () => emulator.close());
+    });
+  emulate
+    .command('traces')
+    .description("seed 002's trace store: a slow search, a flaky get-by-id, large span payloads")
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '0')
+    .option('--search-latency <spec>', 'latency of a search', 'uniform:150ms-240ms')
+    .option('--get-latency <spec>', 'latency of a get-by-id or batch get', '20ms')
+    .option('--get-errors <rate>', 'fraction of get-by-id calls failing with 503 (0..1)', '0.3')
+    .option('--span-bytes <n>', 'span payload bytes per trace', '20000')
+    .action(
+      async (flags: {
+        host: string;
+        port: string;
+        searchLatency: string;
+        getLatency: string;
+        getErrors: string;
+        spanBytes: string;
+      }) => {
+        const emulator = await startSeedEmulator('traces', () => {
+          parseLatency(flags.searchLatency);
+          parseLatency(flags.getLatency);
+          const getErrors = Number(flags.getErrors);
+          const spanBytes = Number(flags.spanBytes);
+          if (!(getErrors >= 0 && getErrors <= 1))
+            throw new Error(`--get-errors must be from 0 to 1, got "${flags.getErrors}"`);
+          if (!(spanBytes >= 0 && spanBytes <= 64 * 1024 ** 2))
+            throw new Error(`--span-bytes must be from 0 to 64 MiB`);
+          return startTracesEmulator({
+            host: flags.host,
+            port: portFlag(flags.port),
+            searchLatency: flags.searchLatency,
+            getLatency: flags.getLatency,
+            getErrors,
+            spanBytes,
+          });
+        });
+        if (emulator !== undefined) serveUntilSignal(emulator.url, () => emulator.close());
+      },
+    );
+  emulate
     .command('bare-proxy')
     .description('a featureless reference proxy (node:http + undici), the floor benchmarks compare against')
     .requiredOption('--target <url>', 'upstream origin (loopback)')
@@ -61,6 +194,34 @@ export function registerEmulate(program: Command): void {
       const proxy = await startBareProxy(flags.target);
       serveUntilSignal(proxy.url, () => proxy.close());
     });
+}
+
+/** Reads `--tls-cert` and `--tls-key`, which go together. */
+async function readTls(flags: HttpFlags): Promise<{ cert: string; key: string } | undefined> {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) return undefined;
+  if (flags.tlsCert === undefined || flags.tlsKey === undefined) {
+    throw new Error('--tls-cert and --tls-key go together');
+  }
+  const [cert, key] = await Promise.all([readFile(flags.tlsCert, 'utf8'), readFile(flags.tlsKey, 'utf8')]);
+  return { cert, key };
+}
+
+/** Starts a seed emulator; a bad flag is printed and exits 2 (like a bad config), never a stack trace. */
+async function startSeedEmulator<T>(name: string, start: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await start();
+  } catch (error) {
+    process.stderr.write(`slipstream emulate ${name}: ${(error as Error).message}\n`);
+    process.exitCode = EXIT_CONFIG_INVALID;
+    return undefined;
+  }
+}
+
+function portFlag(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port must be 0..65535, got "${text}"`);
+  return port;
 }
 
 /** Prints the listening line, then closes on SIGTERM/SIGINT and exits 0. */
@@ -109,4 +270,48 @@ function toOptions(flags: HttpFlags): HttpEmulatorOptions {
             tokenTtlS: number(flags.tokenTtl, 'token-ttl', 1, 86_400 * 365),
           },
   };
+}
+
+interface LlmFlags {
+  host: string;
+  port: string;
+  ttft: string;
+  gap: string;
+  tokens: string;
+  errors: string;
+  errorStatus: string;
+  retryAfter?: string;
+  hang: string;
+  hangAfter?: string;
+}
+
+function toLlmOptions(flags: LlmFlags): LlmEmulatorOptions {
+  const number = (text: string, name: string, min: number, max: number) => {
+    const value = Number(text);
+    if (!Number.isFinite(value) || value < min || value > max) {
+      throw new Error(`--${name} must be a number from ${min} to ${max}, got "${text}"`);
+    }
+    return value;
+  };
+  parseLatency(flags.ttft);
+  parseLatency(flags.gap);
+  return {
+    host: flags.host,
+    port: number(flags.port, 'port', 0, 65535),
+    ttft: flags.ttft,
+    gap: flags.gap,
+    tokens: number(flags.tokens, 'tokens', 0, 1_000_000),
+    errorRate: number(flags.errors, 'errors', 0, 1),
+    errorStatus: number(flags.errorStatus, 'error-status', 100, 599),
+    retryAfterS:
+      flags.retryAfter === undefined ? undefined : number(flags.retryAfter, 'retry-after', 0, 86_400),
+    hangRate: number(flags.hang, 'hang', 0, 1),
+    hangAfter:
+      flags.hangAfter === undefined ? undefined : number(flags.hangAfter, 'hang-after', 0, 1_000_000),
+  };
+}
+
+/** Commander reducer for repeatable options. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerCheck } from './check.js';
+import { registerDemo } from './demo.js';
 import { registerEmulate } from './emulate.js';
 import { registerServe } from './serve.js';
 
@@ -14,5 +15,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerCheck(program);
   registerEmulate(program);
   registerBench(program);
+  registerDemo(program);
   await program.parseAsync(argv);
 }

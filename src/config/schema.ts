@@ -1,5 +1,9 @@
 // The slipstream.yaml schema (zod): every key, its default and its unit. slipstream.example.yaml documents it.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { groupsSchema } from './groups-schema.js';
+import { llmSchema } from './llm-schema.js';
+import { mcpSchema } from './mcp-schema.js';
 import { parseDurationMs, parseSizeBytes } from './units.js';
 
 /** A duration in config (`"250ms"`, `"5s"`, or a number of ms), parsed to milliseconds. */
@@ -70,7 +74,7 @@ const upstream = z.strictObject({
     .strictObject({
       /** Max TCP connections to this origin. */
       connections: z.number().int().min(1).max(10_000).default(128),
-      /** Requests in flight per connection; 1 means no pipelining (safe default). */
+      /** HTTP/1.1 requests in flight per connection; 1 means no pipelining (safe default). HTTP/2 multiplexes. */
       pipelining: z.number().int().min(1).max(100).default(1),
       /** How long an idle keep-alive connection is kept. */
       keepAlive: duration.default(30_000),
@@ -89,6 +93,29 @@ const upstream = z.strictObject({
       idle: duration.default(30_000),
     })
     .prefault({}),
+  /** TLS for https:// upstreams: a private CA, or (never in production) no verification. */
+  tls: z
+    .strictObject({
+      /** PEM file of the CA that signed the upstream's certificate, trusted instead of the system CAs; read at load. */
+      ca: z
+        .string()
+        .min(1)
+        .transform((file, ctx) => {
+          try {
+            return readFileSync(file, 'utf8');
+          } catch (error) {
+            const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+            ctx.addIssue({ code: 'custom', message: `cannot read CA file "${file}" (${reason})` });
+            return z.NEVER;
+          }
+        })
+        .optional(),
+      /** Verify the upstream's certificate. Turning this off makes TLS unauthenticated. */
+      rejectUnauthorized: z.boolean().default(true),
+      /** Name to verify the certificate against, when it is not the URL's host. */
+      servername: z.string().min(1).optional(),
+    })
+    .optional(),
   /** Static headers added to every request; use ${ENV} for secrets. */
   headers: headerMap.default({}),
   auth: oauth2.optional(),
@@ -173,6 +200,39 @@ const routeCache = z.strictObject({
   respectCacheControl: z.boolean().default(true),
 });
 
+/** A path pattern with one `:name` parameter (the item id), e.g. `/quote/:symbol`. */
+const itemPattern = z
+  .string()
+  .startsWith('/', 'must start with "/"')
+  .refine(
+    (p) => (p.match(/:[A-Za-z_]\w*/g) ?? []).length === 1,
+    'needs exactly one ":param" segment for the item id',
+  );
+
+const routeBatch = z.strictObject({
+  /** Upstream path of a single-item request; `:param` captures the item id. Other paths pass through. */
+  item: itemPattern,
+  /** The bulk call that fetches many items at once. */
+  bulk: z.strictObject({
+    method: z.enum(['GET', 'POST']).default('GET'),
+    /** Upstream path; `{ids}` is replaced by the URL-encoded ids joined with `separator` (GET). */
+    path: z.string().startsWith('/', 'must start with "/"'),
+    separator: z.string().min(1).default(','),
+    /** POST: the JSON body is `{ "<bodyField>": [ids...] }`. */
+    bodyField: z.string().min(1).default('ids'),
+  }),
+  /** Where the items are in the bulk response: a dotted path to an array or an object keyed by id ("" = root). */
+  items: z.string().default(''),
+  /** For an array of items: the field holding each item's id. Omit when `items` is an object keyed by id. */
+  key: z.string().min(1).optional(),
+  /** How long the first call of a batch waits for others. */
+  window: duration.default(2),
+  /** Most distinct items per bulk call; a full batch waits no longer. */
+  maxBatch: z.number().int().min(1).max(10_000).default(100),
+  /** Largest bulk response read. */
+  maxResponseBytes: size.default(16 * 1024 ** 2),
+});
+
 const route = z.strictObject({
   name: z
     .string()
@@ -198,6 +258,8 @@ const route = z.strictObject({
   cache: routeCache.optional(),
   /** Share one upstream call among identical in-flight idempotent calls. Default: on when `cache` is set. */
   coalesce: z.boolean().optional(),
+  /** Send concurrent single-item GETs as one bulk upstream call (seed 003's per-ticker quotes). */
+  batch: routeBatch.optional(),
   /** Largest request body accepted; bigger ones get 413 GW_PAYLOAD_TOO_LARGE. */
   maxRequestBytes: size.default(1024 ** 2),
 });
@@ -245,13 +307,34 @@ export const configSchema = z
       .prefault({}),
     cache: z
       .strictObject({
-        /** The in-process store every cached route shares. */
+        /**
+         * `memory`: in-process only (the default; nothing to run). `redis`: one store shared by every
+         * instance. `tiered`: memory in front of Redis; while Redis is down, memory alone.
+         */
+        store: z.enum(['memory', 'redis', 'tiered']).default('memory'),
+        /** The in-process store every cached route shares (and the tiered store's L1). */
         memory: z
           .strictObject({
             maxEntries: z.number().int().min(1).default(10_000),
             maxBytes: size.default(64 * 1024 ** 2),
           })
           .prefault({}),
+        redis: z
+          .strictObject({
+            url: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// URL' }),
+            /** Prefix of every key Slipstream writes (cache entries, locks). */
+            keyPrefix: z.string().default('slipstream:'),
+            /** Longest wait for one Redis command; slower counts as a miss. */
+            commandTimeout: duration.default(250),
+            connectTimeout: duration.default(1_000),
+            /** Tiered: longest an entry stays in memory before Redis is read again (L1 TTL <= L2 TTL). */
+            l1Ttl: duration.default(5_000),
+            /** Identical misses on many instances fetch once: a short Redis lock, the others wait for the entry. */
+            coalesce: z.boolean().default(true),
+            /** How long a lock outlives a crashed holder; waiters fetch for themselves after it. */
+            lockTtl: duration.default(5_000),
+          })
+          .optional(),
       })
       .prefault({}),
     upstreams: z.record(
@@ -259,6 +342,12 @@ export const configSchema = z
       upstream,
     ),
     routes: z.array(route).default([]),
+    /** OpenAI-compatible LLM relay with transcripts (src/config/llm-schema.ts); off when absent. */
+    llm: llmSchema.optional(),
+    /** MCP servers (stdio pools, remote sessions) exposed at /mcp and /tools (src/config/mcp-schema.ts); off when absent. */
+    mcp: mcpSchema.optional(),
+    /** Fan-out groups served at POST /fanout/<group> (src/config/groups-schema.ts); off when absent. */
+    groups: groupsSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();
@@ -280,6 +369,13 @@ export const configSchema = z
         });
       }
       names.add(name);
+      if (r.batch !== undefined && r.batch.bulk.method === 'GET' && !r.batch.bulk.path.includes('{ids}')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'batch', 'bulk', 'path'],
+          message: 'a GET bulk path needs "{ids}" where the item ids go',
+        });
+      }
       const unsafe = r.cache?.methods.filter((m) => m !== 'GET' && m !== 'HEAD') ?? [];
       if (unsafe.length > 0 && !r.idempotent) {
         ctx.addIssue({
@@ -289,6 +385,13 @@ export const configSchema = z
         });
       }
     });
+    if (config.cache.store !== 'memory' && config.cache.redis === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cache', 'store'],
+        message: `store "${config.cache.store}" needs cache.redis.url`,
+      });
+    }
     const adminHost = config.admin.listen.host;
     if (!isLoopback(adminHost) && config.admin.token === undefined) {
       ctx.addIssue({
@@ -313,3 +416,4 @@ export type BulkheadConfig = z.output<typeof bulkhead>;
 export type HedgeConfig = z.output<typeof hedge>;
 export type OAuth2Config = z.output<typeof oauth2>;
 export type RouteCacheConfig = z.output<typeof routeCache>;
+export type RouteBatchConfig = z.output<typeof routeBatch>;

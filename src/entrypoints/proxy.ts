@@ -59,6 +59,7 @@ export function createProxyHandler(options: ProxyOptions): ProxyHandler {
   ): Promise<void> {
     const method = req.method ?? 'GET';
     const incomingId = req.headers['x-request-id'];
+    const clientGone = new AbortController();
     const ctx: RequestContext = {
       id:
         typeof incomingId === 'string' && incomingId.length <= 128
@@ -68,6 +69,7 @@ export function createProxyHandler(options: ProxyOptions): ProxyHandler {
       startedAt: performance.now(),
       upstreamMs: 0,
       attempts: 0,
+      controller: clientGone,
     };
     publish(events.requestStart, { ctx, method, path, headers: req.headers });
     if (options.isDraining()) {
@@ -88,7 +90,6 @@ export function createProxyHandler(options: ProxyOptions): ProxyHandler {
       return;
     }
 
-    const clientGone = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished)
         clientGone.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));

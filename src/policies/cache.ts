@@ -2,6 +2,7 @@
 import { parseCacheControl } from '../cache/cache-control.js';
 import { cacheKey } from '../cache/keys.js';
 import type { KeySpec } from '../cache/keys.js';
+import type { PeerLock } from '../cache/peer-lock.js';
 import type { CacheEntry, CacheStore } from '../cache/store.js';
 import { stripHopByHop } from '../entrypoints/headers.js';
 import { GatewayError } from '../errors.js';
@@ -10,6 +11,7 @@ import { discard } from '../pipeline/compose.js';
 import type { Call, Handler, Policy, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { CacheResult } from '../telemetry/events.js';
+import { coalesce } from './coalesce.js';
 
 export interface CachePolicyOptions {
   route: string;
@@ -29,6 +31,13 @@ export interface CachePolicyOptions {
   respectCacheControl: boolean;
   /** Deadline for a background refresh, in ms (the route timeout). */
   refreshTimeoutMs: number;
+  /**
+   * Identical concurrent misses in this process share one fetch (and one store write). Default true.
+   * Only idempotent calls are coalesced.
+   */
+  coalesce?: boolean;
+  /** Identical concurrent misses across instances sharing Redis share one fetch too. Default: off. */
+  peerLock?: PeerLock;
   /** Injectable clock for tests. Default `Date.now`. */
   now?: () => number;
 }
@@ -56,8 +65,15 @@ export function cache(options: CachePolicyOptions): Policy {
     }
   };
 
-  /** Calls upstream and stores what may be stored. The reply's body is buffered when it fits. */
-  const fetchAndStore = async (next: Handler, call: Call & { key: string }): Promise<Reply> => {
+  /**
+   * Calls upstream and stores what may be stored. The reply's body is buffered when it fits. With
+   * `awaitStore` the write is finished before returning (peers polling the store must find it).
+   */
+  const fetchAndStore = async (
+    next: Handler,
+    call: Call & { key: string },
+    awaitStore = false,
+  ): Promise<Reply> => {
     const reply = await next(call);
     const ttlMs = storableFor(reply);
     if (ttlMs === undefined) return reply;
@@ -74,10 +90,31 @@ export function cache(options: CachePolicyOptions): Policy {
       staleUntil: storedAt + ttlMs + options.staleWhileRevalidateMs,
       errorUntil: storedAt + ttlMs + options.staleIfErrorMs,
     };
-    store
+    const stored = store
       .set(call.key, entry)
       .catch((error: unknown) => publish(events.cacheStoreError, { route, operation: 'set', error }));
+    if (awaitStore) await stored;
     return buffered.reply;
+  };
+
+  /**
+   * A miss: with a peer lock, one instance fetches while the others wait for its entry to appear in the
+   * shared store (and fetch for themselves only when none does: not cacheable, or the holder died).
+   */
+  const fetchMiss = async (next: Handler, call: Call & { key: string }): Promise<Reply> => {
+    const lock = options.peerLock;
+    if (lock === undefined) return fetchAndStore(next, call);
+    const flight = await lock.acquire(call.key);
+    if (!flight.held) {
+      const entry = await lock.waitForPeer(call.key, () => lookup(call.key), call.signal);
+      if (entry !== undefined && now() < entry.freshUntil) return served(entry, 'hit', now(), false);
+      return fetchAndStore(next, call);
+    }
+    try {
+      return await fetchAndStore(next, call, true);
+    } finally {
+      await flight.release();
+    }
   };
 
   /** Freshness lifetime for a reply, or undefined when it must not be stored. */
@@ -115,8 +152,8 @@ export function cache(options: CachePolicyOptions): Policy {
       });
   };
 
-  const served = (entry: CacheEntry, result: CacheResult, at: number): Reply => {
-    publish(events.cacheLookup, { route, result });
+  const served = (entry: CacheEntry, result: CacheResult, at: number, count = true): Reply => {
+    if (count) publish(events.cacheLookup, { route, result });
     const age = String(Math.max(0, Math.floor((at - entry.storedAt) / 1000)));
     return {
       status: entry.status,
@@ -129,34 +166,42 @@ export function cache(options: CachePolicyOptions): Policy {
     return { ...reply, headers: { ...reply.headers, 'x-slipstream-cache': result } };
   };
 
-  return (next) => async (call) => {
-    const requested = parseCacheControl(call.headers['cache-control']);
-    if (!methods.has(call.method) || requested.has('no-store')) return tagged(await next(call), 'bypass');
-    const keyed = { ...call, key: cacheKey(route, call, options.key) };
-    const entry = requested.has('no-cache') ? undefined : await lookup(keyed.key);
-    const at = now();
-    if (entry !== undefined && at < entry.freshUntil) return served(entry, 'hit', at);
-    if (entry !== undefined && at < entry.staleUntil) {
-      refreshInBackground(next, keyed);
-      return served(entry, 'stale', at);
-    }
-    const usableOnError = entry !== undefined && at < entry.errorUntil ? entry : undefined;
-    try {
-      const reply = await fetchAndStore(next, keyed);
-      if (reply.status >= 500 && usableOnError !== undefined) {
-        discard(reply);
-        return served(usableOnError, 'stale', at);
+  return (next) => {
+    const miss = (call: Call) => fetchMiss(next, call as Call & { key: string });
+    // The coalesced miss path (fetch + store) runs once per key in this process; its waiters share the reply.
+    const sharedMiss =
+      options.coalesce === false
+        ? miss
+        : coalesce({ route, key: (call) => call.key!, maxBytes: options.maxEntryBytes })(miss);
+    return async (call) => {
+      const requested = parseCacheControl(call.headers['cache-control']);
+      if (!methods.has(call.method) || requested.has('no-store')) return tagged(await next(call), 'bypass');
+      const keyed = { ...call, key: call.key ?? cacheKey(route, call, options.key) };
+      const entry = requested.has('no-cache') ? undefined : await lookup(keyed.key);
+      const at = now();
+      if (entry !== undefined && at < entry.freshUntil) return served(entry, 'hit', at);
+      if (entry !== undefined && at < entry.staleUntil) {
+        refreshInBackground(next, keyed);
+        return served(entry, 'stale', at);
       }
-      return tagged(reply, 'miss');
-    } catch (error) {
-      if (
-        usableOnError !== undefined &&
-        !(error instanceof GatewayError && error.code === 'GW_CLIENT_CLOSED')
-      ) {
-        return served(usableOnError, 'stale', at);
+      const usableOnError = entry !== undefined && at < entry.errorUntil ? entry : undefined;
+      try {
+        const reply = await sharedMiss(keyed);
+        if (reply.status >= 500 && usableOnError !== undefined) {
+          discard(reply);
+          return served(usableOnError, 'stale', at);
+        }
+        return tagged(reply, 'miss');
+      } catch (error) {
+        if (
+          usableOnError !== undefined &&
+          !(error instanceof GatewayError && error.code === 'GW_CLIENT_CLOSED')
+        ) {
+          return served(usableOnError, 'stale', at);
+        }
+        throw error;
       }
-      throw error;
-    }
+    };
   };
 }
 

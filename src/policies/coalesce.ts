@@ -1,6 +1,7 @@
 // Coalesce policy (single-flight): identical in-flight idempotent calls share one upstream call.
 import { bufferReply } from '../pipeline/buffer.js';
 import type { Buffered } from '../pipeline/buffer.js';
+import { untilAborted } from '../pipeline/until-aborted.js';
 import type { Call, Policy } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 
@@ -81,23 +82,4 @@ export function coalesce(options: CoalesceOptions): Policy {
       if (!left) leave();
     }
   };
-}
-
-/** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }

@@ -15,10 +15,14 @@ export interface DeadlineOptions {
 export function deadline(options: DeadlineOptions): Policy {
   const { timeoutMs } = options;
   return (next) => async (call) => {
-    const controller = new AbortController();
+    // The request's own signal: abort it directly. Any other (a coalesced call's): chain a controller to it.
+    const own = call.ctx.controller !== undefined && call.ctx.controller.signal === call.signal;
+    const controller = own ? call.ctx.controller : new AbortController();
     const onParentAbort = () => controller.abort(call.signal.reason);
-    if (call.signal.aborted) onParentAbort();
-    else call.signal.addEventListener('abort', onParentAbort, { once: true });
+    if (!own) {
+      if (call.signal.aborted) onParentAbort();
+      else call.signal.addEventListener('abort', onParentAbort, { once: true });
+    }
     const timer = setTimeout(() => {
       controller.abort(
         new GatewayError('GW_UPSTREAM_TIMEOUT', `no complete response within ${timeoutMs} ms`),
@@ -26,11 +30,11 @@ export function deadline(options: DeadlineOptions): Policy {
     }, timeoutMs);
     const cleanup = () => {
       clearTimeout(timer);
-      call.signal.removeEventListener('abort', onParentAbort);
+      if (!own) call.signal.removeEventListener('abort', onParentAbort);
     };
     let streaming = false;
     try {
-      const reply = await next({ ...call, signal: controller.signal });
+      const reply = await next(own ? call : { ...call, signal: controller.signal });
       const body = reply.body;
       if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) {
         streaming = true;

@@ -92,6 +92,125 @@ export interface CacheStoreErrorEvent {
   error: unknown;
 }
 
+/** A shared cache tier (Redis) went down or came back. */
+export interface CacheTierEvent {
+  tier: 'redis';
+  /** The tier's address, password removed. */
+  target: string;
+  up: boolean;
+  error?: unknown;
+}
+
+/** One operation on a shared cache tier failed while the tier counted as up (a timeout, say). */
+export interface CacheTierErrorEvent {
+  tier: 'redis';
+  operation: 'get' | 'set' | 'purge';
+  error: unknown;
+}
+
+/** The in-process cache evicted an entry to make room (not an expiry). */
+export interface CacheEvictEvent {
+  store: 'memory';
+}
+
+/** A batch of single-item calls went upstream as one bulk call. */
+export interface BatchEvent {
+  route: string;
+  /** Callers served by the bulk call. */
+  callers: number;
+  /** Distinct items asked for (callers asking for the same item share it). */
+  items: number;
+}
+
+/** How one member of a fan-out ended: answered, failed, ran out of time, was skipped (breaker open) or cancelled (quorum met). */
+export type FanoutOutcome = 'answered' | 'failed' | 'timedOut' | 'skipped' | 'cancelled';
+
+/** One member of a fan-out settled. */
+export interface FanoutMemberEvent {
+  group: string;
+  member: string;
+  outcome: FanoutOutcome;
+  /** From the start of the fan-out to this member's answer (0 when skipped). */
+  durationMs: number;
+}
+
+/** A fan-out finished: every member settled or was cancelled. */
+export interface FanoutEndEvent {
+  group: string;
+  durationMs: number;
+  answered: number;
+  members: number;
+}
+
+/** A group's member list was fetched from its discovery endpoint (or the fetch failed and the last list was kept). */
+export interface DiscoveryRefreshEvent {
+  group: string;
+  ok: boolean;
+  durationMs: number;
+  /** Members listed (the kept list's size when the refresh failed). */
+  members: number;
+  error?: unknown;
+}
+
+/** An LLM stream sent its first byte to the client (the provider's first chunk). */
+export interface LlmFirstByteEvent {
+  provider: string;
+  /** From receiving the request to writing the first chunk to the client. */
+  durationMs: number;
+}
+
+/** One upstream chunk was relayed to the client. */
+export interface LlmChunkEvent {
+  provider: string;
+  /** Since the previous chunk of the same stream (the first chunk: since the request). */
+  gapMs: number;
+}
+
+/** An LLM request ended: streamed to the end, cut by the client, or failed (before or after the first byte). */
+export interface LlmStreamEndEvent {
+  provider: string;
+  outcome: 'complete' | 'aborted' | 'error';
+  chunks: number;
+  bytes: number;
+  durationMs: number;
+}
+
+/** A model's provider failed before the first byte and the next fallback is tried. */
+export interface LlmFallbackEvent {
+  from: string;
+  to: string;
+  /** HTTP status or error code that caused it. */
+  reason: string;
+}
+
+/** The transcript writer committed one batch (one transaction). */
+export interface TranscriptFlushEvent {
+  rows: number;
+  chars: number;
+  durationMs: number;
+  /** Rows still waiting after this batch. */
+  queueDepth: number;
+}
+
+/** A transcript batch failed; its rows stay queued and are retried after `retryInMs`. */
+export interface TranscriptStoreErrorEvent {
+  error: unknown;
+  queueDepth: number;
+  retryInMs: number;
+}
+
+/** Queued transcript rows were dropped because the queue was full (the store has been failing). */
+export interface TranscriptDropEvent {
+  rows: number;
+}
+
+/** A pooled MCP stdio process started (initialized), exited unexpectedly, or was recycled for not answering. */
+export interface McpProcessEvent {
+  server: string;
+  event: 'started' | 'exited' | 'recycled';
+  pid: number | undefined;
+}
+
 /** Every channel Slipstream publishes on. Publishers check `hasSubscribers` so an unobserved event costs nothing. */
 export const events = {
   requestStart: dc.channel('slipstream:request:start'),
@@ -106,6 +225,21 @@ export const events = {
   cacheLookup: dc.channel('slipstream:cache:lookup'),
   cacheStoreError: dc.channel('slipstream:cache:store-error'),
   coalesced: dc.channel('slipstream:coalesce:waiter'),
+  cacheTier: dc.channel('slipstream:cache:tier'),
+  cacheTierError: dc.channel('slipstream:cache:tier-error'),
+  cacheEvict: dc.channel('slipstream:cache:evict'),
+  batch: dc.channel('slipstream:batch'),
+  fanoutMember: dc.channel('slipstream:fanout:member'),
+  fanoutEnd: dc.channel('slipstream:fanout:end'),
+  discoveryRefresh: dc.channel('slipstream:fanout:discovery'),
+  llmFirstByte: dc.channel('slipstream:llm:first-byte'),
+  llmChunk: dc.channel('slipstream:llm:chunk'),
+  llmStreamEnd: dc.channel('slipstream:llm:stream-end'),
+  llmFallback: dc.channel('slipstream:llm:fallback'),
+  transcriptFlush: dc.channel('slipstream:transcript:flush'),
+  transcriptStoreError: dc.channel('slipstream:transcript:store-error'),
+  transcriptDrop: dc.channel('slipstream:transcript:drop'),
+  mcpProcess: dc.channel('slipstream:mcp:process'),
 } as const;
 
 /** Publishes `message` on `channel` only when someone listens. */

@@ -5,6 +5,8 @@ import type { DestinationStream, Logger } from 'pino';
 import { events } from './events.js';
 import type {
   BreakerStateEvent,
+  CacheTierErrorEvent,
+  CacheTierEvent,
   RequestEndEvent,
   RetryBudgetExhaustedEvent,
   TokenRefreshEvent,
@@ -132,11 +134,39 @@ export function subscribeRequestLog(logger: Logger, options: RequestLogOptions =
         if (!e.ok) logger.error({ upstream: e.upstream, trigger: e.trigger }, 'OAuth2 token request failed');
       },
     ],
+    [
+      events.cacheTier,
+      (message) => {
+        const e = message as CacheTierEvent;
+        const fields = { tier: e.tier, target: e.target, reason: errorText(e.error) };
+        if (e.up) logger.info(fields, 'cache tier is back: using memory and Redis');
+        else logger.warn(fields, 'cache tier is down: serving from memory alone until it returns');
+      },
+    ],
+    [
+      events.cacheTierError,
+      (message) => {
+        const e = message as CacheTierErrorEvent;
+        const key = `tier:${e.tier}:${e.operation}`;
+        const now = Date.now();
+        if (now - (lastWarned.get(key) ?? 0) < RATE_LIMIT_MS) return;
+        lastWarned.set(key, now);
+        logger.warn(
+          { tier: e.tier, operation: e.operation, reason: errorText(e.error) },
+          'cache tier operation failed',
+        );
+      },
+    ],
   ];
   for (const [channel, handler] of subscriptions) channel.subscribe(handler);
   return () => {
     for (const [channel, handler] of subscriptions) channel.unsubscribe(handler);
   };
+}
+
+function errorText(error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  return error instanceof Error ? error.message : JSON.stringify(error);
 }
 
 function round(ms: number): number {

@@ -1,14 +1,22 @@
 // Prometheus metrics: a prom-client registry fed by the gateway's diagnostics_channel events.
 import type { Channel } from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { llmSubscriptions } from '../streams/metrics.js';
 import { events } from './events.js';
 import type {
   AttemptEndEvent,
   BreakerStateEvent,
   BulkheadRejectEvent,
+  BatchEvent,
   CacheLookupEvent,
+  CacheTierErrorEvent,
+  CacheTierEvent,
   CacheStoreErrorEvent,
   CoalescedEvent,
+  DiscoveryRefreshEvent,
+  FanoutEndEvent,
+  FanoutMemberEvent,
+  McpProcessEvent,
   RequestEndEvent,
   RetryBudgetExhaustedEvent,
   RetryEvent,
@@ -28,6 +36,8 @@ export interface UpstreamConnectionStats {
 export interface MetricsOptions {
   /** Reads upstream pool counters when /metrics is scraped. */
   upstreamStats?: () => Iterable<UpstreamConnectionStats>;
+  /** Reads the in-process cache's fill when /metrics is scraped. */
+  cacheStats?: () => { entries: number; bytes: number } | undefined;
   /** Node process metrics (event loop lag, heap, GC) with the `slipstream_` prefix. Default true. */
   processMetrics?: boolean;
 }
@@ -145,6 +155,95 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers: [registry],
   });
 
+  const cacheTierUp = new Gauge({
+    name: 'slipstream_cache_tier_up',
+    help: 'Whether a shared cache tier (Redis) is reachable: 1 up, 0 down (requests then use memory alone).',
+    labelNames: ['tier'] as const,
+    registers: [registry],
+  });
+  const cacheTierTransitions = new Counter({
+    name: 'slipstream_cache_tier_transitions_total',
+    help: 'Times a shared cache tier went down or came back.',
+    labelNames: ['tier', 'up'] as const,
+    registers: [registry],
+  });
+  const cacheTierErrors = new Counter({
+    name: 'slipstream_cache_tier_errors_total',
+    help: 'Operations on a shared cache tier that failed while it counted as up (timeouts).',
+    labelNames: ['tier', 'operation'] as const,
+    registers: [registry],
+  });
+  const cacheEvictions = new Counter({
+    name: 'slipstream_cache_evictions_total',
+    help: 'Entries evicted from the in-process cache to make room (expiries not counted).',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'slipstream_cache_memory',
+    help: 'In-process cache fill: entries, and bytes of bodies and headers.',
+    labelNames: ['unit'] as const,
+    registers: [registry],
+    collect() {
+      const stats = options.cacheStats?.();
+      if (stats === undefined) return;
+      this.set({ unit: 'entries' }, stats.entries);
+      this.set({ unit: 'bytes' }, stats.bytes);
+    },
+  });
+  const batchItems = new Histogram({
+    name: 'slipstream_batch_items',
+    help: 'Distinct items per bulk upstream call made by batching.',
+    labelNames: ['route'] as const,
+    buckets: [1, 2, 3, 5, 10, 20, 50, 100, 200, 500],
+    registers: [registry],
+  });
+  const batchCallers = new Counter({
+    name: 'slipstream_batched_calls_total',
+    help: 'Single-item calls served by a bulk upstream call.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+
+  const fanoutMemberDuration = new Histogram({
+    name: 'slipstream_fanout_member_duration_seconds',
+    help: 'Fan-out: time from the start of a fan-out to each member settling, by outcome (skipped members not observed).',
+    labelNames: ['group', 'member', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const fanoutMemberOutcomes = new Counter({
+    name: 'slipstream_fanout_member_outcomes_total',
+    help: 'Fan-out member results: answered, failed, timedOut, skipped (breaker open) or cancelled (quorum met).',
+    labelNames: ['group', 'member', 'outcome'] as const,
+    registers: [registry],
+  });
+  const fanoutDuration = new Histogram({
+    name: 'slipstream_fanout_duration_seconds',
+    help: 'Fan-out completion time per group (all members settled, or enough answered).',
+    labelNames: ['group'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const discoveryRefreshes = new Counter({
+    name: 'slipstream_discovery_refreshes_total',
+    help: 'Fan-out group discovery loads; a failed one keeps the last good member list.',
+    labelNames: ['group', 'ok'] as const,
+    registers: [registry],
+  });
+  const discoveryMembers = new Gauge({
+    name: 'slipstream_discovery_members',
+    help: 'Members listed by the last successful discovery load of each group.',
+    labelNames: ['group'] as const,
+    registers: [registry],
+  });
+  const mcpProcesses = new Counter({
+    name: 'slipstream_mcp_processes_total',
+    help: 'MCP stdio pool processes started, exited unexpectedly (recycled ones included), or recycled for missing a ping.',
+    labelNames: ['server', 'event'] as const,
+    registers: [registry],
+  });
+  const fanoutMemberChildren = new Map<string, { count: Counter; duration: Histogram }>();
+
   // Label children, cached: `labels()` builds a key string and looks it up on every call.
   const requestChildren = new Map<string, { count: Counter; duration: Histogram }>();
   const attemptChildren = new Map<string, Histogram>();
@@ -233,6 +332,70 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         cacheStoreErrors.inc({ route: e.route, operation: e.operation });
       },
     ],
+    [
+      events.cacheTier,
+      (message) => {
+        const e = message as CacheTierEvent;
+        cacheTierUp.set({ tier: e.tier }, e.up ? 1 : 0);
+        cacheTierTransitions.inc({ tier: e.tier, up: String(e.up) });
+      },
+    ],
+    [
+      events.cacheTierError,
+      (message) => {
+        const e = message as CacheTierErrorEvent;
+        cacheTierErrors.inc({ tier: e.tier, operation: e.operation });
+      },
+    ],
+    [events.cacheEvict, () => cacheEvictions.inc()],
+    [
+      events.batch,
+      (message) => {
+        const e = message as BatchEvent;
+        batchItems.observe({ route: e.route }, e.items);
+        batchCallers.inc({ route: e.route }, e.callers);
+      },
+    ],
+    [
+      events.fanoutMember,
+      (message) => {
+        const e = message as FanoutMemberEvent;
+        const key = `${e.group}\0${e.member}\0${e.outcome}`;
+        let child = fanoutMemberChildren.get(key);
+        if (child === undefined) {
+          child = {
+            count: fanoutMemberOutcomes.labels(e.group, e.member, e.outcome) as unknown as Counter,
+            duration: fanoutMemberDuration.labels(e.group, e.member, e.outcome) as unknown as Histogram,
+          };
+          fanoutMemberChildren.set(key, child);
+        }
+        child.count.inc();
+        if (e.outcome !== 'skipped') child.duration.observe(e.durationMs / 1000);
+      },
+    ],
+    [
+      events.fanoutEnd,
+      (message) => {
+        const e = message as FanoutEndEvent;
+        fanoutDuration.observe({ group: e.group }, e.durationMs / 1000);
+      },
+    ],
+    [
+      events.discoveryRefresh,
+      (message) => {
+        const e = message as DiscoveryRefreshEvent;
+        discoveryRefreshes.inc({ group: e.group, ok: String(e.ok) });
+        if (e.ok) discoveryMembers.set({ group: e.group }, e.members);
+      },
+    ],
+    [
+      events.mcpProcess,
+      (message) => {
+        const e = message as McpProcessEvent;
+        mcpProcesses.inc({ server: e.server, event: e.event });
+      },
+    ],
+    ...llmSubscriptions(registry),
   ];
   for (const [channel, handler] of subscriptions) channel.subscribe(handler);
 

@@ -19,6 +19,9 @@ export interface HttpUpstream {
   close(): Promise<void>;
 }
 
+/** Concurrent streams per HTTP/2 connection. */
+const H2_STREAMS = 100;
+
 /**
  * Builds the transport for one upstream. Requests are streamed both ways (never buffered whole),
  * connections are pooled and kept alive, and failures come back as GatewayErrors with stable codes:
@@ -31,7 +34,9 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
   const basePath = url.pathname.replace(/\/$/, '');
   const pool = new Pool(url.origin, {
     connections: config.pool.connections,
-    pipelining: config.pool.pipelining,
+    // undici caps concurrent HTTP/2 streams per connection at `pipelining` too (1 would serialise every
+    // stream), so HTTP/2 pools allow 100, the streams a Node h2 server accepts by default.
+    pipelining: config.pool.http2 ? Math.max(config.pool.pipelining, H2_STREAMS) : config.pool.pipelining,
     keepAliveTimeout: config.pool.keepAlive,
     keepAliveMaxTimeout: Math.max(config.pool.keepAlive, 600_000),
     connectTimeout: config.timeouts.connect,
@@ -39,12 +44,25 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
     bodyTimeout: config.timeouts.idle,
     maxResponseSize: config.maxResponseBytes,
     allowH2: config.pool.http2,
+    ...(config.tls === undefined
+      ? {}
+      : {
+          connect: {
+            ca: config.tls.ca,
+            rejectUnauthorized: config.tls.rejectUnauthorized,
+            servername: config.tls.servername,
+          },
+        }),
   });
   const staticHeaders = Object.entries(config.headers).map(([k, v]) => [k.toLowerCase(), v] as const);
   const tokens = config.auth === undefined ? undefined : new OAuth2TokenProvider(name, config.auth);
 
   /** The caller's headers plus the upstream's own: static headers and the bearer token win. */
   const outgoing = (callHeaders: Headers, token: string | undefined): Headers => {
+    // Nothing to add and nobody to add a header (tracing): send the call's own headers, uncopied.
+    if (staticHeaders.length === 0 && token === undefined && !events.attemptStart.hasSubscribers) {
+      return callHeaders;
+    }
     const headers: Headers = { ...callHeaders };
     for (const [key, value] of staticHeaders) headers[key] = value;
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
@@ -102,7 +120,8 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
         pool
           .request({
             path: basePath || '/',
-            method: 'HEAD',
+            // Not HEAD: undici closes the connection after a HEAD (a body may follow it), undoing the warm-up.
+            method: 'OPTIONS',
             headers,
             signal: AbortSignal.timeout(config.timeouts.connect),
           })

@@ -135,4 +135,40 @@ routes:
     expect(config.routes[0]).toMatchObject({ name: 'api', upstream: 'api', rewrite: '/v1', timeout: 10_000 });
     expect(config.upstreams.api!.headers['x-api-key']).toBe('dev-key');
   });
+
+  it('points at a shared cache store with no Redis URL, and at a bad Redis URL', () => {
+    expect(problems(`cache: { store: tiered }\n${MINIMAL}`)).toEqual([
+      'slipstream.yaml:1:17 cache.store: store "tiered" needs cache.redis.url',
+    ]);
+    expect(problems(`cache: { store: redis, redis: { url: "http://x" } }\n${MINIMAL}`)).toEqual([
+      'slipstream.yaml:1:38 cache.redis.url: expected a redis:// or rediss:// URL',
+    ]);
+  });
+
+  it('checks a batch declaration: one item parameter, ids in a GET bulk path', () => {
+    const route = (batch: string) => `${MINIMAL}    batch: ${batch}\n`;
+    expect(problems(route('{ item: /quote, bulk: { path: "/quotes?s={ids}" } }'))).toEqual([
+      'slipstream.yaml:6:20 routes[0].batch.item: needs exactly one ":param" segment for the item id',
+    ]);
+    expect(problems(route('{ item: /quote/:s, bulk: { path: "/quotes" } }'))).toEqual([
+      'slipstream.yaml:6:45 routes[0].batch.bulk.path: a GET bulk path needs "{ids}" where the item ids go',
+    ]);
+    const config = parseConfig(
+      route('{ item: /quote/:s, bulk: { path: "/quotes?s={ids}" }, window: 5ms }'),
+      FILE,
+      {},
+    );
+    expect(config.routes[0]!.batch).toMatchObject({
+      window: 5,
+      maxBatch: 100,
+      bulk: { method: 'GET', separator: ',' },
+    });
+  });
+
+  it('names an unreadable TLS CA file where it is configured', () => {
+    const text = `upstreams:\n  api: { url: "https://127.0.0.1:9443", tls: { ca: /nonexistent/ca.pem } }\n`;
+    expect(problems(text)).toEqual([
+      'slipstream.yaml:2:52 upstreams.api.tls.ca: cannot read CA file "/nonexistent/ca.pem" (ENOENT)',
+    ]);
+  });
 });

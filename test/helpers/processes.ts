@@ -40,10 +40,10 @@ export function runCli(
 }
 
 /** Reads an emulator's counters over a fresh connection (which the emulator counts in `connections`). */
-export async function emulatorStats(url: string): Promise<EmulatorStats> {
+export async function emulatorStats<T = EmulatorStats>(url: string): Promise<T> {
   const response = await request(`${url}/__emulator/stats`, {
     headers: { connection: 'close' },
     reset: true,
   });
-  return (await response.body.json()) as EmulatorStats;
+  return (await response.body.json()) as T;
 }

@@ -1,20 +1,48 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { call, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 import { emulatorStats, spawnCli, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
+import { REDIS_URL, serviceAvailable } from '../helpers/services.js';
 
-describe('caching and coalescing through the gateway', () => {
+const redisUp = await serviceAvailable('Redis', REDIS_URL);
+/** The same behaviour, whichever store holds the entries: in-process memory, or memory in front of real Redis. */
+const STORES = [
+  { name: 'memory', yaml: '' },
+  ...(redisUp
+    ? [
+        {
+          name: 'tiered (memory + Redis)',
+          yaml: `cache: { store: tiered, redis: { url: "${REDIS_URL}", keyPrefix: "slipstream-test:${randomBytes(6).toString('hex')}:" } }\n`,
+        },
+      ]
+    : []),
+];
+
+describe.each(STORES)('caching and coalescing through the gateway, $name store', (store) => {
   let upstream: CliProcess;
+  let doomed: CliProcess;
   let gw: RunningGateway;
 
   beforeAll(async () => {
     upstream = await spawnCli(['emulate', 'http', '--latency', '50ms']);
-    gw = await startGateway(`
+    doomed = await spawnCli(['emulate', 'http']);
+    gw = await startGateway(`${store.yaml}
 upstreams:
   emu: { url: ${upstream.url} }
+  doomed: { url: ${doomed.url}, timeouts: { connect: 500ms } }
 routes:
+  - name: swr
+    match: { prefix: /swr }
+    upstream: emu
+    cache: { ttl: 300ms, staleWhileRevalidate: 30s, scope: shared }
+  - name: sie
+    match: { prefix: /sie }
+    upstream: doomed
+    retry: { attempts: 1 }
+    cache: { ttl: 200ms, staleIfError: 30s, scope: shared }
   - name: quotes
     match: { prefix: /quote }
     upstream: emu
@@ -61,6 +89,38 @@ routes:
     expect((await emulatorStats(upstream.url)).requests).toBe(1);
     const metrics = await call(`${gw.adminUrl}/metrics`);
     expect(metrics.body).toMatch(/slipstream_coalesced_waiters_total\{route="stable"\} \d{2,}/);
+  });
+
+  it('serves stale while exactly one background refresh runs, for 100 concurrent readers', async () => {
+    const first = await call(`${gw.url}/swr/report`);
+    await new Promise((resolve) => setTimeout(resolve, 350)); // past the TTL, inside stale-while-revalidate
+    // The refresh takes 1 s upstream, so every reader arrives while it runs, however loaded the machine.
+    const slow = { 'x-emulate-latency': '1s' };
+    const readers = await Promise.all(
+      Array.from({ length: 100 }, () => call(`${gw.url}/swr/report`, { headers: slow })),
+    );
+    expect(readers.every((r) => r.status === 200 && r.headers['x-slipstream-cache'] === 'stale')).toBe(true);
+    expect(readers.every((r) => r.body.n === first.body.n)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_300)); // the refresh lands
+    expect((await emulatorStats(upstream.url)).requests).toBe(2);
+    const refreshed = await call(`${gw.url}/swr/report`);
+    expect(refreshed.body.n).toBe(2); // the refreshed entry (it may be stale again by now: 300 ms TTL)
+    expect((await emulatorStats(upstream.url)).requests).toBeLessThanOrEqual(3);
+  });
+
+  it('serves the stale entry when the upstream has died, within stale-if-error', async () => {
+    const first = await call(`${gw.url}/sie/orders`);
+    expect(first.status).toBe(200);
+    await doomed.stop('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 250)); // past the TTL
+    const stale = await call(`${gw.url}/sie/orders`);
+    expect([stale.status, stale.headers['x-slipstream-cache'], stale.body.n]).toEqual([
+      200,
+      'stale',
+      first.body.n,
+    ]);
+    const uncached = await call(`${gw.url}/sie/never-cached`);
+    expect([uncached.status, uncached.body.error.code]).toEqual([502, 'GW_UPSTREAM_UNAVAILABLE']);
   });
 
   it("keeps each caller's entries apart on principal-scoped routes", async () => {

@@ -156,3 +156,27 @@ routes:
     expect(response.status).toBe(418);
   });
 });
+
+describe('connection warm-up', () => {
+  afterAll(stopAll);
+
+  it('opens pool.warm connections before listening and serves the first requests on them', async () => {
+    const upstream = await spawnCli(['emulate', 'http']);
+    const gw = await startGateway(`
+upstreams:
+  emu: { url: ${upstream.url}, pool: { connections: 8, warm: 3 } }
+routes:
+  - { name: emu, match: { prefix: / }, upstream: emu }
+`);
+    try {
+      const warmed = await emulatorStats(upstream.url);
+      // Three warm connections still open (plus the one reading the stats).
+      expect(warmed.openConnections).toBe(4);
+      await Promise.all(Array.from({ length: 3 }, () => call(`${gw.url}/first`)));
+      const after = await emulatorStats(upstream.url);
+      expect(after.connections - warmed.connections).toBe(1); // only the second stats read is new
+    } finally {
+      await gw.close();
+    }
+  });
+});

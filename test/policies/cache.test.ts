@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { memoryCache } from '../../src/cache/memory.js';
+import type { CacheEntry } from '../../src/cache/store.js';
 import { GatewayError } from '../../src/errors.js';
 import type { Call, Reply } from '../../src/pipeline/types.js';
 import { cache } from '../../src/policies/cache.js';
@@ -177,6 +178,35 @@ describe('cache policy', () => {
     expect(((await handler(makeCall())).body as Buffer).length).toBe(4096);
     await flush();
     expect((await handler(makeCall())).headers['x-slipstream-cache']).toBe('miss');
+  });
+});
+
+describe('cache policy coalescing', () => {
+  it('fetches and stores a key once for 1,000 concurrent misses, every caller getting the reply', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(
+      (n) =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve({ status: 200, headers: {}, body: Buffer.from(String(n)) }), 20),
+        ),
+    );
+    const memory = memoryCache({ now: time.now });
+    let writes = 0;
+    const store = { ...memory, set: (key: string, entry: CacheEntry) => (writes++, memory.set(key, entry)) };
+    const handler = policy(time, { store })(up.handler);
+    const replies = await Promise.all(Array.from({ length: 1000 }, () => handler(makeCall({ path: '/q' }))));
+    expect(up.calls()).toBe(1);
+    expect(writes).toBe(1);
+    expect(replies.every((r) => text(r) === '1' && r.headers['x-slipstream-cache'] === 'miss')).toBe(true);
+  });
+
+  it('fetches per caller when coalescing is off', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time, { coalesce: false })(up.handler);
+    await Promise.all([handler(makeCall()), handler(makeCall())]);
+    expect(up.calls()).toBe(2);
   });
 });
 

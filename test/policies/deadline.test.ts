@@ -57,4 +57,27 @@ describe('deadline policy', () => {
     await new Promise((resolve) => setTimeout(resolve, 40));
     expect(seen!.aborted).toBe(false);
   });
+
+  it("arms its timer on the request's own controller instead of chaining another", async () => {
+    const controller = new AbortController();
+    const base = makeCall({ signal: controller.signal });
+    const call = { ...base, ctx: { ...base.ctx, controller } };
+    let seen: AbortSignal | undefined;
+    const pending = deadline({ timeoutMs: 20 })((inner) => ((seen = inner.signal), hung(inner)))(call);
+    await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(seen).toBe(controller.signal);
+    expect(controller.signal.reason).toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+  });
+
+  it('chains a controller of its own for a call that carries some other signal (a coalesced call)', async () => {
+    const request = new AbortController();
+    const shared = new AbortController();
+    const base = makeCall({ signal: shared.signal });
+    const call = { ...base, ctx: { ...base.ctx, controller: request } };
+    let seen: AbortSignal | undefined;
+    const pending = deadline({ timeoutMs: 20 })((inner) => ((seen = inner.signal), hung(inner)))(call);
+    await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(seen).not.toBe(shared.signal);
+    expect([request.signal.aborted, shared.signal.aborted]).toEqual([false, false]);
+  });
 });

@@ -1,0 +1,413 @@
+// Benchmark `chat` (seed 001): LLM streams direct vs through Slipstream, and per-delta vs buffered transcript writes.
+import dc from 'node:diagnostics_channel';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { Pool, request } from 'undici';
+import { sqliteStore } from '../../stores/sqlite.js';
+import { TranscriptBuffer } from '../../streams/transcript-buffer.js';
+import type { TranscriptFlushEvent } from '../../telemetry/events.js';
+import { startChild, startGatewayChild } from '../child.js';
+import type { ChildHandle } from '../child.js';
+import { latencyHistogram } from '../histogram.js';
+import type { LatencySummary } from '../histogram.js';
+import { assertLoopback } from '../http-task.js';
+import { formatTable, formatTargets, target } from '../scenario.js';
+import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
+
+export interface ChatBenchResult extends ScenarioResult {
+  scenario: 'chat';
+  relay: {
+    tokens: number;
+    gapMs: number;
+    /** Request sent → first content chunk received, concurrency 1. */
+    ttfbUs: { direct: LatencySummary; gateway: LatencySummary };
+    /** Emulator wrote a chunk → client read it (clocks of two processes: only the difference counts). */
+    chunkUs: { direct: LatencySummary; gateway: LatencySummary };
+    addedTtfbP50Us: number;
+    addedTtfbP99Us: number;
+    addedChunkP99Us: number;
+  };
+  concurrent: {
+    streams: number;
+    completed: number;
+    /** Streams that never waited longer than gap + 100 ms for a chunk. */
+    stallFree: number;
+    /** Longest wait for a chunk beyond the emulator's gap, over all streams. */
+    worstExtraGapMs: number;
+    errors: number;
+  };
+  persistence: {
+    streams: number;
+    deltasPerStream: number;
+    perDelta: { transactions: number; maxBlockMs: number; p99BlockUs: number };
+    buffered: {
+      transactions: number;
+      rows: number;
+      maxFlushMs: number;
+      p99FlushUs: number;
+      /** perf_hooks event-loop delay while the buffered run streamed. */
+      loopDelayP99Us: number;
+    };
+    fewerTransactions: number;
+  };
+}
+
+const TOKENS = 20;
+const GAP_MS = 5;
+const CONCURRENT_STREAMS = 2_000;
+const CONCURRENT_GAP_MS = 50;
+const STALL_MS = 100;
+const PERSIST_STREAMS = 200;
+const PERSIST_DELTAS = 50;
+const PERSIST_GAP_MS = 10;
+
+/** Issue targets. */
+const TARGETS = {
+  addedTtfbP50Us: 100,
+  addedTtfbP99Us: 1_000,
+  addedChunkP99Us: 10,
+  stallFreeStreams: 2_000,
+  fewerTransactions: 100,
+  flushBlockMs: 1,
+};
+
+const BODY = JSON.stringify({
+  model: 'm',
+  stream: true,
+  messages: [{ role: 'user', content: 'Tell me about latency.' }],
+});
+
+interface StreamTiming {
+  ttfbUs: number;
+  /** Epoch ms at which the client had each SSE event (by index). */
+  eventAt: number[];
+  ok: boolean;
+}
+
+/** One streaming completion; records when the first content chunk and each SSE event arrived. */
+async function streamOnce(
+  pool: Pool,
+  path: string,
+  id: string,
+  tokens: number,
+  gapMs: number,
+): Promise<StreamTiming> {
+  const started = performance.now();
+  const response = await pool.request({
+    path,
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-request-id': id,
+      'x-emulate-tokens': String(tokens),
+      'x-emulate-gap': `${gapMs}ms`,
+    },
+    body: BODY,
+  });
+  let ttfbUs = 0;
+  const eventAt: number[] = [];
+  for await (const chunk of response.body) {
+    const buffer = chunk as Buffer;
+    const now = performance.now();
+    if (ttfbUs === 0 && buffer.includes('"tok0"')) ttfbUs = (now - started) * 1000;
+    const at = performance.timeOrigin + now;
+    for (let i = buffer.indexOf('\n\n'); i !== -1; i = buffer.indexOf('\n\n', i + 2)) eventAt.push(at);
+  }
+  return { ttfbUs, eventAt, ok: response.statusCode === 200 };
+}
+
+async function timeline(emulator: string, id: string): Promise<number[]> {
+  const response = await request(`${emulator}/__emulator/timeline/${id}`);
+  return (await response.body.json()) as number[];
+}
+
+/** Measures TTFB and per-chunk delivery for `ms`, alternating direct and gateway requests at concurrency 1. */
+async function measureRelay(emulator: string, gateway: string, ms: number) {
+  const pools = {
+    direct: new Pool(emulator, { connections: 1 }),
+    gateway: new Pool(gateway, { connections: 1 }),
+  };
+  const paths = { direct: '/v1/chat/completions', gateway: '/v1/chat/completions' };
+  const ttfb = { direct: latencyHistogram(), gateway: latencyHistogram() };
+  const chunk = { direct: latencyHistogram(), gateway: latencyHistogram() };
+  try {
+    const deadline = performance.now() + ms;
+    // At least 10 measured streams per path after the 3 warm-up ones, however short the run.
+    for (let i = 0; performance.now() < deadline || i < 13; i++) {
+      for (const path of ['direct', 'gateway'] as const) {
+        const id = `bench-${path}-${i}`;
+        const timing = await streamOnce(pools[path], paths[path], id, TOKENS, GAP_MS);
+        if (!timing.ok) continue;
+        if (i < 3) continue; // warm-up
+        ttfb[path].record(timing.ttfbUs);
+        const sent = await timeline(emulator, id);
+        sent.forEach((at, k) => {
+          const got = timing.eventAt[k];
+          if (got !== undefined) chunk[path].record(Math.max(0, (got - at) * 1000));
+        });
+      }
+    }
+  } finally {
+    await Promise.all([pools.direct.close(), pools.gateway.close()]);
+  }
+  return {
+    ttfbUs: { direct: ttfb.direct.summary(), gateway: ttfb.gateway.summary() },
+    chunkUs: { direct: chunk.direct.summary(), gateway: chunk.gateway.summary() },
+    curves: { direct: ttfb.direct.percentiles(), gateway: ttfb.gateway.percentiles() },
+  };
+}
+
+/** Opens `streams` concurrent streams through the gateway (after a warm-up round) and checks none of them stalls. */
+async function measureConcurrent(gateway: string, streams: number): Promise<ChatBenchResult['concurrent']> {
+  const pool = new Pool(gateway, { connections: streams });
+  let completed = 0;
+  let stallFree = 0;
+  let errors = 0;
+  let worst = 0;
+  try {
+    // Warm-up round: opens every client and provider connection, so the measured round sees streams, not
+    // 4,000 TCP handshakes at once (the gateway pre-warms only `pool.warm` connections).
+    await Promise.all(
+      Array.from({ length: streams }, (_, i) =>
+        streamOnce(pool, '/v1/chat/completions', `w-${i}`, 1, 0).catch(() => undefined),
+      ),
+    );
+    await Promise.all(
+      Array.from({ length: streams }, async (_, i) => {
+        try {
+          const timing = await streamOnce(pool, '/v1/chat/completions', `c-${i}`, TOKENS, CONCURRENT_GAP_MS);
+          if (!timing.ok) {
+            errors++;
+            return;
+          }
+          completed++;
+          let extra = 0;
+          for (let k = 2; k < timing.eventAt.length - 2; k++) {
+            extra = Math.max(extra, timing.eventAt[k]! - timing.eventAt[k - 1]! - CONCURRENT_GAP_MS);
+          }
+          worst = Math.max(worst, extra);
+          if (extra <= STALL_MS) stallFree++;
+        } catch {
+          errors++;
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+  return { streams, completed, stallFree, worstExtraGapMs: Math.round(worst), errors };
+}
+
+/** Seed 001's pattern: one SQLite transaction per streamed delta. */
+function perDeltaPersistence(path: string): ChatBenchResult['persistence']['perDelta'] {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE deltas (id INTEGER PRIMARY KEY, session_id TEXT, message_id TEXT, content TEXT)');
+  const insert = db.prepare('INSERT INTO deltas (session_id, message_id, content) VALUES (?, ?, ?)');
+  const blocks = latencyHistogram();
+  let max = 0;
+  let transactions = 0;
+  for (let d = 0; d < PERSIST_DELTAS; d++) {
+    for (let s = 0; s < PERSIST_STREAMS; s++) {
+      const started = performance.now();
+      insert.run(`s${s}`, `m${s}`, d === 0 ? 'tok0' : ` tok${d}`); // autocommit: one transaction
+      const ms = performance.now() - started;
+      blocks.record(ms * 1000);
+      max = Math.max(max, ms);
+      transactions++;
+    }
+  }
+  db.close();
+  return { transactions, maxBlockMs: Math.round(max * 1000) / 1000, p99BlockUs: blocks.summary().p99 };
+}
+
+/** The same deltas at the same pace through Slipstream's transcript buffer (200 ms interval). */
+async function bufferedPersistence(path: string): Promise<ChatBenchResult['persistence']['buffered']> {
+  const flushes = latencyHistogram();
+  let maxFlush = 0;
+  const onFlush = (message: unknown) => {
+    const e = message as TranscriptFlushEvent;
+    flushes.record(e.durationMs * 1000);
+    maxFlush = Math.max(maxFlush, e.durationMs);
+  };
+  const channel = dc.channel('slipstream:transcript:flush');
+  channel.subscribe(onFlush);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const buffer = new TranscriptBuffer({ store: sqliteStore({ path }), intervalMs: 200, minChars: 1024 });
+  try {
+    loop.enable();
+    const transcripts = Array.from({ length: PERSIST_STREAMS }, (_, s) =>
+      buffer.start(`s${s}`, [{ role: 'user', content: 'Tell me about latency.' }]),
+    );
+    for (let d = 0; d < PERSIST_DELTAS; d++) {
+      for (const t of transcripts) t.append(d === 0 ? 'tok0' : ` tok${d}`);
+      await new Promise((resolve) => setTimeout(resolve, PERSIST_GAP_MS));
+    }
+    for (const t of transcripts) t.end(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    loop.disable();
+    const stats = buffer.stats();
+    return {
+      transactions: stats.transactions,
+      rows: stats.rowsWritten,
+      maxFlushMs: Math.round(maxFlush * 1000) / 1000,
+      p99FlushUs: flushes.summary().p99,
+      loopDelayP99Us: Math.round(loop.percentile(99) / 1000),
+    };
+  } finally {
+    await buffer.close();
+    channel.unsubscribe(onFlush);
+  }
+}
+
+/**
+ * Starts an LLM emulator (CPU 0) and a gateway relaying to it (CPU 1, no transcripts), then measures in
+ * one run: TTFB and per-chunk delivery direct vs through Slipstream (alternating, concurrency 1), then
+ * 2,000 concurrent streams through the gateway; finally, in this process, the seed's one-transaction-per-
+ * delta SQLite writes against the transcript buffer, for the same deltas.
+ */
+async function runChatBench(options: ScenarioOptions): Promise<ChatBenchResult> {
+  const children: ChildHandle[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'slipstream-chat-bench-'));
+  try {
+    const emulator = await startChild(['emulate', 'llm'], { cpu: 0 });
+    children.push(emulator);
+    assertLoopback(emulator.url);
+    const gateway = await startGatewayChild(
+      `upstreams: {}
+llm:
+  providers:
+    emu:
+      baseUrl: "${emulator.url}/v1"
+      models: { m: emu-small }
+      pool: { connections: ${CONCURRENT_STREAMS * 2}, warm: 4 }
+`,
+      { cpu: 1 },
+    );
+    children.push(gateway);
+
+    const relay = await measureRelay(emulator.url, gateway.url, Math.max(500, options.durationMs));
+    const concurrent = await measureConcurrent(gateway.url, CONCURRENT_STREAMS);
+    const perDelta = perDeltaPersistence(join(dir, 'per-delta.db'));
+    const buffered = await bufferedPersistence(join(dir, 'buffered.db'));
+
+    const addedTtfbP50Us = relay.ttfbUs.gateway.p50 - relay.ttfbUs.direct.p50;
+    const addedTtfbP99Us = relay.ttfbUs.gateway.p99 - relay.ttfbUs.direct.p99;
+    const addedChunkP99Us = relay.chunkUs.gateway.p99 - relay.chunkUs.direct.p99;
+    const fewerTransactions = perDelta.transactions / Math.max(1, buffered.transactions);
+    return {
+      scenario: 'chat',
+      durationMs: options.durationMs,
+      relay: {
+        tokens: TOKENS,
+        gapMs: GAP_MS,
+        ttfbUs: relay.ttfbUs,
+        chunkUs: relay.chunkUs,
+        addedTtfbP50Us,
+        addedTtfbP99Us,
+        addedChunkP99Us,
+      },
+      charts: [
+        {
+          title: 'time to first byte of a streamed reply',
+          series: [
+            { label: 'direct to the provider', curve: relay.curves.direct },
+            { label: 'through Slipstream', curve: relay.curves.gateway },
+          ],
+        },
+      ],
+      concurrent,
+      persistence: {
+        streams: PERSIST_STREAMS,
+        deltasPerStream: PERSIST_DELTAS,
+        perDelta,
+        buffered,
+        fewerTransactions: Math.round(fewerTransactions),
+      },
+      comparisons: [
+        {
+          metric: 'SQLite write transactions for the same deltas',
+          unit: 'transactions',
+          before: perDelta.transactions,
+          after: buffered.transactions,
+          better: 'lower',
+        },
+        {
+          metric: 'time to first byte p50',
+          unit: 'us',
+          before: relay.ttfbUs.direct.p50,
+          after: relay.ttfbUs.gateway.p50,
+          better: 'lower',
+        },
+      ],
+      seed: {
+        seed: '001',
+        before: 'every streamed character written to SQLite',
+        after: 'buffered writes',
+        note: 'seed 001 wrote each delta in its own transaction',
+      },
+      targets: [
+        target('added time to first byte p50', addedTtfbP50Us, '<=', TARGETS.addedTtfbP50Us, 'us'),
+        target('added time to first byte p99', addedTtfbP99Us, '<=', TARGETS.addedTtfbP99Us, 'us'),
+        target('added delivery time per chunk p99', addedChunkP99Us, '<=', TARGETS.addedChunkP99Us, 'us'),
+        target(
+          'concurrent stall-free streams on one core',
+          concurrent.stallFree,
+          '>=',
+          TARGETS.stallFreeStreams,
+          'streams',
+        ),
+        target(
+          'fewer write transactions than per-delta persistence',
+          fewerTransactions,
+          '>=',
+          TARGETS.fewerTransactions,
+          'x',
+        ),
+        target('event loop blocked per flush (max)', buffered.maxFlushMs, '<=', TARGETS.flushBlockMs, 'ms'),
+      ],
+    };
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function formatChat(r: ChatBenchResult): string {
+  const { relay, concurrent: c, persistence: p } = r;
+  const lines = [
+    '',
+    `chat: ${TOKENS}-token streams, ${GAP_MS} ms between tokens; emulator and gateway each pinned to one core`,
+    ...formatTable(
+      ['direct', 'slipstream'],
+      [
+        ['TTFB p50 (us)', relay.ttfbUs.direct.p50, relay.ttfbUs.gateway.p50],
+        ['TTFB p99 (us)', relay.ttfbUs.direct.p99, relay.ttfbUs.gateway.p99],
+        ['chunk delivery p99 (us)', relay.chunkUs.direct.p99, relay.chunkUs.gateway.p99],
+      ],
+    ),
+    `  ${c.streams} concurrent streams: ${c.completed} completed, ${c.stallFree} stall-free, worst extra gap ${c.worstExtraGapMs} ms, ${c.errors} errors`,
+    ...formatTable(
+      ['per delta', 'buffered'],
+      [
+        ['write transactions', p.perDelta.transactions, p.buffered.transactions],
+        ['max event-loop block (ms)', p.perDelta.maxBlockMs, p.buffered.maxFlushMs],
+      ],
+    ),
+    '',
+    ...formatTargets(r.targets),
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export const chatScenario: Scenario<ChatBenchResult> = {
+  name: 'chat',
+  description: 'LLM streams direct vs through Slipstream; per-delta vs buffered transcript writes (seed 001)',
+  run: runChatBench,
+  format: formatChat,
+};

@@ -1,0 +1,317 @@
+// Benchmark `mcp`: a tool call straight over stdio (the floor), through /mcp, through REST, and spawn-per-call (seed 000).
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { startGatewayChild } from '../child.js';
+import type { ChildHandle } from '../child.js';
+import { assertLoopback, httpTask } from '../http-task.js';
+import { runLoad } from '../load.js';
+import type { LoadMode, LoadResult, Task } from '../load.js';
+import { formatTable, formatTargets, target } from '../scenario.js';
+import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
+
+/** The four ways to make the call. */
+export interface McpPaths<T> {
+  /** SDK client straight to a warm stdio process: the floor. */
+  stdio: T;
+  /** SDK client (streamable HTTP) through Slipstream's /mcp. */
+  mcp: T;
+  /** Plain JSON-RPC `tools/call` POSTs on the same /mcp session: Slipstream's cost without the SDK client's. */
+  mcpRaw: T;
+  /** Plain HTTP `POST /tools/emu/echo` through Slipstream. */
+  rest: T;
+}
+
+export interface McpBenchResult extends ScenarioResult {
+  scenario: 'mcp';
+  /** Processes in the gateway's pool, and in the floor's set of direct clients. */
+  poolSize: number;
+  concurrency: number;
+  latency: McpPaths<LoadResult> & { mcpAddedP50Us: number; mcpRawAddedP50Us: number; restAddedP50Us: number };
+  throughput: McpPaths<LoadResult>;
+  /** Seed 000's pattern: spawn the server, initialize, call, exit; a few calls only. */
+  spawnPerCall: LoadResult;
+  /** Spawn-per-call p50 over the /mcp p50. */
+  speedupOverSpawn: number;
+}
+
+const POOL_SIZE = 4;
+const CONCURRENCY = 16;
+const SPAWN_CALLS = 20;
+const TARGETS = { addedP50Us: 300, callsPerS: 3_000, speedup: 100 };
+
+/** How to run the emulator: compiled JS when running compiled, else the TypeScript file through tsx. */
+function emulatorCommand(): { command: string; args: string[] } {
+  const compiled = fileURLToPath(import.meta.url).endsWith('.js');
+  const file = fileURLToPath(
+    new URL(`../../../emulators/mcp-server.${compiled ? 'js' : 'ts'}`, import.meta.url),
+  );
+  return { command: process.execPath, args: compiled ? [file] : ['--import', 'tsx', file] };
+}
+
+async function stdioClient(): Promise<Client> {
+  const { command, args } = emulatorCommand();
+  const client = new Client({ name: 'bench', version: '1.0.0' });
+  await client.connect(new StdioClientTransport({ command, args, stderr: 'ignore' }));
+  return client;
+}
+
+/** A task calling `echo` on the given clients in turn; a protocol error or an isError result fails it. */
+function callTask(clients: readonly Client[], name: string): Task {
+  let i = 0;
+  return async (signal) => {
+    const client = clients[i++ % clients.length]!;
+    const result = await client.callTool({ name, arguments: { text: 'ping' } }, undefined, { signal });
+    return result.isError === true ? { ok: false, code: 'TOOL_ERROR' } : { ok: true };
+  };
+}
+
+/**
+ * Starts a gateway (one stdio pool of 4 emulator processes) and, for the floor, 4 emulator processes driven
+ * straight by SDK clients; then measures the zero-latency `echo` tool at concurrency 1 (latency, in two
+ * interleaved halves per path, keeping the better) and concurrency 16 (throughput) on the floor, /mcp and
+ * REST paths, and finally seed 000's spawn-per-call pattern for at most 20 calls.
+ */
+export async function runMcpBench(options: ScenarioOptions): Promise<McpBenchResult> {
+  const { durationMs } = options;
+  const children: ChildHandle[] = [];
+  const clients: Client[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    const { command, args } = emulatorCommand();
+    const gateway = await startGatewayChild(
+      `upstreams: {}
+mcp:
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(command)}
+      args: ${JSON.stringify(args)}
+      pool: { min: ${POOL_SIZE}, max: ${POOL_SIZE} }
+`,
+    );
+    children.push(gateway);
+    assertLoopback(gateway.url);
+
+    const direct = await Promise.all(Array.from({ length: POOL_SIZE }, stdioClient));
+    clients.push(...direct);
+    // The SDK client on undici's fetch with its own keep-alive Agent: Node 20's global fetch costs ~1 ms
+    // more per call on this machine, all of it client-side (measured while building this scenario).
+    const agent = new Agent({ connections: CONCURRENCY });
+    closers.push(() => agent.close());
+    const viaMcp = new Client({ name: 'bench', version: '1.0.0' });
+    const mcpTransport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), {
+      fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent } as never),
+    });
+    await viaMcp.connect(mcpTransport);
+    clients.push(viaMcp);
+    let rpcId = 1_000_000;
+    const mcpRaw = (connections: number) => {
+      const http = httpTask(
+        gateway.url,
+        () => ({
+          method: 'POST',
+          path: '/mcp',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-session-id': mcpTransport.sessionId ?? '',
+          },
+          body: `{"jsonrpc":"2.0","id":${rpcId++},"method":"tools/call","params":{"name":"emu__echo","arguments":{"text":"ping"}}}`,
+        }),
+        { connections },
+      );
+      closers.push(() => http.close());
+      return http.task;
+    };
+    const rest = (connections: number) => {
+      const http = httpTask(
+        gateway.url,
+        {
+          method: 'POST',
+          path: '/tools/emu/echo',
+          headers: { 'content-type': 'application/json' },
+          body: '{"text":"ping"}',
+        },
+        { connections },
+      );
+      closers.push(() => http.close());
+      return http.task;
+    };
+    const tasks = (connections: number): McpPaths<Task> => ({
+      stdio: callTask(direct, 'echo'),
+      mcp: callTask([viaMcp], 'emu__echo'),
+      mcpRaw: mcpRaw(connections),
+      rest: rest(connections),
+    });
+
+    const measure = (task: Task, mode: LoadMode, ms: number) =>
+      runLoad({ task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+    const measureAll = async (mode: LoadMode, paths: McpPaths<Task>): Promise<McpPaths<LoadResult>> => {
+      const halves: Array<McpPaths<LoadResult>> = [];
+      for (let round = 0; round < 2; round++) {
+        halves.push({
+          stdio: await measure(paths.stdio, mode, durationMs / 2),
+          mcp: await measure(paths.mcp, mode, durationMs / 2),
+          mcpRaw: await measure(paths.mcpRaw, mode, durationMs / 2),
+          rest: await measure(paths.rest, mode, durationMs / 2),
+        });
+      }
+      const [a, b] = halves as [McpPaths<LoadResult>, McpPaths<LoadResult>];
+      return {
+        stdio: better(a.stdio, b.stdio),
+        mcp: better(a.mcp, b.mcp),
+        mcpRaw: better(a.mcpRaw, b.mcpRaw),
+        rest: better(a.rest, b.rest),
+      };
+    };
+
+    const latency = await measureAll({ kind: 'closed', concurrency: 1 }, tasks(1));
+    const throughput = await measureAll({ kind: 'closed', concurrency: CONCURRENCY }, tasks(CONCURRENCY));
+
+    const spawnTask: Task = async () => {
+      const client = await stdioClient();
+      try {
+        await client.callTool({ name: 'echo', arguments: { text: 'ping' } });
+      } finally {
+        await client.close();
+      }
+    };
+    const spawnPerCall = await runLoad({
+      task: spawnTask,
+      mode: { kind: 'closed', concurrency: 1 },
+      durationMs: Math.max(durationMs, 2_000),
+      maxRequests: SPAWN_CALLS,
+    });
+
+    const p50 = (r: LoadResult) => r.latencyUs.p50;
+    const mcpAddedP50Us = p50(latency.mcp) - p50(latency.stdio);
+    const restAddedP50Us = p50(latency.rest) - p50(latency.stdio);
+    const mcpRawAddedP50Us = p50(latency.mcpRaw) - p50(latency.stdio);
+    const speedupOverSpawn = p50(spawnPerCall) / Math.max(1, p50(latency.mcp));
+    return {
+      scenario: 'mcp',
+      durationMs,
+      poolSize: POOL_SIZE,
+      concurrency: CONCURRENCY,
+      latency: { ...latency, mcpAddedP50Us, mcpRawAddedP50Us, restAddedP50Us },
+      throughput,
+      spawnPerCall,
+      speedupOverSpawn: Math.round(speedupOverSpawn * 10) / 10,
+      seed: {
+        seed: '000',
+        before: 'an MCP subprocess started per call',
+        after: 'keep-alive, async, fewer restarts (advice)',
+        note: 'the seed lists fixes without figures',
+      },
+      comparisons: [
+        {
+          metric: 'tool call p50: spawn per call vs a warm pool through /mcp',
+          unit: 'ms',
+          before: p50(spawnPerCall) / 1000,
+          after: p50(latency.mcp) / 1000,
+          better: 'lower',
+        },
+      ],
+      charts: [
+        {
+          title: 'tool call latency at concurrency 1',
+          series: [
+            { label: 'spawn per call (seed 000)', curve: spawnPerCall.curve },
+            { label: 'SDK client over stdio (floor)', curve: latency.stdio.curve },
+            { label: 'SDK client through /mcp', curve: latency.mcp.curve },
+            { label: 'REST through Slipstream', curve: latency.rest.curve },
+          ],
+        },
+      ],
+      targets: [
+        target(
+          '/mcp added p50 over the stdio floor at concurrency 1',
+          mcpAddedP50Us,
+          '<=',
+          TARGETS.addedP50Us,
+          'us',
+        ),
+        target(
+          '/mcp (plain JSON-RPC client) added p50 over the stdio floor at concurrency 1',
+          mcpRawAddedP50Us,
+          '<=',
+          TARGETS.addedP50Us,
+          'us',
+        ),
+        target(
+          'REST added p50 over the stdio floor at concurrency 1',
+          restAddedP50Us,
+          '<=',
+          TARGETS.addedP50Us,
+          'us',
+        ),
+        target(
+          `/mcp throughput at concurrency ${CONCURRENCY}, ${POOL_SIZE}-process pool`,
+          throughput.mcp.throughputPerS,
+          '>=',
+          TARGETS.callsPerS,
+          'calls/s',
+        ),
+        target(
+          `/mcp (plain JSON-RPC client) throughput at concurrency ${CONCURRENCY}, ${POOL_SIZE}-process pool`,
+          throughput.mcpRaw.throughputPerS,
+          '>=',
+          TARGETS.callsPerS,
+          'calls/s',
+        ),
+        target(
+          `REST throughput at concurrency ${CONCURRENCY}, ${POOL_SIZE}-process pool`,
+          throughput.rest.throughputPerS,
+          '>=',
+          TARGETS.callsPerS,
+          'calls/s',
+        ),
+        target('/mcp p50 speed-up over spawn-per-call', speedupOverSpawn, '>=', TARGETS.speedup, 'x'),
+      ],
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    await Promise.all(closers.map((close) => close()));
+    await Promise.all(children.map((c) => c.stop()));
+  }
+}
+
+/** Of two halves of the same path, the one that saw less interference. */
+function better(a: LoadResult, b: LoadResult): LoadResult {
+  if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
+  return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
+}
+
+/** `slipstream bench mcp`. */
+export const mcpScenario: Scenario<McpBenchResult> = {
+  name: 'mcp',
+  description:
+    'seed 000: MCP tool calls over a warm stdio pool (/mcp, REST) vs stdio direct and spawn-per-call',
+  run: runMcpBench,
+  format(r) {
+    const row = (label: string, paths: McpPaths<LoadResult>, pick: (x: LoadResult) => number) => [
+      label,
+      pick(paths.stdio),
+      pick(paths.mcp),
+      pick(paths.mcpRaw),
+      pick(paths.rest),
+    ];
+    return [
+      `mcp (seed 000): echo tool, ${r.poolSize}-process pool; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
+      ...formatTable(
+        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', 'via REST'],
+        [
+          row('p50 us at concurrency 1', r.latency, (x) => x.latencyUs.p50),
+          row('p99 us at concurrency 1', r.latency, (x) => x.latencyUs.p99),
+          row(`calls/s at concurrency ${r.concurrency}`, r.throughput, (x) => x.throughputPerS),
+        ],
+      ),
+      `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC); REST +${r.latency.restAddedP50Us} us`,
+      `  /mcp (SDK client) is ${r.speedupOverSpawn}x faster than spawn-per-call`,
+      ...formatTargets(r.targets),
+    ].join('\n');
+  },
+};

@@ -1,0 +1,174 @@
+// One supervised node-redis connection for the cache tier: binary-safe, fail-fast while down, reconnecting.
+import { createClient, RESP_TYPES } from 'redis';
+import { events, publish } from '../telemetry/events.js';
+
+export interface RedisConnectionOptions {
+  /** `redis://host:port/db`. */
+  url: string;
+  /** Longest wait for one command; a slower Redis counts as down for that command. Default 250 ms. */
+  commandTimeoutMs?: number;
+  /** TCP connect timeout. Default 1,000 ms. */
+  connectTimeoutMs?: number;
+  /** Longest pause between reconnect attempts (backoff doubles from 50 ms up to this). Default 2,000 ms. */
+  maxReconnectDelayMs?: number;
+}
+
+/** Consecutive reply timeouts after which Redis counts as down (stalled) until a PING answers. */
+const STALL_AFTER = 3;
+const PROBE_EVERY_MS = 500;
+
+/** Replies as Buffers, so cached bodies stay byte-exact (binary-safe). */
+const BINARY = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
+
+function open(options: RedisConnectionOptions) {
+  const maxDelay = options.maxReconnectDelayMs ?? 2_000;
+  return createClient({
+    url: options.url,
+    // While Redis is down, commands fail at once instead of queueing: a cache must never make a request wait.
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: 10_000,
+    socket: {
+      connectTimeout: options.connectTimeoutMs ?? 1_000,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),
+    },
+    commandOptions: { timeout: options.commandTimeoutMs ?? 250, typeMapping: BINARY },
+  });
+}
+
+export type RedisClient = ReturnType<typeof open>;
+
+/** A connection and its health, as the cache stores, the peer lock and the purge bus share it. */
+export interface RedisConnection {
+  readonly client: RedisClient;
+  readonly url: string;
+  /** True while connected and ready. */
+  isUp(): boolean;
+  /** A second connection for SUBSCRIBE (a subscribed connection can run nothing else). */
+  duplicate(): RedisClient;
+  /**
+   * Runs one command with the command timeout covering the wait for its reply (node-redis's own timeout
+   * stops at the write). Consecutive timeouts mark the connection stalled (down) until a PING answers.
+   */
+  timed: <T>(command: Promise<T>) => Promise<T>;
+  /** Waits up to `timeoutMs` for the first connection; resolves false (never throws) when Redis is not there. */
+  ready(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to Redis in the background and keeps reconnecting with capped exponential backoff.
+ * Publishes `events.cacheTier` on every change between up and down (the log and metrics subscribe),
+ * so a dead Redis shows once as a warning and once as a recovery, not once per request.
+ */
+export function redisConnection(options: RedisConnectionOptions): RedisConnection {
+  const client = open(options);
+  const target = redactUrl(options.url);
+  const timeoutMs = options.commandTimeoutMs ?? 250;
+  let connected = false;
+  /** Set after STALL_AFTER consecutive reply timeouts: the socket is open but Redis does not answer. */
+  let stalled = false;
+  let timeouts = 0;
+  let probe: NodeJS.Timeout | undefined;
+  let reported = false;
+  const report = (error?: unknown) => {
+    const up = connected && !stalled;
+    if (up === reported) return;
+    reported = up;
+    publish(events.cacheTier, { tier: 'redis', target, up, error });
+  };
+  client.on('ready', () => {
+    connected = true;
+    report();
+  });
+  client.on('end', () => {
+    connected = false;
+    report();
+  });
+  // node-redis emits 'error' for every failed (re)connect; an unheard 'error' would crash the process.
+  client.on('error', (error: unknown) => {
+    connected = false;
+    report(error);
+  });
+  const stall = () => {
+    stalled = true;
+    report(new Error(`no reply within ${timeoutMs} ms, ${STALL_AFTER} times in a row`));
+    // PING until Redis answers again; the probe is the only traffic while stalled.
+    const ping = () => {
+      probe = undefined;
+      timed(client.ping()).then(
+        () => {
+          stalled = false;
+          timeouts = 0;
+          report();
+        },
+        () => {
+          if (stalled) probe = setTimeout(ping, PROBE_EVERY_MS).unref();
+        },
+      );
+    };
+    probe = setTimeout(ping, PROBE_EVERY_MS).unref();
+  };
+  const timed = <T>(command: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        if (++timeouts >= STALL_AFTER && !stalled) stall();
+        reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    command.catch(() => {}); // a reply that comes after the timeout is dropped, and so is its error
+    return Promise.race([command, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        timeouts = 0;
+        return value;
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        throw error;
+      },
+    );
+  };
+  const connecting = client.connect().then(
+    () => true,
+    () => false,
+  );
+  return {
+    client,
+    url: options.url,
+    isUp: () => connected && !stalled && client.isReady,
+    timed,
+    duplicate: () => {
+      const copy = client.duplicate();
+      copy.on('error', () => {}); // the copy reconnects by itself; the main client reports health
+      return copy;
+    },
+    async ready(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      try {
+        return await Promise.race([connecting, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async close() {
+      clearTimeout(probe);
+      if (client.isOpen) client.destroy();
+      await connecting;
+    },
+  };
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://(invalid url)';
+  }
+}

@@ -1,0 +1,175 @@
+// The `llm:` config key (zod): OpenAI-compatible providers, model aliases, fallbacks and transcript storage.
+import { z } from 'zod';
+import { parseDurationMs, parseSizeBytes } from './units.js';
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSizeBytes(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size like "64kb" or "1mb"' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const name = z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+const provider = z.strictObject({
+  /** The provider's OpenAI-compatible base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`. */
+  baseUrl: httpUrl,
+  /** Sent as `Authorization: Bearer`; use `${ENV}`. */
+  apiKey: z.string().min(1).optional(),
+  /** Static headers added to every request (they win over the client's). */
+  headers: z
+    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string())
+    .default({}),
+  /** Model names clients may ask for → the provider's model id. `provider/model` always works too. */
+  models: z.record(z.string().min(1), z.string().min(1)).default({}),
+  pool: z
+    .strictObject({
+      /** Max connections: size it for peak concurrent streams (a stream holds its connection throughout). */
+      connections: z.number().int().min(1).max(100_000).default(1_024),
+      /** Keep-alive for idle connections. */
+      keepAlive: duration.default(30_000),
+      /** Negotiate HTTP/2 via ALPN (many streams on one connection). */
+      http2: z.boolean().default(false),
+      /** Connections opened at start-up so the first streams skip the handshake. */
+      warm: z.number().int().min(0).max(1_000).default(2),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      connect: duration.default(2_000),
+      /** Time to the provider's response headers. */
+      firstByte: duration.default(30_000),
+      /** Longest silence between chunks (the first chunk included). */
+      idle: duration.default(30_000),
+      /** Whole request, stream included. */
+      total: duration.default(600_000),
+    })
+    .prefault({}),
+  /** Retries before the first byte on connection failures and these statuses, honouring `Retry-After`. */
+  retry: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** Total attempts on this provider, including the first. */
+        attempts: z.number().int().min(1).max(10).default(2),
+        baseDelay: duration.default(100),
+        /** A `Retry-After` longer than this goes to the fallback instead of waiting. */
+        maxDelay: duration.default(2_000),
+        on: z.array(z.number().int().min(400).max(599)).default([429, 500, 502, 503, 504]),
+      }),
+    ])
+    .prefault({}),
+  /** Consecutive failures (5xx, timeouts, connection errors) that open this provider's breaker. */
+  breaker: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        threshold: z.number().int().min(1).default(5),
+        halfOpenAfter: duration.default(10_000),
+      }),
+    ])
+    .prefault({}),
+});
+
+const transcripts = z.strictObject({
+  store: z.enum(['sqlite', 'postgres']).default('sqlite'),
+  sqlite: z.strictObject({ path: z.string().min(1).default('slipstream-transcripts.db') }).prefault({}),
+  postgres: z
+    .strictObject({
+      url: z.string().min(1).optional(),
+      /** Table names are `{tablePrefix}messages`; letters, digits and "_" only. */
+      tablePrefix: z
+        .string()
+        .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'letters, digits and "_" only')
+        .default('slipstream_'),
+      connections: z.number().int().min(1).max(100).default(4),
+    })
+    .prefault({}),
+  /** Buffered deltas are written at least this often. */
+  interval: duration.default(200),
+  /** ...or as soon as a stream has buffered this many characters. */
+  minChars: z.number().int().min(1).default(1_024),
+  /** false: store only the final message (nothing while it streams). */
+  persistDeltas: z.boolean().default(true),
+  /** Rows waiting for a failing store; beyond it the oldest are dropped (and counted). */
+  maxQueue: z.number().int().min(100).default(50_000),
+  retention: z
+    .strictObject({
+      /** Messages older than this are deleted. */
+      maxAge: duration.default(30 * 24 * 3_600_000),
+      maxMessagesPerSession: z.number().int().min(1).default(1_000),
+      maxSessions: z.number().int().min(1).default(100_000),
+      cleanupInterval: duration.default(300_000),
+    })
+    .prefault({}),
+});
+
+/** The `llm:` key: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/sessions/:id`. */
+export const llmSchema = z
+  .strictObject({
+    providers: z.record(name, provider),
+    /** Model → other models (aliases or `provider/model`) tried in order, only before the first byte. */
+    fallbacks: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+    maxRequestBytes: size.default(4 * 1024 ** 2),
+    /** Persist conversations that carry `x-slipstream-session` or `metadata.session_id`. */
+    transcripts: transcripts.optional(),
+  })
+  .superRefine((llm, ctx) => {
+    const owners = new Map<string, string>();
+    for (const [providerName, p] of Object.entries(llm.providers)) {
+      for (const alias of Object.keys(p.models)) {
+        const owner = owners.get(alias);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['providers', providerName, 'models', alias],
+            message: `model "${alias}" is already served by provider "${owner}"`,
+          });
+        }
+        owners.set(alias, providerName);
+      }
+    }
+    const known = (model: string) => {
+      if (owners.has(model)) return true;
+      const slash = model.indexOf('/');
+      return slash > 0 && model.slice(0, slash) in llm.providers;
+    };
+    for (const [model, list] of Object.entries(llm.fallbacks)) {
+      if (!known(model)) {
+        ctx.addIssue({ code: 'custom', path: ['fallbacks', model], message: `unknown model "${model}"` });
+      }
+      list.forEach((fallback, i) => {
+        if (!known(fallback)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['fallbacks', model, i],
+            message: `unknown model "${fallback}" (use an alias or "provider/model")`,
+          });
+        }
+      });
+    }
+    const t = llm.transcripts;
+    if (t?.store === 'postgres' && t.postgres.url === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['transcripts', 'postgres', 'url'],
+        message: 'store "postgres" needs transcripts.postgres.url',
+      });
+    }
+  });
+
+export type LlmConfig = z.output<typeof llmSchema>;
+export type LlmProviderConfig = LlmConfig['providers'][string];
+export type TranscriptsConfig = NonNullable<LlmConfig['transcripts']>;

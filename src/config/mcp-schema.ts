@@ -1,0 +1,156 @@
+// The `mcp:` config key (zod): stdio and remote MCP servers, their pools, and per-tool policies.
+import { z } from 'zod';
+import { parseDurationMs } from './units.js';
+
+/** A duration (`"250ms"`, `"5s"`, or ms), parsed to milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const NAME = /^[a-zA-Z0-9_-]+$/;
+const name = z.string().regex(NAME, 'use letters, digits, "_" or "-"');
+
+const toolPolicy = z.strictObject({
+  /** Cache results keyed by the canonical arguments; `principal` scope (the default) keeps callers apart. */
+  cache: z
+    .strictObject({
+      ttl: duration,
+      scope: z.enum(['principal', 'shared']).default('principal'),
+      /** RFC 5861: after ttl, serve stale this long while one background refresh runs. */
+      staleWhileRevalidate: duration.default(0),
+      /** Larger results are returned but not stored. */
+      maxEntryBytes: z
+        .number()
+        .int()
+        .min(1)
+        .default(1024 ** 2),
+    })
+    .optional(),
+  /** Share one upstream call among identical in-flight calls. Default: on when `cache` is set. */
+  coalesce: z.boolean().optional(),
+  /** Total deadline for one call, including queueing and retries. Default: the server's `timeout`. */
+  timeout: duration.optional(),
+  /**
+   * Calling twice is harmless: enables retries, and one transparent retry when the server process crashes
+   * mid-call. Default: true when `cache` or `coalesce` is set (caching says the result is reusable), else false.
+   */
+  idempotent: z.boolean().optional(),
+  /** Retries for idempotent tools (crashes, timeouts); false turns them off. */
+  retry: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        attempts: z.number().int().min(1).max(10).default(2),
+        baseDelay: duration.default(25),
+        maxDelay: duration.default(500),
+      }),
+    ])
+    .optional(),
+  /** Calls of this tool in flight at once; more wait up to 1 s, then fail with GW_BULKHEAD_FULL. */
+  concurrency: z.number().int().min(1).max(100_000).optional(),
+});
+
+const breaker = z.strictObject({
+  /** Consecutive failures (crashes, timeouts, protocol errors; not `isError` results) that open it. */
+  threshold: z.number().int().min(1).default(5),
+  halfOpenAfter: duration.default(5_000),
+});
+
+const common = {
+  /** Default deadline of a tool call on this server. */
+  timeout: duration.default(30_000),
+  /** Per-tool policies, by the tool's name on the server (not the namespaced one). */
+  tools: z.record(z.string().min(1), toolPolicy).default({}),
+  /** Circuit breaker per tool; false turns it off. */
+  breaker: z.union([z.literal(false), breaker]).default(breaker.parse({})),
+};
+
+const stdioServer = z.strictObject({
+  type: z.literal('stdio'),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  /** Added to a minimal inherited environment (HOME, PATH, ...); use ${ENV} for secrets. */
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().optional(),
+  pool: z
+    .strictObject({
+      /** Processes started and initialized at gateway start. */
+      min: z.number().int().min(1).max(64).default(1),
+      /** Processes allowed under load (added when every process has `maxInFlight` calls). */
+      max: z.number().int().min(1).max(64).default(4),
+      /** Calls in flight on one process before another is started (while below `max`). */
+      maxInFlight: z.number().int().min(1).max(10_000).default(32),
+      /** How often each idle process is pinged; a call that hits its deadline triggers a ping at once. */
+      healthInterval: duration.default(10_000),
+      /** A process that does not answer a ping within this long is recycled (SIGKILL, then restarted). */
+      pingTimeout: duration.default(2_000),
+      /** Longest wait for a process to spawn and answer `initialize`. */
+      startTimeout: duration.default(10_000),
+    })
+    .prefault({}),
+  /**
+   * One process per client session (an /mcp session; for REST, the principal) instead of a shared pool, for
+   * servers that keep per-client state. `pool.max` then bounds the processes (the least recently used idle
+   * one is closed to make room); `pool.min` is ignored.
+   */
+  stateful: z.boolean().default(false),
+  ...common,
+});
+
+const httpServer = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  headers: z
+    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string())
+    .default({}),
+  ...common,
+});
+
+export const mcpSchema = z
+  .strictObject({
+    servers: z.record(name, z.discriminatedUnion('type', [stdioServer, httpServer])),
+    /** Joins server and tool in namespaced names (`quotes__get_quote`). */
+    separator: z
+      .string()
+      .regex(/^[a-zA-Z0-9_.-]{1,4}$/, 'use 1 to 4 of letters, digits, "_", "-" or "."')
+      .default('__'),
+    /** Largest JSON body accepted by `POST /tools/...` and `/mcp`. */
+    maxRequestBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(1024 ** 2),
+    /** Concurrent `/mcp` sessions kept; the least recently used is closed past it. */
+    maxSessions: z.number().int().min(1).max(100_000).default(1_000),
+    /** A `/mcp` session unused this long is closed (the client gets 404 and opens a new one). */
+    sessionIdle: duration.default(30 * 60_000),
+  })
+  .superRefine((mcp, ctx) => {
+    for (const [server, config] of Object.entries(mcp.servers)) {
+      if (server.includes(mcp.separator)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', server],
+          message: `server name must not contain the separator "${mcp.separator}"`,
+        });
+      }
+      if (config.type === 'stdio' && config.pool.min > config.pool.max) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['servers', server, 'pool', 'min'],
+          message: `pool.min (${config.pool.min}) exceeds pool.max (${config.pool.max})`,
+        });
+      }
+    }
+  });
+
+export type McpConfig = z.output<typeof mcpSchema>;
+export type McpServerConfig = McpConfig['servers'][string];
+export type StdioServerConfig = Extract<McpServerConfig, { type: 'stdio' }>;
+export type HttpServerConfig = Extract<McpServerConfig, { type: 'http' }>;
+export type ToolPolicyConfig = z.output<typeof toolPolicy>;

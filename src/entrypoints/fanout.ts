@@ -1,0 +1,205 @@
+// Fan-out entrypoint: POST /fanout/<group> sends one JSON message to every member; results streamed or aggregated.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GroupConfig } from '../config/groups-schema.js';
+import { GatewayError } from '../errors.js';
+import type { RequestContext } from '../pipeline/types.js';
+import { events, publish } from '../telemetry/events.js';
+import type { FanoutGroup, MemberResult } from '../upstreams/group.js';
+import type { ProxyHandler as RawHandler } from './proxy.js';
+import { writeError } from './reply-error.js';
+
+export interface FanoutEntrypointOptions {
+  groups: ReadonlyMap<string, { group: FanoutGroup; config: GroupConfig }>;
+  /** True once shutdown began: new requests get 503 GW_SHUTTING_DOWN. */
+  isDraining: () => boolean;
+}
+
+const PREFIX = '/fanout/';
+/** How results are written: one JSON document, NDJSON lines, or Server-Sent Events. */
+type Format = 'json' | 'ndjson' | 'sse';
+
+let requestCounter = 0;
+const idPrefix = `fo-${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+
+/**
+ * Builds the raw `node:http` handler for `POST /fanout/<group>` (it claims every path under `/fanout/`).
+ * The body must be JSON, at most the group's `maxRequestBytes` (413 beyond, 400 when it does not parse).
+ * `Accept: application/x-ndjson` streams one `{"type":"result",...}` line per member the moment it settles,
+ * then a `{"type":"summary",...}` line; `Accept: text/event-stream` sends the same as `result` and `summary`
+ * events; anything else gets `{"group","results":[...member order],"summary"}` once all are in. Member
+ * failures are entries, never the request's status. Unknown group: 404 `GW_GROUP_NOT_FOUND`. The group's
+ * `timeout` bounds the whole exchange, body upload and reply writing included.
+ */
+export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandler {
+  return (req, res) => {
+    const url = req.url ?? '/';
+    if (!url.startsWith(PREFIX)) return false;
+    handle(req, res, url).catch((error: unknown) => {
+      if (!res.destroyed) writeError(res, error);
+    });
+    return true;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const name = safeDecode(path.slice(PREFIX.length));
+    const entry = name === undefined ? undefined : options.groups.get(name);
+    const method = req.method ?? 'GET';
+    const incomingId = req.headers['x-request-id'];
+    const ctx: RequestContext = {
+      id:
+        typeof incomingId === 'string' && incomingId.length <= 128
+          ? incomingId
+          : idPrefix + (++requestCounter).toString(36),
+      route: entry === undefined ? 'fanout' : `fanout:${name}`,
+      startedAt: performance.now(),
+      upstreamMs: 0,
+      attempts: 0,
+    };
+    publish(events.requestStart, { ctx, method, path, headers: req.headers });
+    let status = 0;
+    let errorCode: GatewayError['code'] | undefined;
+    const clientGone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished)
+        clientGone.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+    });
+    let deadline: NodeJS.Timeout | undefined;
+    try {
+      if (options.isDraining()) {
+        res.shouldKeepAlive = false;
+        throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+      }
+      if (entry === undefined) {
+        const known = [...options.groups.keys()].join(', ') || 'none';
+        throw new GatewayError(
+          'GW_GROUP_NOT_FOUND',
+          `no fan-out group "${name ?? path.slice(PREFIX.length)}" (known: ${known})`,
+        );
+      }
+      if (method !== 'POST') {
+        throw new GatewayError('GW_METHOD_NOT_ALLOWED', `use POST to fan out to group "${name}"`);
+      }
+      const { group, config } = entry;
+      // One deadline for the whole exchange: a slow upload or a stalled reader is cut, not waited on.
+      deadline = setTimeout(() => {
+        if (!res.writableEnded) res.destroy();
+      }, config.timeout);
+      const body = await readJson(req, config.maxRequestBytes);
+      const format = formatOf(req.headers.accept);
+      if (format === 'json') {
+        const { results, summary } = await group.fanout({
+          body,
+          requestId: ctx.id,
+          signal: clientGone.signal,
+        });
+        status = 200;
+        const text = JSON.stringify({ group: name, results, summary });
+        res.writeHead(200, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(text),
+          'x-request-id': ctx.id,
+        });
+        res.end(text);
+        return;
+      }
+      // Stream: headers go out before any member answers so the first result is not held back.
+      let started = false;
+      const open = () => {
+        if (started) return;
+        started = true;
+        status = 200;
+        res.writeHead(200, {
+          'content-type': format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson',
+          'cache-control': 'no-cache',
+          'x-request-id': ctx.id,
+        });
+      };
+      const frame = format === 'sse' ? sseFrame : ndjsonFrame;
+      // Opened lazily so that "no members" can still be a plain JSON error.
+      const { summary } = await group.fanout({
+        body,
+        requestId: ctx.id,
+        signal: clientGone.signal,
+        onResult: (result: MemberResult) => {
+          open();
+          if (!res.destroyed) res.write(frame('result', result));
+        },
+      });
+      open();
+      res.end(frame('summary', summary));
+    } catch (error) {
+      // An unread request body would poison a kept-alive connection: close it after this reply.
+      if (!req.readableEnded) res.shouldKeepAlive = false;
+      if (res.destroyed) {
+        status = 499;
+        errorCode = 'GW_CLIENT_CLOSED';
+      } else {
+        const failure = writeError(res, error, ctx.id);
+        status = failure.status;
+        errorCode = failure.code;
+      }
+    } finally {
+      clearTimeout(deadline);
+      publish(events.requestEnd, {
+        ctx,
+        method,
+        path,
+        status,
+        errorCode,
+        durationMs: performance.now() - ctx.startedAt,
+      });
+    }
+  }
+}
+
+function ndjsonFrame(type: 'result' | 'summary', data: object): string {
+  return `${JSON.stringify({ type, ...data })}\n`;
+}
+
+function sseFrame(type: 'result' | 'summary', data: object): string {
+  return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+function formatOf(accept: string | undefined): Format {
+  if (accept === undefined) return 'json';
+  if (accept.includes('application/x-ndjson')) return 'ndjson';
+  if (accept.includes('text/event-stream')) return 'sse';
+  return 'json';
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the body, at most `limit` bytes (413 beyond), and checks it is JSON (400 otherwise). */
+async function readJson(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const length = req.headers['content-length'];
+  if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) throw new GatewayError('GW_BAD_REQUEST', 'a JSON message body is required');
+  const body = Buffer.concat(chunks, size);
+  try {
+    JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new GatewayError('GW_BAD_REQUEST', `the body is not valid JSON: ${(error as Error).message}`);
+  }
+  return body;
+}
+
+function tooLarge(limit: number): GatewayError {
+  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
+    data: { maxBytes: limit },
+  });
+}

@@ -1,0 +1,372 @@
+// Aggregated MCP endpoint: Slipstream as one MCP server at /mcp (streamable HTTP) exposing every upstream's tools.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CallToolRequestSchema,
+  ErrorCode,
+  isInitializeRequest,
+  ListToolsRequestSchema,
+  McpError,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import { GatewayError, toGatewayError } from '../errors.js';
+import type { RequestContext } from '../pipeline/types.js';
+import { events, publish } from '../telemetry/events.js';
+import { resultOf } from '../upstreams/mcp/tool-registry.js';
+import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
+import type { ProxyHandler as RawHandler } from './proxy.js';
+import { writeError } from './reply-error.js';
+import { requestId } from './tools.js';
+
+export interface McpEntrypointOptions {
+  registry: ToolRegistry;
+  /** Header whose value identifies the caller (lower-case); cached results are scoped by it. */
+  principalHeader: string;
+  maxRequestBytes: number;
+  /** Sessions kept at once; the least recently used is closed past it. */
+  maxSessions: number;
+  /** A session unused this long is closed, in ms. */
+  sessionIdleMs: number;
+  isDraining: () => boolean;
+}
+
+export interface McpEntrypoint {
+  readonly handler: RawHandler;
+  /** Starts the upstream pools and sessions (pre-warmed) and loads their tools. */
+  start(): Promise<void>;
+  /** Shutdown, first step: ends the sessions' standalone SSE streams so connections can drain. */
+  drain(): void;
+  /** Shutdown, last step (after in-flight requests): closes every session, then the upstreams. */
+  close(): Promise<void>;
+}
+
+interface Session {
+  server: Server;
+  transport: StreamableHTTPServerTransport;
+  /** Fast-path calls in flight, by JSON-RPC id, so `notifications/cancelled` can abort them. */
+  fastCalls: Map<string | number, AbortController>;
+  /** `performance.now()` of the last request. */
+  lastUsed: number;
+}
+
+/** A lone JSON-RPC `tools/call` request without a progress token. */
+interface FastToolCall {
+  id: string | number;
+  params: CallToolRequest['params'];
+}
+
+/** Fast-path calls tracked per session for cancellation (past it, a call just cannot be cancelled). */
+const MAX_FAST_CALLS = 10_000;
+
+const PATH = '/mcp';
+
+/**
+ * Serves `/mcp` with the SDK's `Server` and `StreamableHTTPServerTransport` (MCP spec 2025-06-18,
+ * transports/streamable-http) in stateful mode: `initialize` opens a session (`Mcp-Session-Id`), later
+ * requests reuse its Server, so a call costs one transport round and no per-request setup. `tools/list`
+ * returns every upstream tool namespaced `server__tool`; `tools/call` runs the tool's policy stack (cache,
+ * coalescing, deadline...) exactly as REST does, relays upstream progress notifications to the caller's
+ * progress token, and a client's `notifications/cancelled` aborts the upstream call.
+ */
+export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoint {
+  const { registry, principalHeader, maxRequestBytes, maxSessions, sessionIdleMs } = options;
+  /** Insertion order is recency order: a used session is moved to the end. */
+  const sessions = new Map<string, Session>();
+
+  const listTools = () => ({
+    tools: registry.list().map((entry) => ({ ...entry.tool, name: entry.namespaced })),
+  });
+
+  /**
+   * Runs one `tools/call` through the tool's policy stack, for the SDK Server and the JSON fast path alike.
+   * Throws McpError: the GatewayError's JSON-RPC code, its message, and its stable code in `data.code`.
+   */
+  const callTool = async (
+    params: CallToolRequest['params'],
+    headers: Record<string, string | string[] | undefined>,
+    signal: AbortSignal,
+    session: string | undefined,
+    onProgress?: (progress: Progress) => void,
+  ): Promise<CallToolResult> => {
+    const entry = registry.byNamespacedName(params.name);
+    if (entry === undefined) {
+      throw new McpError(ErrorCode.InvalidParams, `unknown tool "${params.name}"`, {
+        code: 'GW_TOOL_NOT_FOUND',
+      });
+    }
+    const ctx: RequestContext = {
+      id: requestIdOf(headers),
+      route: entry.route,
+      startedAt: performance.now(),
+      upstreamMs: 0,
+      attempts: 0,
+    };
+    publish(events.requestStart, { ctx, method: 'POST', path: PATH, headers });
+    let status = 200;
+    let errorCode: GatewayError['code'] | undefined;
+    try {
+      const reply = await registry.invoke(entry, params.arguments ?? {}, {
+        ctx,
+        principal: header(headers, principalHeader),
+        signal,
+        cacheControl: header(headers, 'cache-control'),
+        session,
+        onProgress,
+      });
+      return resultOf(reply);
+    } catch (error) {
+      const failure = toGatewayError(
+        signal.aborted && !(error instanceof GatewayError) ? cancelled() : error,
+      );
+      status = failure.status;
+      errorCode = failure.code;
+      throw new McpError(failure.rpcCode, failure.message, { code: failure.code, ...failure.data });
+    } finally {
+      const durationMs = performance.now() - ctx.startedAt;
+      publish(events.requestEnd, { ctx, method: 'POST', path: PATH, status, errorCode, durationMs });
+    }
+  };
+
+  const newServer = (): Server => {
+    const server = new Server(
+      { name: 'slipstream', version: '0.1.0' },
+      { capabilities: { tools: { listChanged: true } } },
+    );
+    server.setRequestHandler(ListToolsRequestSchema, listTools);
+    server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
+      const token = request.params._meta?.progressToken;
+      const onProgress =
+        token === undefined
+          ? undefined
+          : (progress: Progress) => {
+              extra
+                .sendNotification({
+                  method: 'notifications/progress',
+                  params: { ...progress, progressToken: token },
+                })
+                .catch(() => {}); // the client may be gone; the call itself still completes
+            };
+      const headers = extra.requestInfo?.headers ?? {};
+      return callTool(request.params, headers, extra.signal, extra.sessionId, onProgress);
+    });
+    return server;
+  };
+
+  /**
+   * The hot path: a lone `tools/call` without a progress token is answered here with a JSON body (the
+   * spec lets a server answer a POST with `application/json` instead of an SSE stream), skipping the SDK
+   * transport's Node-to-web-standard conversion and SSE framing, which cost more than the call itself
+   * (bench/RESULTS.md). Its `notifications/cancelled` is honoured through `session.fastCalls`.
+   */
+  const fastCall = async (
+    session: Session,
+    sessionId: string,
+    message: FastToolCall,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> => {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished)
+        controller.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+    };
+    res.once('close', onClose);
+    if (session.fastCalls.size < MAX_FAST_CALLS) session.fastCalls.set(message.id, controller);
+    let body: string;
+    try {
+      const result = await callTool(message.params, req.headers, controller.signal, sessionId);
+      body = JSON.stringify({ result, jsonrpc: '2.0', id: message.id });
+    } catch (error) {
+      const rpc = error instanceof McpError ? error : new McpError(ErrorCode.InternalError, String(error));
+      const failure = {
+        code: rpc.code,
+        message: rpc.message,
+        ...(rpc.data === undefined ? {} : { data: rpc.data }),
+      };
+      body = JSON.stringify({ jsonrpc: '2.0', id: message.id, error: failure });
+    } finally {
+      session.fastCalls.delete(message.id);
+    }
+    res
+      .writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'mcp-session-id': sessionId,
+      })
+      .end(body);
+  };
+
+  /** A session ended (closed by the client, evicted or idle): stateful upstreams drop its process. */
+  const forget = (id: string) => {
+    if (sessions.delete(id)) registry.endSession(id);
+  };
+  const evict = (id: string, session: Session) => {
+    forget(id);
+    session.transport.close().catch(() => {});
+  };
+
+  // Sessions are in recency order: the sweep closes from the oldest until it meets a live one.
+  const sweep = setInterval(
+    () => {
+      const cutoff = performance.now() - sessionIdleMs;
+      for (const [id, session] of sessions) {
+        if (session.lastUsed > cutoff) break;
+        evict(id, session);
+      }
+    },
+    Math.min(sessionIdleMs, 60_000),
+  );
+  sweep.unref();
+
+  registry.onChange(() => {
+    for (const session of sessions.values()) session.server.sendToolListChanged().catch(() => {});
+  });
+
+  const open = async (): Promise<StreamableHTTPServerTransport> => {
+    const server = newServer();
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      onsessioninitialized: (id) => {
+        sessions.set(id, { server, transport, fastCalls: new Map(), lastUsed: performance.now() });
+        if (sessions.size > maxSessions) {
+          const [oldestId, oldest] = sessions.entries().next().value!;
+          evict(oldestId, oldest);
+        }
+      },
+      onsessionclosed: forget,
+    });
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) forget(transport.sessionId);
+    };
+    await server.connect(transport);
+    return transport;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (options.isDraining()) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+    const sessionId = req.headers['mcp-session-id'];
+    const body = req.method === 'POST' ? await readJson(req, maxRequestBytes) : undefined;
+    if (typeof sessionId === 'string') {
+      const session = sessions.get(sessionId);
+      if (session === undefined) {
+        // Spec: an unknown or expired session is 404; the client then starts a new one.
+        return writeRpcError(res, 404, ErrorCode.InvalidRequest, 'session not found');
+      }
+      sessions.delete(sessionId);
+      sessions.set(sessionId, session);
+      session.lastUsed = performance.now();
+      const fast = asFastToolCall(body, req);
+      if (fast !== undefined) return fastCall(session, sessionId, fast, req, res);
+      cancelFastCall(session, body);
+      return session.transport.handleRequest(req, res, body);
+    }
+    if (req.method === 'POST' && isInitializeRequest(body)) {
+      const transport = await open();
+      return transport.handleRequest(req, res, body);
+    }
+    return writeRpcError(res, 400, ErrorCode.InvalidRequest, 'no Mcp-Session-Id: send initialize first');
+  };
+
+  return {
+    handler: (req, res) => {
+      const url = req.url ?? '/';
+      if (url !== PATH && !url.startsWith(`${PATH}?`)) return false;
+      handle(req, res).catch((error: unknown) => writeError(res, error));
+      return true;
+    },
+    start: () => registry.start(),
+    drain() {
+      for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
+    },
+    async close() {
+      clearInterval(sweep);
+      const open = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(open.map((session) => session.transport.close().catch(() => {})));
+      await registry.close();
+    },
+  };
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+function requestIdOf(headers: Record<string, string | string[] | undefined>): string {
+  return requestId({ headers } as IncomingMessage);
+}
+
+function cancelled(): GatewayError {
+  return new GatewayError('GW_CLIENT_CLOSED', 'the client cancelled the call');
+}
+
+/** Reads a JSON body (bounded); a parse failure is a JSON-RPC parse error for the transport to report. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+  } catch {
+    throw new GatewayError('GW_BAD_REQUEST', 'request body is not valid JSON');
+  }
+}
+
+function tooLarge(limit: number): GatewayError {
+  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
+    data: { maxBytes: limit },
+  });
+}
+
+function writeRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    .end(body);
+}
+
+/**
+ * The message when it is a plain `tools/call` the fast path may answer: one request (not a batch), no
+ * progress token (progress needs an SSE stream), a client that accepts JSON, and a protocol version this
+ * SDK supports (anything else goes to the SDK transport, which reports the problem).
+ */
+function asFastToolCall(body: unknown, req: IncomingMessage): FastToolCall | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const message = body as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown };
+  if (message.jsonrpc !== '2.0' || message.method !== 'tools/call') return undefined;
+  if (typeof message.id !== 'string' && typeof message.id !== 'number') return undefined;
+  const params = message.params as
+    { name?: unknown; arguments?: unknown; _meta?: { progressToken?: unknown } } | undefined;
+  if (params === undefined || params === null || typeof params.name !== 'string') return undefined;
+  if (params._meta?.progressToken !== undefined) return undefined;
+  const args = params.arguments;
+  if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args)))
+    return undefined;
+  if (req.headers.accept?.includes('application/json') !== true) return undefined;
+  const version = req.headers['mcp-protocol-version'];
+  if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(String(version))) return undefined;
+  return { id: message.id, params: params as CallToolRequest['params'] };
+}
+
+/** Aborts the fast-path call a `notifications/cancelled` names (the SDK transport sees it too, harmlessly). */
+function cancelFastCall(session: Session, body: unknown): void {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
+  const message = body as { method?: unknown; params?: { requestId?: unknown; reason?: unknown } };
+  if (message.method !== 'notifications/cancelled') return;
+  const requestId = message.params?.requestId;
+  if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+  const reason = message.params?.reason;
+  const detail = typeof reason === 'string' ? `: ${reason}` : '';
+  session.fastCalls
+    .get(requestId)
+    ?.abort(new GatewayError('GW_CLIENT_CLOSED', `the client cancelled the call${detail}`));
+}

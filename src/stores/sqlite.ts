@@ -1,0 +1,90 @@
+// SQLite transcript store (better-sqlite3, WAL): the embedded default, one file, prepared statements.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { RetentionOptions, StoredMessage, TranscriptRow, TranscriptStore } from './transcript-store.js';
+
+export interface SqliteStoreOptions {
+  /** Database file (created with its directory when missing); `:memory:` for tests. */
+  path: string;
+  /**
+   * How long a write waits for another process's lock, in ms. Default 5: better-sqlite3 waits on the event
+   * loop, so a locked file fails fast and the transcript writer retries later instead.
+   */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens (and creates) the store: WAL journal, `synchronous=NORMAL` (a commit survives a process crash;
+ * an OS crash may lose the last ones), one `messages` table indexed by session. Writes are synchronous
+ * (better-sqlite3): keep batches near 100 rows so one commit blocks the event loop for well under 1 ms.
+ */
+export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  const db = new Database(options.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5))}`);
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS messages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      message_id TEXT NOT NULL UNIQUE,
+      session_id TEXT NOT NULL,
+      role TEXT NOT NULL,
+      content TEXT NOT NULL,
+      complete INTEGER NOT NULL,
+      created_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS messages_session ON messages (session_id, id);
+    CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
+  `);
+  const upsert = db.prepare(`
+    INSERT INTO messages (message_id, session_id, role, content, complete, created_at)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (message_id) DO UPDATE
+      SET content = messages.content || excluded.content, complete = excluded.complete`);
+  const select = db.prepare(`
+    SELECT message_id AS id, role, content, complete, created_at AS createdAt FROM messages
+    WHERE session_id = ? ORDER BY messages.id LIMIT ?`);
+  const deleteOld = db.prepare('DELETE FROM messages WHERE created_at < ?');
+  const deleteOverflow = db.prepare(`
+    DELETE FROM messages WHERE id IN (
+      SELECT id FROM (
+        SELECT id, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY id DESC) AS n FROM messages
+      ) WHERE n > ?)`);
+  const deleteSessions = db.prepare(`
+    DELETE FROM messages WHERE session_id IN (
+      SELECT session_id FROM messages GROUP BY session_id ORDER BY MAX(id) DESC LIMIT -1 OFFSET ?)`);
+  const writeAll = db.transaction((rows: readonly TranscriptRow[]) => {
+    for (const r of rows) {
+      upsert.run(r.messageId, r.sessionId, r.role, r.content, r.complete ? 1 : 0, r.createdAt);
+    }
+  });
+  const cleanupAll = db.transaction(
+    (retention: RetentionOptions, now: number) =>
+      deleteOld.run(now - retention.maxAgeMs).changes +
+      deleteOverflow.run(retention.maxMessagesPerSession).changes +
+      deleteSessions.run(retention.maxSessions).changes,
+  );
+
+  return {
+    write: (rows) =>
+      new Promise<void>((resolve) => {
+        writeAll(rows);
+        resolve();
+      }),
+    history: (sessionId, limit) =>
+      new Promise<StoredMessage[]>((resolve) => {
+        const rows = select.all(sessionId, limit) as Array<
+          Omit<StoredMessage, 'complete'> & { complete: number }
+        >;
+        resolve(rows.map((row) => ({ ...row, complete: row.complete === 1 })));
+      }),
+    cleanup: (retention) => new Promise<number>((resolve) => resolve(cleanupAll(retention, Date.now()))),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (db.open) db.close();
+        resolve();
+      }),
+  };
+}

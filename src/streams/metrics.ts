@@ -1,0 +1,153 @@
+// Prometheus metrics for the LLM relay and the transcript writer, fed by their diagnostics_channel events.
+import type { Channel } from 'node:diagnostics_channel';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { events } from '../telemetry/events.js';
+import type {
+  LlmChunkEvent,
+  LlmFallbackEvent,
+  LlmFirstByteEvent,
+  LlmStreamEndEvent,
+  TranscriptDropEvent,
+  TranscriptFlushEvent,
+  TranscriptStoreErrorEvent,
+} from '../telemetry/events.js';
+
+/** Seconds, from 10 us (an inter-chunk gap on loopback) to 30 s (a slow first token). */
+const STREAM_BUCKETS = [
+  0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+/** Seconds per transcript transaction, from 50 us to 1 s. */
+const FLUSH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
+
+/**
+ * Registers the relay's and the transcript writer's metrics on `registry` and returns the event
+ * subscriptions that feed them (the caller subscribes and unsubscribes). Per-chunk work is one cached
+ * histogram child and one counter child per provider.
+ */
+export function llmSubscriptions(registry: Registry): Array<[Channel, (message: unknown) => void]> {
+  const registers = [registry];
+  const firstByte = new Histogram({
+    name: 'slipstream_llm_first_byte_seconds',
+    help: 'Time from receiving a chat request to writing its first chunk to the client.',
+    labelNames: ['provider'] as const,
+    buckets: STREAM_BUCKETS,
+    registers,
+  });
+  const gap = new Histogram({
+    name: 'slipstream_llm_chunk_gap_seconds',
+    help: 'Time between consecutive chunks relayed on one stream.',
+    labelNames: ['provider'] as const,
+    buckets: STREAM_BUCKETS,
+    registers,
+  });
+  const chunks = new Counter({
+    name: 'slipstream_llm_chunks_total',
+    help: 'Chunks relayed to clients.',
+    labelNames: ['provider'] as const,
+    registers,
+  });
+  const streams = new Counter({
+    name: 'slipstream_llm_streams_total',
+    help: 'Relayed LLM replies by outcome: complete, aborted (client went away) or error.',
+    labelNames: ['provider', 'outcome'] as const,
+    registers,
+  });
+  const fallbacks = new Counter({
+    name: 'slipstream_llm_fallbacks_total',
+    help: 'Fallbacks to another provider/model before the first byte.',
+    labelNames: ['from', 'to', 'reason'] as const,
+    registers,
+  });
+  const flushRows = new Histogram({
+    name: 'slipstream_transcript_flush_rows',
+    help: 'Rows per transcript transaction.',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250],
+    registers,
+  });
+  const flushDuration = new Histogram({
+    name: 'slipstream_transcript_flush_seconds',
+    help: 'Duration of one transcript transaction (for SQLite: time the event loop was blocked).',
+    buckets: FLUSH_BUCKETS,
+    registers,
+  });
+  const rowsWritten = new Counter({
+    name: 'slipstream_transcript_rows_written_total',
+    help: 'Transcript rows committed.',
+    registers,
+  });
+  const queueDepth = new Gauge({
+    name: 'slipstream_transcript_queue_depth',
+    help: 'Transcript rows waiting to be written.',
+    registers,
+  });
+  const storeErrors = new Counter({
+    name: 'slipstream_transcript_store_errors_total',
+    help: 'Transcript transactions that failed (their rows stay queued and are retried).',
+    registers,
+  });
+  const dropped = new Counter({
+    name: 'slipstream_transcript_dropped_rows_total',
+    help: 'Transcript rows dropped because the queue was full while the store was failing.',
+    registers,
+  });
+
+  const chunkChildren = new Map<string, { gap: Histogram; count: Counter }>();
+  return [
+    [
+      events.llmChunk,
+      (message) => {
+        const e = message as LlmChunkEvent;
+        let child = chunkChildren.get(e.provider);
+        if (child === undefined) {
+          child = {
+            gap: gap.labels(e.provider) as unknown as Histogram,
+            count: chunks.labels(e.provider) as unknown as Counter,
+          };
+          chunkChildren.set(e.provider, child);
+        }
+        child.gap.observe(e.gapMs / 1000);
+        child.count.inc();
+      },
+    ],
+    [
+      events.llmFirstByte,
+      (message) => {
+        const e = message as LlmFirstByteEvent;
+        firstByte.observe({ provider: e.provider }, e.durationMs / 1000);
+      },
+    ],
+    [
+      events.llmStreamEnd,
+      (message) => {
+        const e = message as LlmStreamEndEvent;
+        streams.inc({ provider: e.provider, outcome: e.outcome });
+      },
+    ],
+    [
+      events.llmFallback,
+      (message) => {
+        const e = message as LlmFallbackEvent;
+        fallbacks.inc({ from: e.from, to: e.to, reason: e.reason });
+      },
+    ],
+    [
+      events.transcriptFlush,
+      (message) => {
+        const e = message as TranscriptFlushEvent;
+        flushRows.observe(e.rows);
+        flushDuration.observe(e.durationMs / 1000);
+        rowsWritten.inc(e.rows);
+        queueDepth.set(e.queueDepth);
+      },
+    ],
+    [
+      events.transcriptStoreError,
+      (message) => {
+        storeErrors.inc();
+        queueDepth.set((message as TranscriptStoreErrorEvent).queueDepth);
+      },
+    ],
+    [events.transcriptDrop, (message) => dropped.inc((message as TranscriptDropEvent).rows)],
+  ];
+}

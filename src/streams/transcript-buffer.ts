@@ -1,0 +1,348 @@
+// Transcript buffer: collects streamed reply parts per conversation and writes them in batched transactions off the hot path.
+import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { events, publish } from '../telemetry/events.js';
+import { mergeRows } from '../stores/transcript-store.js';
+import type {
+  RetentionOptions,
+  StoredMessage,
+  TranscriptRow,
+  TranscriptStore,
+} from '../stores/transcript-store.js';
+
+export interface TranscriptBufferOptions {
+  store: TranscriptStore;
+  /** Buffered parts are written at least this often, in ms. Default 200. */
+  intervalMs?: number;
+  /** A stream that buffered this many characters is written at the next turn of the event loop. Default 1,024. */
+  minChars?: number;
+  /** false: nothing is written while a reply streams, only the final message. Default true. */
+  persistDeltas?: boolean;
+  /** Rows waiting for the store; beyond it the oldest are dropped and counted. Default 50,000. */
+  maxQueue?: number;
+  /** Rows per transaction. Default 64: a SQLite commit of that many rows blocks the event loop well under 1 ms. */
+  batchRows?: number;
+  /** Characters kept per reply; the rest is not stored. Default 8 Mi. */
+  maxReplyChars?: number;
+  /** Retention applied every `cleanupIntervalMs` (and once at start-up). */
+  retention?: RetentionOptions & { cleanupIntervalMs: number };
+  logger?: Logger;
+}
+
+/** A request message to persist (string content; other content is stored as JSON). */
+export interface TranscriptMessage {
+  role: string;
+  content: string;
+}
+
+/** One streamed reply being recorded. */
+export interface Transcript {
+  /** Adds relayed content. Costs an array push; never touches the store. */
+  append(text: string): void;
+  /** The reply ended: `complete` when the stream finished normally. Written at the next turn of the loop. */
+  end(complete: boolean): void;
+}
+
+export interface TranscriptBufferStats {
+  open: number;
+  queueDepth: number;
+  rowsWritten: number;
+  transactions: number;
+  dropped: number;
+  failures: number;
+}
+
+const MAX_RETRY_DELAY_MS = 5_000;
+const FIRST_RETRY_DELAY_MS = 100;
+
+interface OpenTranscript extends Transcript {
+  readonly sessionId: string;
+  readonly messageId: string;
+  readonly createdAt: number;
+  parts: string[];
+  /** Characters in `parts` (not yet queued). */
+  pending: number;
+  /** Characters seen in total (for `maxReplyChars`). */
+  total: number;
+  ended: boolean;
+  complete: boolean;
+}
+
+/**
+ * Buffers transcripts and writes them to a store. Appends only push onto an array; every `intervalMs`
+ * (or as soon as one reply buffered `minChars`, or ended) the parts of every open reply are joined once
+ * and queued as one row per reply, then written in transactions of `batchRows` rows, yielding to the
+ * event loop between transactions. A failing store never reaches a stream: rows stay queued (bounded by
+ * `maxQueue`, oldest dropped and counted) and the batch is retried with exponential backoff up to 5 s.
+ * On a hard kill, at most the last `intervalMs` of content is lost; `close()` writes everything.
+ */
+export class TranscriptBuffer {
+  private readonly store: TranscriptStore;
+  private readonly intervalMs: number;
+  private readonly minChars: number;
+  private readonly persistDeltas: boolean;
+  private readonly maxQueue: number;
+  private readonly batchRows: number;
+  private readonly maxReplyChars: number;
+  private readonly logger: Logger | undefined;
+  private readonly open = new Set<OpenTranscript>();
+  private queue: TranscriptRow[] = [];
+  private readonly ticker: NodeJS.Timeout;
+  private readonly cleaner: NodeJS.Timeout | undefined;
+  private flushScheduled = false;
+  private writing = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = 0;
+  private idleWaiters: Array<() => void> = [];
+  private lastDropLogAt = 0;
+  private closed = false;
+  private readonly counters = { rowsWritten: 0, transactions: 0, dropped: 0, failures: 0 };
+
+  constructor(options: TranscriptBufferOptions) {
+    this.store = options.store;
+    this.intervalMs = options.intervalMs ?? 200;
+    this.minChars = options.minChars ?? 1_024;
+    this.persistDeltas = options.persistDeltas ?? true;
+    this.maxQueue = options.maxQueue ?? 50_000;
+    this.batchRows = options.batchRows ?? 64;
+    this.maxReplyChars = options.maxReplyChars ?? 8 * 1024 ** 2;
+    this.logger = options.logger;
+    this.ticker = setInterval(() => this.flush(), this.intervalMs);
+    this.ticker.unref();
+    const retention = options.retention;
+    if (retention !== undefined) {
+      const clean = () => {
+        this.store.cleanup(retention).then(
+          (deleted) => {
+            if (deleted > 0) this.logger?.info({ deleted }, 'transcript retention applied');
+          },
+          (error: unknown) => this.logger?.warn({ err: error }, 'transcript retention failed'),
+        );
+      };
+      this.cleaner = setInterval(clean, retention.cleanupIntervalMs);
+      this.cleaner.unref();
+      setTimeout(clean, 1_000).unref();
+    }
+  }
+
+  /**
+   * Starts recording a reply in `sessionId`. `messages` (the request's new messages) are queued at once,
+   * before the reply, so a session reads in conversation order.
+   */
+  start(sessionId: string, messages: readonly TranscriptMessage[]): Transcript {
+    const now = Date.now();
+    if (messages.length > 0) {
+      this.enqueue(
+        messages.map((m) => ({
+          sessionId,
+          messageId: randomUUID(),
+          role: m.role,
+          content: m.content,
+          complete: true,
+          createdAt: now,
+        })),
+      );
+      this.scheduleFlush();
+    }
+    const transcript: OpenTranscript = {
+      sessionId,
+      messageId: randomUUID(),
+      createdAt: now,
+      parts: [],
+      pending: 0,
+      total: 0,
+      ended: false,
+      complete: false,
+      append: (text) => this.append(transcript, text),
+      end: (complete) => {
+        if (transcript.ended) return;
+        transcript.ended = true;
+        transcript.complete = complete;
+        this.scheduleFlush();
+      },
+    };
+    if (this.closed) transcript.ended = true;
+    else this.open.add(transcript);
+    return transcript;
+  }
+
+  private append(t: OpenTranscript, text: string): void {
+    if (t.ended || t.total >= this.maxReplyChars) return;
+    const part =
+      t.total + text.length > this.maxReplyChars ? text.slice(0, this.maxReplyChars - t.total) : text;
+    t.parts.push(part);
+    t.pending += part.length;
+    t.total += part.length;
+    if (this.persistDeltas && t.pending >= this.minChars) this.scheduleFlush();
+  }
+
+  /** Queues the buffered parts of every open reply (one row each) and starts writing. */
+  flush(): void {
+    const rows: TranscriptRow[] = [];
+    for (const t of this.open) {
+      if (!t.ended && (!this.persistDeltas || t.parts.length === 0)) continue;
+      if (t.ended && !t.complete && t.total === 0) {
+        this.open.delete(t); // failed before any content: no reply to record
+        continue;
+      }
+      rows.push({
+        sessionId: t.sessionId,
+        messageId: t.messageId,
+        role: 'assistant',
+        content: t.parts.length === 1 ? t.parts[0]! : t.parts.join(''),
+        complete: t.ended && t.complete,
+        createdAt: t.createdAt,
+      });
+      t.parts = [];
+      t.pending = 0;
+      if (t.ended) this.open.delete(t);
+    }
+    if (rows.length > 0) this.enqueue(rows);
+    this.pump();
+  }
+
+  /** A session's stored messages, oldest first. */
+  history(sessionId: string, limit = 1_000): Promise<StoredMessage[]> {
+    return this.store.history(sessionId, limit);
+  }
+
+  stats(): TranscriptBufferStats {
+    return { open: this.open.size, queueDepth: this.queue.length, ...this.counters };
+  }
+
+  /**
+   * Ends every open reply (stored as incomplete), writes everything queued, then closes the store.
+   * Gives up on the store after `timeoutMs` (rows still queued are counted as dropped).
+   */
+  async close(timeoutMs = 5_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    if (this.cleaner !== undefined) clearInterval(this.cleaner);
+    for (const t of this.open) {
+      if (t.ended) continue; // ended normally, not written yet
+      t.ended = true;
+      t.complete = false;
+    }
+    this.flush();
+    if (this.queue.length > 0 || this.writing) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+    clearTimeout(this.retryTimer);
+    if (this.queue.length > 0) this.drop(this.queue.length);
+    await this.store.close();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private enqueue(rows: TranscriptRow[]): void {
+    for (const row of rows) this.queue.push(row);
+    const excess = this.queue.length - this.maxQueue;
+    if (excess > 0) {
+      this.queue.splice(0, excess);
+      this.drop(excess);
+    }
+  }
+
+  private drop(rows: number): void {
+    this.counters.dropped += rows;
+    publish(events.transcriptDrop, { rows });
+    const now = Date.now();
+    if (now - this.lastDropLogAt > 10_000) {
+      this.lastDropLogAt = now;
+      this.logger?.warn(
+        { dropped: rows, totalDropped: this.counters.dropped },
+        'transcript rows dropped: the store is failing and the queue is full',
+      );
+    }
+  }
+
+  /** Writes queued rows batch by batch; one writer at a time, paused while a retry waits. */
+  private pump(): void {
+    if (this.writing || this.retryTimer !== undefined || this.queue.length === 0) {
+      if (!this.writing && this.queue.length === 0) this.wakeIdle();
+      return;
+    }
+    this.writing = true;
+    this.writeAll().then(
+      () => {
+        this.writing = false;
+        if (this.queue.length === 0) this.wakeIdle();
+      },
+      () => {
+        this.writing = false;
+      },
+    );
+  }
+
+  private async writeAll(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.slice(0, this.batchRows);
+      const rows = mergeRows(batch);
+      const started = performance.now();
+      try {
+        await this.store.write(rows);
+      } catch (error) {
+        this.counters.failures++;
+        this.retryDelayMs = Math.min(
+          MAX_RETRY_DELAY_MS,
+          Math.max(FIRST_RETRY_DELAY_MS, this.retryDelayMs * 2),
+        );
+        publish(events.transcriptStoreError, {
+          error,
+          queueDepth: this.queue.length,
+          retryInMs: this.retryDelayMs,
+        });
+        if (this.counters.failures === 1 || this.retryDelayMs === MAX_RETRY_DELAY_MS) {
+          this.logger?.warn(
+            { err: error, queueDepth: this.queue.length, retryInMs: this.retryDelayMs },
+            'transcript store write failed; retrying',
+          );
+        }
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.pump();
+        }, this.retryDelayMs);
+        this.retryTimer.unref();
+        return;
+      }
+      // Rows may have been dropped from the head while the batch was in flight.
+      const written = this.queue.slice(0, batch.length).every((row, i) => row === batch[i]);
+      if (written) this.queue.splice(0, batch.length);
+      else this.queue = this.queue.filter((row) => !batch.includes(row));
+      this.retryDelayMs = 0;
+      this.counters.rowsWritten += rows.length;
+      this.counters.transactions++;
+      let chars = 0;
+      for (const row of rows) chars += row.content.length;
+      publish(events.transcriptFlush, {
+        rows: rows.length,
+        chars,
+        durationMs: performance.now() - started,
+        queueDepth: this.queue.length,
+      });
+      if (this.queue.length > 0) await yieldToLoop();
+    }
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,554 @@
+// Fan-out groups: members on pooled keep-alive connections, each behind a breaker; one message sent to all in parallel.
+import { setMaxListeners } from 'node:events';
+import type { Logger } from 'pino';
+import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
+import type { GroupConfig } from '../config/groups-schema.js';
+import { GatewayError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { compose } from '../pipeline/compose.js';
+import type { Call, Handler, Reply, RequestContext } from '../pipeline/types.js';
+import { circuitBreaker } from '../policies/circuit-breaker.js';
+import { events, publish } from '../telemetry/events.js';
+import type { BreakerState, BreakerStateEvent, FanoutOutcome } from '../telemetry/events.js';
+import type { UpstreamConnectionStats } from '../telemetry/metrics.js';
+import { discovery } from './discovery.js';
+import type { DiscoveredMember, Discovery } from './discovery.js';
+import { httpUpstream } from './http.js';
+import type { HttpUpstream } from './http.js';
+
+/** One member's entry in a fan-out result. */
+export interface MemberResult {
+  member: string;
+  outcome: FanoutOutcome;
+  /** From the start of the fan-out to this member settling, in ms (0 when skipped). */
+  latencyMs: number;
+  /** The member's HTTP status, when it answered at all. */
+  status?: number;
+  /** The member's answer: parsed JSON, or text. */
+  body?: unknown;
+  /** Why the member has no answer (timed out, failed, skipped, cancelled). */
+  error?: { code: ErrorCode; message: string };
+}
+
+/** What a fan-out came to: counts, who ended how, and each member's latency. */
+export interface FanoutSummary {
+  group: string;
+  members: number;
+  answered: number;
+  failed: number;
+  timedOut: number;
+  skipped: number;
+  cancelled: number;
+  /** With `minResponses`: how many answers were required and whether they came. */
+  quorum?: { required: number; met: boolean };
+  durationMs: number;
+  /** Member names by outcome. */
+  outcomes: Record<FanoutOutcome, string[]>;
+  /** Each member's latency in ms (skipped members are left out). */
+  latencyMs: Record<string, number>;
+}
+
+export interface FanoutRequest {
+  /** The JSON message, already validated; sent as is to every member. */
+  body: Buffer;
+  requestId: string;
+  /** Aborts when the client goes away: every member call is cancelled. */
+  signal: AbortSignal;
+  /** Called as each member settles, in arrival order (skipped members first, at once). */
+  onResult?: (result: MemberResult) => void;
+}
+
+export interface FanoutGroup {
+  readonly name: string;
+  /** Loads discovery (once, bounded by its refresh timeout) and warms every member's pool. Never throws. */
+  start(): Promise<void>;
+  /**
+   * Sends the message to every admitted member in parallel and resolves when all settled, or as soon as
+   * `minResponses` / `firstN` answers are in (the rest are aborted). Results are in member order.
+   * Throws `GW_UPSTREAM_UNAVAILABLE` only when the group has no members at all.
+   */
+  fanout(request: FanoutRequest): Promise<{ results: MemberResult[]; summary: FanoutSummary }>;
+  /** Pool counters of every member (for the connections gauge). */
+  stats(): UpstreamConnectionStats[];
+  close(): Promise<void>;
+}
+
+export interface GroupOptions {
+  /** Logs discovery failures and member list changes. */
+  logger?: Logger;
+}
+
+interface Member {
+  readonly name: string;
+  readonly url: string;
+  readonly upstream: HttpUpstream;
+  /** The transport behind the member's breaker; the reply body is read in full. */
+  readonly call: Handler;
+  /** Mirrors the breaker: only `closed` members are called. */
+  state: BreakerState;
+  /**
+   * Calls that timed out but are not torn down yet (the abort runs a tick after the reply). A fan-out starting
+   * in that gap skips the member, as its breaker is about to decide; without a breaker it is always called.
+   */
+  tearingDown: number;
+  probeTimer: NodeJS.Timeout | undefined;
+  closed: boolean;
+  stopWatching: () => void;
+  /** The latest warm-up (start-up, discovery or readmission); never rejects. */
+  warming: Promise<void>;
+}
+
+/** A probe that came too early (the breaker still open) is retried after this. */
+const PROBE_RETRY_MS = 50;
+
+/**
+ * Builds a group. Each member is an {@link httpUpstream} (one undici pool per member, kept alive, warmed at
+ * start-up and on readmission) behind its own consecutive-failure breaker. A member whose breaker opens is
+ * skipped at once by every fan-out (reported `skipped`); a background `OPTIONS` probe after `halfOpenAfter`
+ * readmits it when it answers without a 5xx, so a hung member costs one deadline, then nothing.
+ * With `discovery`, the member list is loaded at start-up and refreshed in the background when older than its TTL.
+ */
+export function fanoutGroup(name: string, config: GroupConfig, options: GroupOptions = {}): FanoutGroup {
+  const memberDeadlineMs = Math.min(config.memberTimeout, config.timeout);
+  const route = `fanout:${name}`;
+  const enough = config.minResponses ?? config.firstN ?? Infinity;
+  let members: Member[] = [];
+  let closed = false;
+
+  const createMember = (spec: DiscoveredMember): Member => {
+    const upstreamName = `${route}/${spec.name}`;
+    const upstream = httpUpstream(upstreamName, {
+      url: spec.url,
+      pool: {
+        connections: config.pool.connections,
+        pipelining: 1,
+        keepAlive: config.pool.keepAlive,
+        http2: false,
+        warm: config.pool.warm,
+      },
+      timeouts: { connect: config.pool.connect, firstByte: memberDeadlineMs, idle: memberDeadlineMs },
+      headers: config.headers,
+      maxResponseBytes: config.maxResponseBytes,
+    });
+    const transport: Handler = async (call) => {
+      const reply = await upstream.handler(call);
+      return { status: reply.status, headers: reply.headers, body: await readAll(reply.body) };
+    };
+    const member: Member = {
+      name: spec.name,
+      url: spec.url,
+      upstream,
+      call:
+        config.breaker === false
+          ? transport
+          : compose(
+              [
+                circuitBreaker({
+                  name: upstreamName,
+                  mode: 'consecutive',
+                  threshold: config.breaker.threshold,
+                  halfOpenAfterMs: config.breaker.halfOpenAfter,
+                }),
+              ],
+              transport,
+            ),
+      state: 'closed',
+      tearingDown: 0,
+      probeTimer: undefined,
+      closed: false,
+      stopWatching: () => {},
+      warming: Promise.resolve(),
+    };
+    if (config.breaker !== false) {
+      const halfOpenAfterMs = config.breaker.halfOpenAfter;
+      member.stopWatching = watchBreaker(upstreamName, (state) => {
+        const previous = member.state;
+        member.state = state;
+        if (state === 'open') scheduleProbe(member, halfOpenAfterMs + 1);
+        // Readmitted: open connections again before real traffic needs them.
+        else if (state === 'closed' && previous !== 'closed') member.warming = warm(member);
+      });
+    }
+    return member;
+  };
+
+  const scheduleProbe = (member: Member, delayMs: number) => {
+    clearTimeout(member.probeTimer);
+    if (member.closed) return;
+    member.probeTimer = setTimeout(() => probe(member), delayMs);
+    member.probeTimer.unref();
+  };
+
+  /** An `OPTIONS` request to a member: the warm-up and the health probe (not HEAD: undici closes the connection after a HEAD). */
+  const optionsCall = (member: Member, id: string): Call => ({
+    ctx: context(id, route),
+    upstream: `${route}/${member.name}`,
+    method: 'OPTIONS',
+    path: '',
+    headers: {},
+    body: undefined,
+    idempotent: true,
+    principal: undefined,
+    signal: AbortSignal.timeout(memberDeadlineMs),
+  });
+
+  /** Opens `pool.warm` connections to a member, outside its breaker. Never rejects. */
+  const warm = async (member: Member): Promise<void> => {
+    const count = Math.min(config.pool.warm, config.pool.connections);
+    await Promise.all(
+      Array.from({ length: count }, () =>
+        member.upstream.handler(optionsCall(member, 'warm')).then(
+          (reply) => readAll(reply.body).then(() => {}),
+          () => {},
+        ),
+      ),
+    ).catch(() => {});
+    // The pool marks a connection free a tick after its response ends; traffic right after start-up should find it.
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  /** One `OPTIONS` through the breaker: success closes it (readmission), failure reopens it (next probe later). */
+  const probe = (member: Member) => {
+    if (member.closed || member.state !== 'open') return;
+    member.call(optionsCall(member, 'probe')).then(
+      () => {},
+      (error: unknown) => {
+        // Fired a hair before the breaker's own clock allowed a probe: try again shortly.
+        if (error instanceof GatewayError && error.code === 'GW_BREAKER_OPEN' && member.state === 'open')
+          scheduleProbe(member, PROBE_RETRY_MS);
+      },
+    );
+  };
+
+  const closeMember = async (member: Member) => {
+    member.closed = true;
+    clearTimeout(member.probeTimer);
+    member.stopWatching();
+    await member.upstream.close();
+  };
+
+  /** Static members first (they win a name clash), then discovered ones, up to the group limit. */
+  const setMembers = (discovered: readonly DiscoveredMember[]) => {
+    if (closed) return;
+    const wanted = new Map<string, DiscoveredMember>();
+    for (const m of [...config.members, ...discovered]) {
+      if (!wanted.has(m.name) && wanted.size < MAX_GROUP_MEMBERS) wanted.set(m.name, m);
+    }
+    const current = new Map(members.map((m) => [m.name, m]));
+    const next: Member[] = [];
+    const added: string[] = [];
+    for (const spec of wanted.values()) {
+      const existing = current.get(spec.name);
+      if (existing !== undefined && existing.url === spec.url) {
+        next.push(existing);
+        current.delete(spec.name);
+      } else {
+        const member = createMember(spec);
+        member.warming = warm(member);
+        next.push(member);
+        added.push(spec.name);
+      }
+    }
+    members = next;
+    const removed = [...current.values()];
+    for (const member of removed) void closeMember(member).catch(() => {});
+    if (added.length > 0 || removed.length > 0) {
+      options.logger?.info(
+        { group: name, added, removed: removed.map((m) => m.name), members: next.length },
+        'fan-out group members changed',
+      );
+    }
+  };
+
+  members = config.members.map(createMember);
+  const source: Discovery | undefined =
+    config.discovery === undefined
+      ? undefined
+      : discovery({
+          group: name,
+          url: config.discovery.url,
+          ttlMs: config.discovery.ttl,
+          refreshTimeoutMs: config.discovery.refreshTimeout,
+          maxMembers: MAX_GROUP_MEMBERS,
+          onList: setMembers,
+          onError: (error) =>
+            options.logger?.warn(
+              { group: name, err: error, members: members.length },
+              'discovery refresh failed; keeping the last good member list',
+            ),
+        });
+
+  const currentMembers = async (): Promise<Member[]> => {
+    const waiting = source?.ensure();
+    if (waiting !== undefined) await waiting;
+    if (members.length === 0) {
+      throw new GatewayError(
+        'GW_UPSTREAM_UNAVAILABLE',
+        `group "${name}" has no members` +
+          (source?.loaded === false ? ' (discovery has not answered yet)' : ''),
+      );
+    }
+    return members;
+  };
+
+  return {
+    name,
+    async start() {
+      // Static members warm while discovery loads; discovered ones are warmed as they are added.
+      for (const member of members) member.warming = warm(member);
+      if (source !== undefined) await source.load().catch(() => {});
+      // A hung member must not hold start-up: wait for connections about as long as connecting may take.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(members.map((m) => m.warming)),
+        new Promise((resolve) => (timer = setTimeout(resolve, config.pool.connect))),
+      ]);
+      clearTimeout(timer);
+    },
+
+    async fanout(request) {
+      const targets = await currentMembers();
+      const started = performance.now();
+      const ctx = context(request.requestId, route);
+      const controller = new AbortController();
+      // Every member call listens on this one signal: up to the group limit, that is expected, not a leak.
+      setMaxListeners(MAX_GROUP_MEMBERS + 8, controller.signal);
+      const timedOut = new GatewayError('GW_UPSTREAM_TIMEOUT', `no answer within ${memberDeadlineMs} ms`);
+      const cancelled = new GatewayError('GW_CLIENT_CLOSED', 'cancelled: enough members answered');
+      const onClientGone = () =>
+        controller.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+      if (request.signal.aborted) onClientGone();
+      else request.signal.addEventListener('abort', onClientGone, { once: true });
+      const headers = { 'content-type': 'application/json', 'x-request-id': request.requestId };
+      const results = new Array<MemberResult>(targets.length);
+      /** Members cut by the deadline whose calls are still being torn down. */
+      const tornDown = new Set<number>();
+      /** Members not settled yet, by index; each settles exactly once. */
+      const pending = new Set(targets.keys());
+      let answered = 0;
+      let finish!: () => void;
+      const finished = new Promise<void>((resolve) => (finish = resolve));
+      const elapsed = () => Math.round((performance.now() - started) * 100) / 100;
+
+      /**
+       * Settles every member still pending (timed out, or cancelled once enough answered) and only then
+       * aborts their calls, a tick later: tearing down in-flight requests costs ~1 ms (~10 ms the first
+       * time), which the reply need not wait for. Members still see the abort right after the reply.
+       */
+      const cutPending = (outcome: 'timedOut' | 'cancelled', reason: GatewayError) => {
+        for (const index of [...pending]) {
+          if (outcome === 'timedOut' && config.breaker !== false) {
+            targets[index]!.tearingDown++;
+            tornDown.add(index);
+          }
+          settle(index, {
+            member: targets[index]!.name,
+            outcome,
+            latencyMs: elapsed(),
+            error: { code: reason.code, message: reason.message },
+          });
+        }
+        setImmediate(() => controller.abort(reason));
+      };
+
+      const settle = (index: number, result: MemberResult) => {
+        if (!pending.delete(index)) return;
+        results[index] = result;
+        publish(events.fanoutMember, {
+          group: name,
+          member: result.member,
+          outcome: result.outcome,
+          durationMs: result.latencyMs,
+        });
+        request.onResult?.(result);
+        if (result.outcome === 'answered' && ++answered === enough && pending.size > 0) {
+          cutPending('cancelled', cancelled);
+        }
+        if (pending.size === 0) finish();
+      };
+
+      const one = async (member: Member, index: number): Promise<void> => {
+        if (member.state !== 'closed' || member.tearingDown > 0) {
+          settle(index, {
+            member: member.name,
+            outcome: 'skipped',
+            latencyMs: 0,
+            error: { code: 'GW_BREAKER_OPEN', message: 'skipped: the member failed recently (breaker open)' },
+          });
+          return;
+        }
+        try {
+          const reply = await member.call({
+            ctx,
+            upstream: `${route}/${member.name}`,
+            method: 'POST',
+            path: '',
+            headers,
+            body: request.body,
+            idempotent: false,
+            principal: undefined,
+            signal: controller.signal,
+          });
+          const ok = reply.status >= 200 && reply.status < 300;
+          settle(index, {
+            member: member.name,
+            outcome: ok ? 'answered' : 'failed',
+            latencyMs: elapsed(),
+            status: reply.status,
+            body: decode(reply),
+            ...(ok
+              ? {}
+              : {
+                  error: {
+                    code: 'GW_UPSTREAM_UNAVAILABLE' as const,
+                    message: `member answered ${reply.status}`,
+                  },
+                }),
+          });
+        } catch (error) {
+          const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
+          const failure = reason instanceof GatewayError ? reason : toMemberError(error);
+          settle(index, {
+            member: member.name,
+            outcome: outcomeOf(failure, reason === timedOut),
+            latencyMs: failure.code === 'GW_BREAKER_OPEN' ? 0 : elapsed(),
+            error: { code: failure.code, message: failure.message },
+          });
+        } finally {
+          // The breaker has counted this call by now: later fan-outs follow its state again.
+          if (tornDown.delete(index)) member.tearingDown--;
+        }
+      };
+
+      // Every member starts now with the same deadline, so one timer serves them all.
+      const timer = setTimeout(() => cutPending('timedOut', timedOut), memberDeadlineMs);
+      try {
+        // `one` never rejects: every outcome is a settled entry.
+        targets.forEach((member, index) => void one(member, index));
+        await finished;
+      } finally {
+        clearTimeout(timer);
+        request.signal.removeEventListener('abort', onClientGone);
+      }
+      const summary = summarize(name, results, performance.now() - started, config.minResponses);
+      publish(events.fanoutEnd, {
+        group: name,
+        durationMs: summary.durationMs,
+        answered: summary.answered,
+        members: summary.members,
+      });
+      return { results, summary };
+    },
+
+    stats: () => members.map((m) => m.upstream.stats()),
+
+    async close() {
+      closed = true;
+      await source?.close();
+      await Promise.all(members.map(closeMember));
+    },
+  };
+}
+
+function context(id: string, route: string): RequestContext {
+  return { id, route, startedAt: performance.now(), upstreamMs: 0, attempts: 0 };
+}
+
+function outcomeOf(failure: GatewayError, deadlinePassed: boolean): FanoutOutcome {
+  if (deadlinePassed || failure.code === 'GW_UPSTREAM_TIMEOUT') return 'timedOut';
+  if (failure.code === 'GW_BREAKER_OPEN') return 'skipped';
+  if (failure.code === 'GW_CLIENT_CLOSED') return 'cancelled';
+  return 'failed';
+}
+
+function toMemberError(error: unknown): GatewayError {
+  return error instanceof GatewayError
+    ? error
+    : new GatewayError('GW_UPSTREAM_UNAVAILABLE', error instanceof Error ? error.message : String(error), {
+        cause: error,
+      });
+}
+
+function summarize(
+  group: string,
+  results: readonly MemberResult[],
+  durationMs: number,
+  minResponses: number | undefined,
+): FanoutSummary {
+  const outcomes: Record<FanoutOutcome, string[]> = {
+    answered: [],
+    failed: [],
+    timedOut: [],
+    skipped: [],
+    cancelled: [],
+  };
+  const latencyMs: Record<string, number> = {};
+  for (const r of results) {
+    outcomes[r.outcome].push(r.member);
+    if (r.outcome !== 'skipped') latencyMs[r.member] = r.latencyMs;
+  }
+  return {
+    group,
+    members: results.length,
+    answered: outcomes.answered.length,
+    failed: outcomes.failed.length,
+    timedOut: outcomes.timedOut.length,
+    skipped: outcomes.skipped.length,
+    cancelled: outcomes.cancelled.length,
+    ...(minResponses === undefined
+      ? {}
+      : { quorum: { required: minResponses, met: outcomes.answered.length >= minResponses } }),
+    durationMs: Math.round(durationMs * 100) / 100,
+    outcomes,
+    latencyMs,
+  };
+}
+
+/** Reads a member's answer into memory (its size is bounded by the pool's `maxResponseSize`). */
+async function readAll(body: Reply['body']): Promise<Buffer> {
+  if (body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A member's body as JSON when it says so (and parses), else as text; nothing for an empty body. */
+function decode(reply: Reply): unknown {
+  const body = reply.body as Buffer;
+  if (body.length === 0) return undefined;
+  const text = body.toString('utf8');
+  const type = reply.headers['content-type'];
+  if (typeof type === 'string' && type.includes('json')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/**
+ * Member breakers announce state changes on the `breakerState` channel; groups listen there rather than
+ * probing the breaker, so a member is skipped from the very next fan-out after its breaker opens. Names are
+ * `fanout:<group>/<member>`, unique within one gateway.
+ */
+const breakerWatchers = new Map<string, Set<(state: BreakerState) => void>>();
+const onBreakerState = (message: unknown) => {
+  const e = message as BreakerStateEvent;
+  const watchers = breakerWatchers.get(e.name);
+  if (watchers !== undefined) for (const watch of watchers) watch(e.state);
+};
+
+function watchBreaker(name: string, watch: (state: BreakerState) => void): () => void {
+  if (breakerWatchers.size === 0) events.breakerState.subscribe(onBreakerState);
+  let watchers = breakerWatchers.get(name);
+  if (watchers === undefined) breakerWatchers.set(name, (watchers = new Set()));
+  watchers.add(watch);
+  return () => {
+    watchers.delete(watch);
+    if (watchers.size === 0) breakerWatchers.delete(name);
+    if (breakerWatchers.size === 0) events.breakerState.unsubscribe(onBreakerState);
+  };
+}

@@ -1,0 +1,179 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryCache } from '../../src/cache/memory.js';
+import { peerLock } from '../../src/cache/peer-lock.js';
+import { redisCache } from '../../src/cache/redis.js';
+import { redisConnection } from '../../src/cache/redis-connection.js';
+import type { RedisConnection } from '../../src/cache/redis-connection.js';
+import type { CacheEntry } from '../../src/cache/store.js';
+import { tieredCache } from '../../src/cache/tiered.js';
+import { events } from '../../src/telemetry/events.js';
+import { REDIS_URL, serviceAvailable, startPrivateRedis } from '../helpers/services.js';
+import type { PrivateRedis } from '../helpers/services.js';
+
+const up = await serviceAvailable('Redis', REDIS_URL);
+
+function entry(body: Buffer, ttlMs = 10_000): CacheEntry {
+  const now = Date.now();
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/octet-stream', 'x-multi': ['a', 'b'] },
+    body,
+    storedAt: now,
+    freshUntil: now + ttlMs,
+    staleUntil: now + ttlMs,
+    errorUntil: now + ttlMs,
+  };
+}
+
+describe.skipIf(!up)('redis cache store (real Redis)', () => {
+  let connection: RedisConnection;
+  // A prefix per run, so parallel runs and leftovers never collide.
+  const keyPrefix = `slipstream-test:${randomBytes(6).toString('hex')}:`;
+
+  beforeAll(async () => {
+    connection = redisConnection({ url: REDIS_URL });
+    expect(await connection.ready(5_000)).toBe(true);
+  });
+  afterAll(async () => {
+    await redisCache({ connection, keyPrefix }).purge('');
+    await connection.close();
+  });
+
+  it('returns every byte of a binary body and the headers as stored', async () => {
+    const store = redisCache({ connection, keyPrefix });
+    const body = randomBytes(64 * 1024); // every byte value, invalid UTF-8 included
+    await store.set('bin', entry(body));
+    const back = await store.get('bin');
+    expect(back?.body.equals(body)).toBe(true);
+    expect(back?.headers).toEqual({ 'content-type': 'application/octet-stream', 'x-multi': ['a', 'b'] });
+  });
+
+  it("sets the key's expiry in Redis at the entry's last useful moment", async () => {
+    const store = redisCache({ connection, keyPrefix });
+    await store.set('ttl', entry(Buffer.from('x'), 3_000));
+    const pttl = await connection.client.pTTL(`${keyPrefix}ttl`);
+    expect(pttl).toBeGreaterThan(2_000);
+    expect(pttl).toBeLessThanOrEqual(3_000);
+  });
+
+  it('purges by prefix, taking glob characters in keys literally', async () => {
+    const store = redisCache({ connection, keyPrefix });
+    await store.set('r*|GET /a', entry(Buffer.from('1')));
+    await store.set('r*|GET /b', entry(Buffer.from('2')));
+    await store.set('rX|GET /a', entry(Buffer.from('3')));
+    expect(await store.purge('r*|')).toBe(2);
+    expect(await store.get('rX|GET /a')).toBeDefined();
+  });
+
+  it('lets one of many contenders hold a lock, and tells the others when its entry appears', async () => {
+    const lock = peerLock({ connection, keyPrefix: `${keyPrefix}lock:`, lockTtlMs: 2_000 });
+    const store = redisCache({ connection, keyPrefix });
+    const flights = await Promise.all(Array.from({ length: 20 }, () => lock.acquire('k')));
+    expect(flights.filter((f) => f.held)).toHaveLength(1);
+    const waiting = lock.waitForPeer('k', () => store.get('k'), new AbortController().signal);
+    await store.set('k', entry(Buffer.from('from the holder')));
+    const holder = flights.find((f) => f.held)!;
+    if (holder.held) await holder.release();
+    expect((await waiting)?.body.toString()).toBe('from the holder');
+    expect((await lock.acquire('k')).held).toBe(true);
+  });
+
+  it('stops a waiter once the holder releases without storing anything', async () => {
+    const lock = peerLock({ connection, keyPrefix: `${keyPrefix}lock:`, lockTtlMs: 5_000 });
+    const holder = await lock.acquire('nothing');
+    expect(holder.held).toBe(true);
+    const started = Date.now();
+    const waiting = lock.waitForPeer('nothing', async () => undefined, new AbortController().signal);
+    setTimeout(() => void (holder.held && holder.release()), 50);
+    expect(await waiting).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(2_000); // well before the 5 s lock TTL
+  });
+});
+
+describe.skipIf(!up)('tiered cache store with Redis going away (private redis-server)', () => {
+  let redis: PrivateRedis;
+  let connection: RedisConnection;
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    connection = redisConnection({ url: redis.url, maxReconnectDelayMs: 100 });
+    expect(await connection.ready(5_000)).toBe(true);
+  });
+  afterAll(async () => {
+    await connection?.close();
+    await redis?.kill();
+  });
+
+  const waitFor = async (condition: () => boolean) => {
+    for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(condition()).toBe(true);
+  };
+
+  it('serves from memory while Redis is down, and writes to Redis again once it is back', async () => {
+    const l1 = memoryCache({ maxTtlMs: 60_000 });
+    const l2 = redisCache({ connection });
+    const store = tieredCache({ l1, l2, connection });
+    await store.set('before', entry(Buffer.from('b')));
+    expect((await l2.get('before'))?.body.toString()).toBe('b');
+
+    await redis.kill();
+    await waitFor(() => !connection.isUp());
+    // Nothing throws or waits while Redis is gone: memory alone answers.
+    await store.set('during', entry(Buffer.from('d')));
+    expect((await store.get('during'))?.body.toString()).toBe('d');
+    expect((await store.get('before'))?.body.toString()).toBe('b');
+    expect(await store.get('missing')).toBeUndefined();
+
+    await redis.restart();
+    await waitFor(() => connection.isUp());
+    await store.set('after', entry(Buffer.from('a')));
+    expect((await l2.get('after'))?.body.toString()).toBe('a');
+  });
+
+  it('answers within the command timeout while Redis is stuck, then stops asking it until it answers again', async () => {
+    const failures: string[] = [];
+    const onError = (message: unknown) => failures.push((message as { operation: string }).operation);
+    events.cacheTierError.subscribe(onError);
+    const slow = redisConnection({ url: redis.url, commandTimeoutMs: 300 });
+    try {
+      expect(await slow.ready(5_000)).toBe(true);
+      const store = tieredCache({
+        l1: memoryCache(),
+        l2: redisCache({ connection: slow }),
+        connection: slow,
+      });
+      const stuck = promisify(execFile)('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2']);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        expect(await store.get(`stuck-${i}`)).toBeUndefined();
+        expect(Date.now() - started).toBeLessThan(1_000); // the 300 ms timeout, not Redis's 2 s stall
+      }
+      expect(failures).toEqual(['get', 'get', 'get']);
+      expect(slow.isUp()).toBe(false); // three timeouts in a row: stalled
+      const started = Date.now();
+      expect(await store.get('while-stalled')).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(150); // memory alone: no 300 ms wait for Redis
+      await stuck;
+      await waitFor(() => slow.isUp()); // a PING answered
+    } finally {
+      events.cacheTierError.unsubscribe(onError);
+      await slow.close();
+    }
+  });
+
+  it('keeps an L1 copy no longer than its L1 TTL, then reads the shared tier again', async () => {
+    let now = Date.now();
+    const l1 = memoryCache({ maxTtlMs: 1_000, now: () => now });
+    const l2 = redisCache({ connection });
+    const store = tieredCache({ l1, l2, connection });
+    await store.set('k', entry(Buffer.from('v1'), 60_000));
+    await l2.set('k', entry(Buffer.from('v2'), 60_000)); // another instance refreshed the shared entry
+    expect((await store.get('k'))?.body.toString()).toBe('v1');
+    now += 1_001;
+    expect((await store.get('k'))?.body.toString()).toBe('v2');
+  });
+});

@@ -1,0 +1,82 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { call, startGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
+
+const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+
+async function connect(url: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`));
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+async function pidOf(client: Client): Promise<number> {
+  const result = await client.callTool({ name: 'emu__pid', arguments: {} });
+  return (result.structuredContent as { pid: number }).pid;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('a stateful stdio MCP server: one process per client session', () => {
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    gw = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    emu:
+      type: stdio
+      stateful: true
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { max: 2 }
+`);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('gives each /mcp session its own process, kept for the session and stopped when it ends', async () => {
+    const a = await connect(gw.url);
+    const b = await connect(gw.url);
+    const pidA = await pidOf(a.client);
+    expect(await pidOf(a.client)).toBe(pidA);
+    const pidB = await pidOf(b.client);
+    expect(pidB).not.toBe(pidA);
+    const stats = await a.client.callTool({ name: 'emu__stats', arguments: {} });
+    expect(stats.structuredContent).toMatchObject({ pid: pidA, initializeCount: 1 });
+
+    await a.transport.terminateSession();
+    await a.client.close();
+    const until = Date.now() + 5_000;
+    while (alive(pidA) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(alive(pidA)).toBe(false);
+    expect(alive(pidB)).toBe(true);
+    await b.client.close();
+  });
+
+  it('keeps one process per principal for REST callers', async () => {
+    const ask = (principal: string) =>
+      call(`${gw.url}/tools/emu/pid`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: principal },
+        body: '{}',
+      }).then((r) => r.body.structuredContent.pid as number);
+    const alice = await ask('alice');
+    expect(await ask('alice')).toBe(alice);
+    expect(await ask('bob')).not.toBe(alice);
+  });
+});

@@ -1,0 +1,248 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { call, startGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
+
+const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+
+async function mcpClient(url: string, principal?: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), {
+    requestInit: principal === undefined ? undefined : { headers: { authorization: principal } },
+  });
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(transport);
+  return client;
+}
+
+function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  return call(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+describe('MCP through the gateway: /mcp and /tools on a real stdio pool', () => {
+  let gw: RunningGateway;
+  const clients: Client[] = [];
+  const connect = async (principal?: string) => {
+    const client = await mcpClient(gw.url, principal);
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    gw = await startGateway(`
+upstreams: {}
+mcp:
+  maxRequestBytes: 2048
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}, "--latency", "10ms"]
+      pool: { min: 2, max: 2 }
+      timeout: 5s
+      tools:
+        get_quote: { cache: { ttl: 30s } }
+        list_appointments: { cache: { ttl: 30s, scope: shared } }
+        sleep: { coalesce: true }
+`);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await gw?.close();
+  });
+
+  it('lets the real SDK client list namespaced tools with their schemas and call them', async () => {
+    const client = await connect();
+    const { tools } = await client.listTools();
+    const quote = tools.find((t) => t.name === 'emu__get_quote');
+    expect(quote?.inputSchema.properties).toHaveProperty('symbol');
+    expect(tools.map((t) => t.name)).toContain('emu__create_invoice');
+    const result = await client.callTool({ name: 'emu__echo', arguments: { text: 'hi' } });
+    expect(result.content).toEqual([{ type: 'text', text: 'hi' }]);
+  });
+
+  it('serves the REST catalogue and REST tool calls', async () => {
+    const catalogue = await call(`${gw.url}/tools`);
+    expect(catalogue.status).toBe(200);
+    const row = catalogue.body.tools.find((t: any) => t.name === 'emu__list_appointments');
+    expect(row).toMatchObject({
+      server: 'emu',
+      tool: 'list_appointments',
+      path: '/tools/emu/list_appointments',
+    });
+    expect(row.inputSchema.properties).toHaveProperty('date');
+
+    const response = await post(`${gw.url}/tools/emu/create_invoice`, { customer: 'acme', amount: 12.5 });
+    expect(response.status).toBe(200);
+    expect(response.body.structuredContent).toMatchObject({ customer: 'acme', amount: 12.5, status: 'open' });
+    expect(response.body.content[0].type).toBe('text');
+  });
+
+  it('returns tool errors (isError) as 200 results', async () => {
+    const response = await post(`${gw.url}/tools/emu/fail`, { message: 'no such customer' });
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({
+      isError: true,
+      content: [{ type: 'text', text: 'no such customer' }],
+    });
+  });
+
+  it('answers unknown tools and bad arguments with clear errors on REST', async () => {
+    const unknown = await post(`${gw.url}/tools/emu/nope`, {});
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('GW_TOOL_NOT_FOUND');
+    const unknownServer = await post(`${gw.url}/tools/other/echo`, {});
+    expect(unknownServer.status).toBe(404);
+
+    const invalid = await post(`${gw.url}/tools/emu/get_quote`, { symbol: 42 });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error.code).toBe('GW_TOOL_INVALID_ARGUMENTS');
+    expect(invalid.body.error.message).toMatch(/symbol/);
+
+    const malformed = await post(`${gw.url}/tools/emu/echo`, '{"text": ');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('GW_BAD_REQUEST');
+    const notObject = await post(`${gw.url}/tools/emu/echo`, '[1]');
+    expect(notObject.status).toBe(400);
+
+    const huge = await post(`${gw.url}/tools/emu/echo`, { text: 'x'.repeat(5_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.body.error.code).toBe('GW_PAYLOAD_TOO_LARGE');
+  });
+
+  it('answers unknown tools and bad arguments with clear errors on /mcp', async () => {
+    const client = await connect();
+    await expect(client.callTool({ name: 'emu__nope', arguments: {} })).rejects.toThrow(
+      /unknown tool "emu__nope"/,
+    );
+    await expect(client.callTool({ name: 'emu__get_quote', arguments: { symbol: 42 } })).rejects.toThrow(
+      /invalid arguments for tool "emu__get_quote".*symbol/,
+    );
+  });
+
+  it('caches tool results per principal through REST', async () => {
+    const args = { symbol: 'rest1' };
+    const first = await post(`${gw.url}/tools/emu/get_quote`, args, { authorization: 'alice' });
+    const second = await post(`${gw.url}/tools/emu/get_quote`, args, { authorization: 'alice' });
+    expect(first.headers['x-slipstream-cache']).toBe('miss');
+    expect(second.headers['x-slipstream-cache']).toBe('hit');
+    expect(second.body.structuredContent.n).toBe(first.body.structuredContent.n);
+    const other = await post(`${gw.url}/tools/emu/get_quote`, args, { authorization: 'bob' });
+    expect(other.headers['x-slipstream-cache']).toBe('miss');
+    expect(other.body.structuredContent.n).not.toBe(first.body.structuredContent.n);
+  });
+
+  it('caches tool results through /mcp, shared with REST for shared-scope tools', async () => {
+    const client = await connect('carol');
+    const a = await client.callTool({ name: 'emu__get_quote', arguments: { symbol: 'mcp1' } });
+    const b = await client.callTool({ name: 'emu__get_quote', arguments: { symbol: 'mcp1' } });
+    expect((b.structuredContent as any).n).toBe((a.structuredContent as any).n);
+
+    const viaMcp = await client.callTool({
+      name: 'emu__list_appointments',
+      arguments: { date: '2026-01-02' },
+    });
+    const viaRest = await post(
+      `${gw.url}/tools/emu/list_appointments`,
+      { date: '2026-01-02' },
+      { authorization: 'dave' },
+    );
+    expect(viaRest.headers['x-slipstream-cache']).toBe('hit');
+    expect(viaRest.body.structuredContent.n).toBe((viaMcp.structuredContent as any).n);
+  });
+
+  it('coalesces identical concurrent calls into one upstream call, through REST and /mcp', async () => {
+    const client = await connect();
+    const args = { ms: 200 };
+    const results = await Promise.all([
+      ...Array.from({ length: 5 }, () => post(`${gw.url}/tools/emu/sleep`, args).then((r) => r.body)),
+      ...Array.from({ length: 5 }, () => client.callTool({ name: 'emu__sleep', arguments: args })),
+    ]);
+    const counters = new Set(results.map((r: any) => `${r.structuredContent.pid}/${r.structuredContent.n}`));
+    expect(counters.size).toBe(1);
+  });
+
+  it('relays progress notifications to the /mcp caller', async () => {
+    const client = await connect();
+    const seen: number[] = [];
+    const result = await client.callTool(
+      { name: 'emu__progress', arguments: { steps: 3, intervalMs: 30 } },
+      undefined,
+      {
+        onprogress: (p) => seen.push(p.progress),
+      },
+    );
+    expect(result.structuredContent).toMatchObject({ steps: 3 });
+    expect(seen.slice(0, 2)).toEqual([1, 2]);
+  });
+
+  it('propagates cancellation from the /mcp caller to the upstream process', async () => {
+    const client = await connect();
+    const controller = new AbortController();
+    const pending = client.callTool({ name: 'emu__sleep', arguments: { ms: 20_000 } }, undefined, {
+      signal: controller.signal,
+    });
+    const sleepers = async () => {
+      const stats = await Promise.all([1, 2].map(() => post(`${gw.url}/tools/emu/stats`, {})));
+      return stats.reduce((sum, s) => sum + s.body.structuredContent.sleeping, 0);
+    };
+    const until = Date.now() + 5_000;
+    while ((await sleepers()) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    controller.abort(new Error('user cancelled'));
+    await expect(pending).rejects.toThrow();
+    const deadline = Date.now() + 5_000;
+    let left = await sleepers();
+    while (left > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = await sleepers();
+    }
+    expect(left).toBe(0);
+  });
+
+  it('fails a call whose server process dies with GW_MCP_SERVER_CRASHED, then serves the next one', async () => {
+    const crashed = await post(`${gw.url}/tools/emu/crash`, {});
+    expect(crashed.status).toBe(502);
+    expect(crashed.body.error.code).toBe('GW_MCP_SERVER_CRASHED');
+    const next = await post(`${gw.url}/tools/emu/echo`, { text: 'after' });
+    expect(next.status).toBe(200);
+    expect(next.body.content[0].text).toBe('after');
+  });
+});
+
+describe('/mcp sessions', () => {
+  it('closes a session left idle, and the next request on it gets 404 session-not-found', async () => {
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  sessionIdle: 100ms
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 1, max: 1 }
+`);
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`));
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      const sessionId = transport.sessionId!;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const response = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+        { 'mcp-session-id': sessionId, accept: 'application/json, text/event-stream' },
+      );
+      expect(response.status).toBe(404);
+    } finally {
+      await client.close();
+      await gw.close();
+    }
+  });
+});

@@ -1,0 +1,79 @@
+// The behaviour every transcript store shares, run against SQLite and PostgreSQL.
+import { describe, expect, it } from 'vitest';
+import type { TranscriptRow, TranscriptStore } from '../../src/stores/transcript-store.js';
+
+function row(
+  sessionId: string,
+  messageId: string,
+  content: string,
+  extra: Partial<TranscriptRow> = {},
+): TranscriptRow {
+  return {
+    sessionId,
+    messageId,
+    role: 'assistant',
+    content,
+    complete: false,
+    createdAt: Date.now(),
+    ...extra,
+  };
+}
+
+/** `make()` returns a fresh, empty store; `skip()` is read when the tests run. */
+export function storeContract(name: string, make: () => Promise<TranscriptStore>, skip: () => boolean): void {
+  describe(`${name} transcript store`, () => {
+    it('inserts new messages and appends to existing ones, keeping conversation order', async ({
+      skip: skipTest,
+    }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        await store.write([
+          row('s', 'u1', 'question', { role: 'user', complete: true }),
+          row('s', 'a1', 'tok0'),
+        ]);
+        await store.write([row('s', 'a1', ' tok1 "é"\n')]);
+        await store.write([row('s', 'a1', ' tok2', { complete: true }), row('other', 'x', 'y')]);
+        const history = await store.history('s', 100);
+        expect(history.map((m) => [m.id, m.role, m.content, m.complete])).toEqual([
+          ['u1', 'user', 'question', true],
+          ['a1', 'assistant', 'tok0 tok1 "é"\n tok2', true],
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('writes a batch all or nothing', async ({ skip: skipTest }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        // A row with a null role violates NOT NULL: the whole batch must fail.
+        const bad = row('s', 'b', 'x', { role: null as unknown as string });
+        await expect(store.write([row('s', 'a', 'kept?'), bad])).rejects.toThrow();
+        expect(await store.history('s', 10)).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('applies retention: age, messages per session and number of sessions', async ({ skip: skipTest }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        const old = Date.now() - 10_000;
+        await store.write([row('a', 'a0', 'old', { createdAt: old })]);
+        await store.write([1, 2, 3, 4].map((i) => row('a', `a${i}`, `m${i}`)));
+        await store.write([row('b', 'b1', 'b'), row('c', 'c1', 'c')]);
+        const deleted = await store.cleanup({ maxAgeMs: 5_000, maxMessagesPerSession: 2, maxSessions: 2 });
+        // a0 by age; a1, a2 beyond 2 per session; a3, a4 because "a" is the least recent of 3 sessions.
+        expect(deleted).toBe(5);
+        expect(await store.history('a', 10)).toEqual([]);
+        expect((await store.history('b', 10)).map((m) => m.content)).toEqual(['b']);
+        expect((await store.history('c', 10)).map((m) => m.content)).toEqual(['c']);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}

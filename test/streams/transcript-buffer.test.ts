@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { TranscriptBuffer } from '../../src/streams/transcript-buffer.js';
+import type { StoredMessage, TranscriptRow, TranscriptStore } from '../../src/stores/transcript-store.js';
+import { sqliteStore } from '../../src/stores/sqlite.js';
+
+/** A store that records every transaction and can be made to fail. */
+function recordingStore() {
+  const transactions: TranscriptRow[][] = [];
+  const state = { failing: false };
+  const store: TranscriptStore = {
+    write: async (rows) => {
+      if (state.failing) throw new Error('store down');
+      transactions.push(rows.map((r) => ({ ...r })));
+    },
+    history: async () => [],
+    cleanup: async () => 0,
+    close: async () => {},
+  };
+  return { store, transactions, state };
+}
+
+const buffers: TranscriptBuffer[] = [];
+afterEach(async () => {
+  await Promise.all(buffers.splice(0).map((b) => b.close(500)));
+});
+
+function make(options: ConstructorParameters<typeof TranscriptBuffer>[0]) {
+  const buffer = new TranscriptBuffer(options);
+  buffers.push(buffer);
+  return buffer;
+}
+
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('transcript buffer', () => {
+  it('writes request messages, then the reply joined from its parts, in few transactions', async () => {
+    const { store, transactions } = recordingStore();
+    const buffer = make({ store, intervalMs: 30 });
+    const t = buffer.start('s1', [{ role: 'user', content: 'hi' }]);
+    for (let i = 0; i < 500; i++) t.append(`p${i} `);
+    t.end(true);
+    await tick(80);
+    const rows = transactions.flat();
+    expect(rows.map((r) => r.role)).toEqual(['user', 'assistant']);
+    const reply = rows.filter((r) => r.role === 'assistant');
+    expect(reply.map((r) => r.content).join('')).toBe(
+      Array.from({ length: 500 }, (_, i) => `p${i} `).join(''),
+    );
+    expect(reply.at(-1)!.complete).toBe(true);
+    expect(transactions.length).toBeLessThanOrEqual(2);
+  });
+
+  it('flushes a reply early once it buffered minChars', async () => {
+    const { store, transactions } = recordingStore();
+    const buffer = make({ store, intervalMs: 60_000, minChars: 10 });
+    const t = buffer.start('s1', []);
+    t.append('0123456789ab');
+    await tick(20);
+    expect(transactions.flat().map((r) => [r.content, r.complete])).toEqual([['0123456789ab', false]]);
+    t.end(true);
+  });
+
+  it('stores only the final message when persistDeltas is false', async () => {
+    const { store, transactions } = recordingStore();
+    const buffer = make({ store, intervalMs: 10, minChars: 1, persistDeltas: false });
+    const t = buffer.start('s1', []);
+    t.append('a');
+    await tick(40);
+    expect(transactions).toHaveLength(0);
+    t.append('b');
+    t.end(true);
+    await tick(20);
+    expect(transactions.flat().map((r) => [r.content, r.complete])).toEqual([['ab', true]]);
+  });
+
+  it('keeps rows queued while the store fails and writes them in order once it recovers', async () => {
+    const { store, transactions, state } = recordingStore();
+    state.failing = true;
+    const buffer = make({ store, intervalMs: 10 });
+    const t = buffer.start('s1', []);
+    t.append('one ');
+    await tick(30);
+    t.append('two');
+    t.end(true);
+    await tick(30);
+    expect(buffer.stats().failures).toBeGreaterThan(0);
+    state.failing = false;
+    await expect.poll(() => buffer.stats().queueDepth, { timeout: 2_000 }).toBe(0);
+    expect(
+      transactions
+        .flat()
+        .map((r) => r.content)
+        .join(''),
+    ).toBe('one two');
+  });
+
+  it('drops the oldest rows beyond maxQueue and counts them', async () => {
+    const { store, state } = recordingStore();
+    state.failing = true;
+    const buffer = make({ store, intervalMs: 10, maxQueue: 100 });
+    for (let i = 0; i < 150; i++) buffer.start(`s${i}`, [{ role: 'user', content: 'x' }]).end(false);
+    await tick(30);
+    expect(buffer.stats().dropped).toBeGreaterThanOrEqual(50);
+    expect(buffer.stats().queueDepth).toBeLessThanOrEqual(100);
+  });
+
+  it('records the request but no reply when the call failed before any content', async () => {
+    const { store, transactions } = recordingStore();
+    const buffer = make({ store, intervalMs: 10 });
+    buffer.start('s1', [{ role: 'user', content: 'q' }]).end(false);
+    await tick(40);
+    expect(transactions.flat().map((r) => r.role)).toEqual(['user']);
+  });
+
+  it('writes every open reply, marked incomplete, on close', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    const history: StoredMessage[] = [];
+    const wrapped: TranscriptStore = {
+      ...store,
+      close: async () => {
+        history.push(...(await store.history('s1', 10)));
+        await store.close();
+      },
+    };
+    const buffer = new TranscriptBuffer({ store: wrapped, intervalMs: 60_000, minChars: 1e9 });
+    const t = buffer.start('s1', [{ role: 'user', content: 'q' }]);
+    t.append('partial');
+    await buffer.close();
+    expect(history.map((m) => [m.role, m.content, m.complete])).toEqual([
+      ['user', 'q', true],
+      ['assistant', 'partial', false],
+    ]);
+  });
+});
