@@ -154,3 +154,25 @@ function errorCode(error: unknown): string {
   if (typeof code === 'string') return code;
   return error instanceof Error ? error.name : 'ERROR';
 }
+
+/**
+ * Measures every path in two interleaved halves of `durationMs` (a, b, c, then a, b, c again) so that all
+ * paths share any drift of a noisy machine, and keeps each path's better half: the higher throughput
+ * under concurrency, else the lower median. The same rule for every path keeps the comparison fair.
+ */
+export async function measureInterleaved<K extends string>(
+  paths: Record<K, (durationMs: number) => Promise<LoadResult>>,
+  durationMs: number,
+): Promise<Record<K, LoadResult>> {
+  const names = Object.keys(paths) as K[];
+  const first = {} as Record<K, LoadResult>;
+  const best = {} as Record<K, LoadResult>;
+  for (const name of names) first[name] = await paths[name](durationMs / 2);
+  for (const name of names) best[name] = better(first[name], await paths[name](durationMs / 2));
+  return best;
+}
+
+function better(a: LoadResult, b: LoadResult): LoadResult {
+  if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
+  return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
+}

@@ -1,30 +1,6 @@
 // The `groups:` config key (zod): fan-out groups of agents, their members or discovery, deadlines, quorum and health.
 import { z } from 'zod';
-import { parseDurationMs, parseSizeBytes } from './units.js';
-
-/** A duration (`"250ms"`, `"5s"`, or ms), parsed to milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A size (`"64kb"`, `"1mb"`, or bytes), parsed to bytes. */
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSizeBytes(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a size like "64kb" or "1mb"' });
-    return z.NEVER;
-  }
-  return bytes;
-});
-
-const NAME = /^[a-zA-Z0-9_.-]+$/;
-const name = z.string().regex(NAME, 'use letters, digits, "_", "-" or "."');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+import { duration, httpUrl, name, size } from './fields.js';
 
 /** Most members a group holds, static plus discovered: bounds pools, breakers and metric labels. */
 export const MAX_GROUP_MEMBERS = 256;

@@ -1,27 +1,6 @@
 // The `llm:` config key (zod): OpenAI-compatible providers, model aliases, fallbacks and transcript storage.
 import { z } from 'zod';
-import { parseDurationMs, parseSizeBytes } from './units.js';
-
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSizeBytes(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a size like "64kb" or "1mb"' });
-    return z.NEVER;
-  }
-  return bytes;
-});
-
-const name = z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+import { duration, headerMap, httpUrl, name, size } from './fields.js';
 
 const provider = z.strictObject({
   /** The provider's OpenAI-compatible base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`. */
@@ -29,9 +8,7 @@ const provider = z.strictObject({
   /** Sent as `Authorization: Bearer`; use `${ENV}`. */
   apiKey: z.string().min(1).optional(),
   /** Static headers added to every request (they win over the client's). */
-  headers: z
-    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string())
-    .default({}),
+  headers: headerMap.default({}),
   /** Model names clients may ask for → the provider's model id. `provider/model` always works too. */
   models: z.record(z.string().min(1), z.string().min(1)).default({}),
   pool: z

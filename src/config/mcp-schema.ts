@@ -1,16 +1,6 @@
 // The `mcp:` config key (zod): stdio and remote MCP servers, their pools, and per-tool policies.
 import { z } from 'zod';
-import { parseDurationMs } from './units.js';
-
-/** A duration (`"250ms"`, `"5s"`, or ms), parsed to milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { duration, headerMap } from './fields.js';
 
 const NAME = /^[a-zA-Z0-9_-]+$/;
 const name = z.string().regex(NAME, 'use letters, digits, "_" or "-"');
@@ -105,9 +95,7 @@ const stdioServer = z.strictObject({
 const httpServer = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
-  headers: z
-    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'), z.string())
-    .default({}),
+  headers: headerMap.default({}),
   ...common,
 });
 

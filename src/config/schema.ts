@@ -1,30 +1,10 @@
 // The slipstream.yaml schema (zod): every key, its default and its unit. slipstream.example.yaml documents it.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { duration, headerMap, httpUrl, name, size } from './fields.js';
 import { groupsSchema } from './groups-schema.js';
 import { llmSchema } from './llm-schema.js';
 import { mcpSchema } from './mcp-schema.js';
-import { parseDurationMs, parseSizeBytes } from './units.js';
-
-/** A duration in config (`"250ms"`, `"5s"`, or a number of ms), parsed to milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDurationMs(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like "250ms" or "5s"' });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A size in config (`"64kb"`, `"1mb"`, or a number of bytes), parsed to bytes. */
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSizeBytes(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a size like "64kb" or "1mb"' });
-    return z.NEVER;
-  }
-  return bytes;
-});
 
 /** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
 function listen(defaultHost: string, defaultPort: number) {
@@ -47,12 +27,6 @@ function listen(defaultHost: string, defaultPort: number) {
     })
     .default({ host: defaultHost, port: defaultPort });
 }
-
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
-const headerMap = z.record(
-  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'),
-  z.string(),
-);
 
 const oauth2 = z.strictObject({
   type: z.literal('oauth2'),
@@ -234,10 +208,7 @@ const routeBatch = z.strictObject({
 });
 
 const route = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."')
-    .optional(),
+  name: name.optional(),
   match: z.strictObject({
     /** Path prefix, matched on segment boundaries ("/api" matches "/api" and "/api/x", not "/apix"). */
     prefix: z.string().startsWith('/', 'must start with "/"'),
@@ -337,10 +308,7 @@ export const configSchema = z
           .optional(),
       })
       .prefault({}),
-    upstreams: z.record(
-      z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'use letters, digits, "_", "-" or "."'),
-      upstream,
-    ),
+    upstreams: z.record(name, upstream),
     routes: z.array(route).default([]),
     /** OpenAI-compatible LLM relay with transcripts (src/config/llm-schema.ts); off when absent. */
     llm: llmSchema.optional(),

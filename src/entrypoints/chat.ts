@@ -18,6 +18,7 @@ import type { LlmTarget } from '../upstreams/llm-provider.js';
 import { newTurn, rewriteModel } from './chat-request.js';
 import { stripHopByHop } from './headers.js';
 import { writeError } from './reply-error.js';
+import { readBody, requestContext } from './request.js';
 
 export interface ChatEntrypointOptions {
   /** True once shutdown began: new requests get 503 GW_SHUTTING_DOWN. */
@@ -53,9 +54,6 @@ const SESSION_HEADER = 'x-slipstream-session';
 const CLIENT_ONLY = ['authorization', 'cookie', 'content-length', 'accept-encoding', SESSION_HEADER];
 /** A non-streaming reply is kept for the transcript up to this size. */
 const MAX_COMPLETION_BYTES = 8 * 1024 ** 2;
-
-let requestCounter = 0;
-const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-c`;
 
 /** Builds the transcript buffer and its store from config. */
 export function createTranscripts(config: TranscriptsConfig, logger?: Logger): TranscriptBuffer {
@@ -157,17 +155,7 @@ export function createChatEntrypoint(config: LlmConfig, options: ChatEntrypointO
       active.delete(res);
       if (active.size === 0) drained?.();
     });
-    const incomingId = req.headers['x-request-id'];
-    const ctx: RequestContext = {
-      id:
-        typeof incomingId === 'string' && incomingId.length <= 128
-          ? incomingId
-          : idPrefix + (++requestCounter).toString(36),
-      route: ROUTE,
-      startedAt: performance.now(),
-      upstreamMs: 0,
-      attempts: 0,
-    };
+    const ctx = requestContext(req.headers, ROUTE);
     publish(events.requestStart, { ctx, method: 'POST', path: COMPLETIONS, headers: req.headers });
     try {
       if (options.isDraining()) {
@@ -441,34 +429,6 @@ function notAllowed(req: IncomingMessage, res: ServerResponse): void {
     res,
     new GatewayError('GW_METHOD_NOT_ALLOWED', `method ${req.method} is not allowed on ${req.url}`),
   );
-}
-
-/** Reads the request body into one Buffer, at most `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const length = req.headers['content-length'];
-  if (length !== undefined && Number(length) > limit) return Promise.reject(tooLarge(limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.once('error', reject);
-  });
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
-    data: { maxBytes: limit },
-  });
 }
 
 function parseBody(raw: Buffer): Record<string, unknown> {

@@ -2,11 +2,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GroupConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { FanoutGroup, MemberResult } from '../upstreams/group.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 import { writeError } from './reply-error.js';
+import { parseJson, readBody, requestContext } from './request.js';
 
 export interface FanoutEntrypointOptions {
   groups: ReadonlyMap<string, { group: FanoutGroup; config: GroupConfig }>;
@@ -17,9 +17,6 @@ export interface FanoutEntrypointOptions {
 const PREFIX = '/fanout/';
 /** How results are written: one JSON document, NDJSON lines, or Server-Sent Events. */
 type Format = 'json' | 'ndjson' | 'sse';
-
-let requestCounter = 0;
-const idPrefix = `fo-${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
 /**
  * Builds the raw `node:http` handler for `POST /fanout/<group>` (it claims every path under `/fanout/`).
@@ -46,17 +43,7 @@ export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandle
     const name = safeDecode(path.slice(PREFIX.length));
     const entry = name === undefined ? undefined : options.groups.get(name);
     const method = req.method ?? 'GET';
-    const incomingId = req.headers['x-request-id'];
-    const ctx: RequestContext = {
-      id:
-        typeof incomingId === 'string' && incomingId.length <= 128
-          ? incomingId
-          : idPrefix + (++requestCounter).toString(36),
-      route: entry === undefined ? 'fanout' : `fanout:${name}`,
-      startedAt: performance.now(),
-      upstreamMs: 0,
-      attempts: 0,
-    };
+    const ctx = requestContext(req.headers, entry === undefined ? 'fanout' : `fanout:${name}`);
     publish(events.requestStart, { ctx, method, path, headers: req.headers });
     let status = 0;
     let errorCode: GatewayError['code'] | undefined;
@@ -179,27 +166,8 @@ function safeDecode(text: string): string | undefined {
 
 /** Reads the body, at most `limit` bytes (413 beyond), and checks it is JSON (400 otherwise). */
 async function readJson(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const length = req.headers['content-length'];
-  if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) throw new GatewayError('GW_BAD_REQUEST', 'a JSON message body is required');
-  const body = Buffer.concat(chunks, size);
-  try {
-    JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new GatewayError('GW_BAD_REQUEST', `the body is not valid JSON: ${(error as Error).message}`);
-  }
+  const body = await readBody(req, limit);
+  if (body.length === 0) throw new GatewayError('GW_BAD_REQUEST', 'a JSON message body is required');
+  parseJson(body);
   return body;
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
-    data: { maxBytes: limit },
-  });
 }

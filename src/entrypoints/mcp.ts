@@ -13,13 +13,12 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayError, toGatewayError } from '../errors.js';
-import type { RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { resultOf } from '../upstreams/mcp/tool-registry.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 import { writeError } from './reply-error.js';
-import { requestId } from './tools.js';
+import { parseJson, readBody, requestContext } from './request.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
@@ -97,13 +96,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
         code: 'GW_TOOL_NOT_FOUND',
       });
     }
-    const ctx: RequestContext = {
-      id: requestIdOf(headers),
-      route: entry.route,
-      startedAt: performance.now(),
-      upstreamMs: 0,
-      attempts: 0,
-    };
+    const ctx = requestContext(headers, entry.route);
     publish(events.requestStart, { ctx, method: 'POST', path: PATH, headers });
     let status = 200;
     let errorCode: GatewayError['code'] | undefined;
@@ -296,35 +289,13 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-function requestIdOf(headers: Record<string, string | string[] | undefined>): string {
-  return requestId({ headers } as IncomingMessage);
-}
-
 function cancelled(): GatewayError {
   return new GatewayError('GW_CLIENT_CLOSED', 'the client cancelled the call');
 }
 
-/** Reads a JSON body (bounded); a parse failure is a JSON-RPC parse error for the transport to report. */
+/** Reads a JSON body, bounded: `GW_PAYLOAD_TOO_LARGE` beyond the limit, `GW_BAD_REQUEST` when not JSON. */
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-  } catch {
-    throw new GatewayError('GW_BAD_REQUEST', 'request body is not valid JSON');
-  }
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
-    data: { maxBytes: limit },
-  });
+  return parseJson(await readBody(req, limit));
 }
 
 function writeRpcError(res: ServerResponse, status: number, code: number, message: string): void {

@@ -3,10 +3,11 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { GatewayError } from '../errors.js';
-import type { Body, Call, Headers, Reply, RequestContext } from '../pipeline/types.js';
+import type { Body, Call, Headers, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { stripHopByHop } from './headers.js';
 import { writeError } from './reply-error.js';
+import { readBody, requestContext, tooLarge } from './request.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 
 export interface ProxyOptions {
@@ -20,9 +21,6 @@ export interface ProxyOptions {
 }
 
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-
-let requestCounter = 0;
-const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
 /** Handles a request if a proxy route matches it; returns false to let other entrypoints have it. */
 export type ProxyHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -58,19 +56,8 @@ export function createProxyHandler(options: ProxyOptions): ProxyHandler {
     res: ServerResponse,
   ): Promise<void> {
     const method = req.method ?? 'GET';
-    const incomingId = req.headers['x-request-id'];
     const clientGone = new AbortController();
-    const ctx: RequestContext = {
-      id:
-        typeof incomingId === 'string' && incomingId.length <= 128
-          ? incomingId
-          : idPrefix + (++requestCounter).toString(36),
-      route: route.name,
-      startedAt: performance.now(),
-      upstreamMs: 0,
-      attempts: 0,
-      controller: clientGone,
-    };
+    const ctx = requestContext(req.headers, route.name, clientGone);
     publish(events.requestStart, { ctx, method, path, headers: req.headers });
     if (options.isDraining()) {
       res.shouldKeepAlive = false;
@@ -174,21 +161,7 @@ async function requestBody(req: IncomingMessage, route: CompiledRoute, replayabl
   const limit = route.maxRequestBytes;
   if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
   if (!replayable) return length !== undefined && !chunked ? req : req.pipe(new ByteLimit(limit));
-
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
-    data: { maxBytes: limit },
-  });
+  return readBody(req, limit);
 }
 
 /** Passes bytes through until `limit` is exceeded, then fails the stream with GW_PAYLOAD_TOO_LARGE. */

@@ -1,10 +1,10 @@
 // REST tool calls for plain apps: `GET /tools` (catalogue) and `POST /tools/:server/:tool` (JSON arguments → JSON result).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 import { writeError } from './reply-error.js';
+import { parseJson, readBody, requestContext } from './request.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 
 export interface ToolsEntrypointOptions {
@@ -18,17 +18,6 @@ export interface ToolsEntrypointOptions {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
-
-let requestCounter = 0;
-const idPrefix = `t${process.pid.toString(36)}-${Date.now().toString(36)}-`;
-
-/** A request id: the client's `x-request-id` when sane, else a fresh one. */
-export function requestId(req: IncomingMessage): string {
-  const incoming = req.headers['x-request-id'];
-  return typeof incoming === 'string' && incoming.length <= 128
-    ? incoming
-    : idPrefix + (++requestCounter).toString(36);
-}
 
 /**
  * Builds the raw handler for `/tools`. A tool result is answered `200` with the `CallToolResult` JSON
@@ -60,14 +49,8 @@ export function createToolsHandler(options: ToolsEntrypointOptions): RawHandler 
     }
     const [server, tool] = parts.map(decodeURIComponent) as [string, string];
     const entry = registry.lookup(server, tool);
-    const ctx: RequestContext = {
-      id: requestId(req),
-      // One label for every unknown name: a client must not be able to grow the metrics' label set.
-      route: entry?.route ?? 'mcp:unknown',
-      startedAt: performance.now(),
-      upstreamMs: 0,
-      attempts: 0,
-    };
+    // One label for every unknown name: a client must not be able to grow the metrics' label set.
+    const ctx = requestContext(req.headers, entry?.route ?? 'mcp:unknown');
     publish(events.requestStart, { ctx, method, path, headers: req.headers });
     let status = 0;
     let errorCode: GatewayError['code'] | undefined;
@@ -134,32 +117,13 @@ function describe(entry: ReturnType<ToolRegistry['list']>[number]) {
 
 /** Reads a JSON object body (empty means `{}`), bounded by `limit` bytes. */
 async function readArguments(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-  } catch (error) {
-    throw new GatewayError('GW_BAD_REQUEST', `request body is not valid JSON: ${(error as Error).message}`);
-  }
+  const body = await readBody(req, limit);
+  if (body.length === 0) return {};
+  const parsed = parseJson(body);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new GatewayError('GW_BAD_REQUEST', 'request body must be a JSON object of tool arguments');
   }
   return parsed as Record<string, unknown>;
-}
-
-function tooLarge(limit: number): GatewayError {
-  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
-    data: { maxBytes: limit },
-  });
 }
 
 function notAllowed(method: string, path: string): GatewayError {

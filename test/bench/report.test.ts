@@ -1,22 +1,15 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { latencyHistogram } from '../../src/bench/histogram.js';
 import { formatSummary, renderHtmlReport } from '../../src/bench/report.js';
 import type { BenchReport } from '../../src/bench/report.js';
 import type { ScenarioResult } from '../../src/bench/scenario.js';
+import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const message = `Chromium is not installed at ${CHROMIUM} (apt-get install chromium; .ci/run does it)`;
-  if (process.env.CI === 'true') throw new Error(message);
-  process.stderr.write(`\n!!! SKIPPING the report's browser test: ${message}\n\n`);
-}
+const haveChromium = chromiumAvailable();
 
 /** A percentile curve from a real HDR histogram of `samples` latencies around `centerUs`. */
 function curve(centerUs: number) {
@@ -91,16 +84,7 @@ describe.skipIf(!haveChromium)('benchmark report in headless Chromium', () => {
   });
 
   it("renders every scenario's chart with one curve per path, offline", async () => {
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const requests: string[] = [];

@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { expectedContent, startLlmEmulator } from '../../emulators/llm.js';
 import type { LlmEmulatorOptions, RunningLlmEmulator } from '../../emulators/llm.js';
 import { spawnCli, stopAll } from '../helpers/processes.js';
+import { contentOf } from '../helpers/sse.js';
 
 const running: RunningLlmEmulator[] = [];
 afterEach(async () => {
@@ -22,18 +23,6 @@ function chat(url: string, body: Record<string, unknown>, headers: Record<string
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ model: 'emu-small', messages: [{ role: 'user', content: 'hi' }], ...body }),
   });
-}
-
-/** Concatenates the `delta.content` of every SSE chunk (the slow, exact way, for checking). */
-function contentOf(sse: string): string {
-  return sse
-    .split('\n\n')
-    .filter((event) => event.startsWith('data: {'))
-    .map((event) => {
-      const chunk = JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }> };
-      return chunk.choices[0]?.delta.content ?? '';
-    })
-    .join('');
 }
 
 describe('LLM emulator', () => {

@@ -7,19 +7,9 @@ import { request } from 'undici';
 import { expectedContent, startLlmEmulator } from '../../emulators/llm.js';
 import type { RunningLlmEmulator } from '../../emulators/llm.js';
 import { spawnCli, stopAll } from '../helpers/processes.js';
+import { contentOf } from '../helpers/sse.js';
 
 const INTERVAL_MS = 200;
-
-function contentOf(sse: string): string {
-  return sse
-    .split('\n\n')
-    .filter((event) => event.startsWith('data: {'))
-    .map((event) => {
-      const chunk = JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }> };
-      return chunk.choices[0]?.delta.content ?? '';
-    })
-    .join('');
-}
 
 function stored(path: string, session: string): { content: string; complete: boolean } | undefined {
   const db = new Database(path, { readonly: true });

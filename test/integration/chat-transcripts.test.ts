@@ -10,17 +10,7 @@ import type { RunningLlmEmulator } from '../../emulators/llm.js';
 import { call, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 import { POSTGRES_URL, serviceAvailable } from '../helpers/services.js';
-
-function contentOf(sse: string): string {
-  return sse
-    .split('\n\n')
-    .filter((event) => event.startsWith('data: {'))
-    .map((event) => {
-      const chunk = JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }> };
-      return chunk.choices[0]?.delta.content ?? '';
-    })
-    .join('');
-}
+import { contentOf } from '../helpers/sse.js';
 
 async function stream(url: string, body: Record<string, unknown>, headers: Record<string, string> = {}) {
   const response = await request(`${url}/v1/chat/completions`, {

@@ -5,18 +5,7 @@ import type { RunningLlmEmulator } from '../../emulators/llm.js';
 import { parseConfig } from '../../src/config/load.js';
 import { call, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
-
-/** Concatenates the `delta.content` of every SSE chunk (the slow, exact way, for checking). */
-export function contentOf(sse: string): string {
-  return sse
-    .split('\n\n')
-    .filter((event) => event.startsWith('data: {'))
-    .map((event) => {
-      const chunk = JSON.parse(event.slice(6)) as { choices: Array<{ delta: { content?: string } }> };
-      return chunk.choices[0]?.delta.content ?? '';
-    })
-    .join('');
-}
+import { contentOf } from '../helpers/sse.js';
 
 interface Received {
   status: number;

@@ -1,18 +1,13 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/report.js';
+import { chromiumAvailable, launchChromium } from '../helpers/browser.js';
 import { runCli } from '../helpers/processes.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI === 'true') {
-  throw new Error(`Chromium is not installed at ${CHROMIUM} (apt-get install chromium; .ci/run does it)`);
-}
+const haveChromium = chromiumAvailable();
 
 // The README's first command, end to end: real emulators, real gateways, no Redis or PostgreSQL.
 describe('slipstream demo', () => {
@@ -52,16 +47,7 @@ describe('slipstream demo', () => {
   it.skipIf(!haveChromium)(
     "opens the report offline in Chromium and finds every scenario's chart",
     async () => {
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-quic',
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         await page.goto(pathToFileURL(join(dir, 'report.html')).href);

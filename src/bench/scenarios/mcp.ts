@@ -7,7 +7,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
 import { assertLoopback, httpTask } from '../http-task.js';
-import { runLoad } from '../load.js';
+import { measureInterleaved, runLoad } from '../load.js';
 import type { LoadMode, LoadResult, Task } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
@@ -149,24 +149,16 @@ mcp:
 
     const measure = (task: Task, mode: LoadMode, ms: number) =>
       runLoad({ task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
-    const measureAll = async (mode: LoadMode, paths: McpPaths<Task>): Promise<McpPaths<LoadResult>> => {
-      const halves: Array<McpPaths<LoadResult>> = [];
-      for (let round = 0; round < 2; round++) {
-        halves.push({
-          stdio: await measure(paths.stdio, mode, durationMs / 2),
-          mcp: await measure(paths.mcp, mode, durationMs / 2),
-          mcpRaw: await measure(paths.mcpRaw, mode, durationMs / 2),
-          rest: await measure(paths.rest, mode, durationMs / 2),
-        });
-      }
-      const [a, b] = halves as [McpPaths<LoadResult>, McpPaths<LoadResult>];
-      return {
-        stdio: better(a.stdio, b.stdio),
-        mcp: better(a.mcp, b.mcp),
-        mcpRaw: better(a.mcpRaw, b.mcpRaw),
-        rest: better(a.rest, b.rest),
-      };
-    };
+    const measureAll = (mode: LoadMode, paths: McpPaths<Task>): Promise<McpPaths<LoadResult>> =>
+      measureInterleaved(
+        {
+          stdio: (ms) => measure(paths.stdio, mode, ms),
+          mcp: (ms) => measure(paths.mcp, mode, ms),
+          mcpRaw: (ms) => measure(paths.mcpRaw, mode, ms),
+          rest: (ms) => measure(paths.rest, mode, ms),
+        },
+        durationMs,
+      );
 
     const latency = await measureAll({ kind: 'closed', concurrency: 1 }, tasks(1));
     const throughput = await measureAll({ kind: 'closed', concurrency: CONCURRENCY }, tasks(CONCURRENCY));
@@ -277,12 +269,6 @@ mcp:
     await Promise.all(closers.map((close) => close()));
     await Promise.all(children.map((c) => c.stop()));
   }
-}
-
-/** Of two halves of the same path, the one that saw less interference. */
-function better(a: LoadResult, b: LoadResult): LoadResult {
-  if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
-  return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
 }
 
 /** `slipstream bench mcp`. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
 import { httpTask } from '../http-task.js';
-import { runLoad } from '../load.js';
+import { measureInterleaved, runLoad } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import type { Scenario, ScenarioOptions, ScenarioResult, Target } from '../scenario.js';
 
@@ -84,23 +84,15 @@ routes:
         await http.close();
       }
     };
-    /** Measures every path, in two interleaved halves so all paths share any drift; keeps each path's better half. */
-    const measureAll = async (mode: LoadMode): Promise<Paths<LoadResult>> => {
-      const halves: Array<Paths<LoadResult>> = [];
-      for (let round = 0; round < 2; round++) {
-        halves.push({
-          direct: await measure(urls.direct, mode, durationMs / 2),
-          bare: await measure(urls.bare, mode, durationMs / 2),
-          gateway: await measure(urls.gateway, mode, durationMs / 2),
-        });
-      }
-      const [a, b] = halves as [Paths<LoadResult>, Paths<LoadResult>];
-      return {
-        direct: better(a.direct, b.direct),
-        bare: better(a.bare, b.bare),
-        gateway: better(a.gateway, b.gateway),
-      };
-    };
+    const measureAll = (mode: LoadMode): Promise<Paths<LoadResult>> =>
+      measureInterleaved(
+        {
+          direct: (ms) => measure(urls.direct, mode, ms),
+          bare: (ms) => measure(urls.bare, mode, ms),
+          gateway: (ms) => measure(urls.gateway, mode, ms),
+        },
+        durationMs,
+      );
 
     const latency = await measureAll({ kind: 'closed', concurrency: 1 });
     const throughput = await measureAll({ kind: 'closed', concurrency });
@@ -162,12 +154,6 @@ routes:
     await Promise.all(children.map((c) => c.stop()));
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** Of two halves of the same path, the one that saw less interference (lower median; higher throughput). */
-function better(a: LoadResult, b: LoadResult): LoadResult {
-  if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
-  return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
 }
 
 /** `slipstream bench proxy`. */

@@ -1,0 +1,67 @@
+// What every entrypoint does with an incoming request: give it an id and a context, read its body within bounds.
+import type { IncomingMessage } from 'node:http';
+import { GatewayError } from '../errors.js';
+import type { RequestContext } from '../pipeline/types.js';
+
+let requestCounter = 0;
+const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+
+/** The client's `x-request-id` when it is a short string, else a fresh id unique to this process. */
+export function requestId(headers: IncomingMessage['headers']): string {
+  const incoming = headers['x-request-id'];
+  return typeof incoming === 'string' && incoming.length <= 128
+    ? incoming
+    : idPrefix + (++requestCounter).toString(36);
+}
+
+/**
+ * A fresh request context for `route` (a metrics label: never a client-chosen string). `controller`, when
+ * given, is the request's own abort controller (see `RequestContext.controller`).
+ */
+export function requestContext(
+  headers: IncomingMessage['headers'],
+  route: string,
+  controller?: AbortController,
+): RequestContext {
+  return {
+    id: requestId(headers),
+    route,
+    startedAt: performance.now(),
+    upstreamMs: 0,
+    attempts: 0,
+    ...(controller === undefined ? {} : { controller }),
+  };
+}
+
+/** `413 GW_PAYLOAD_TOO_LARGE` naming the limit. */
+export function tooLarge(limit: number): GatewayError {
+  return new GatewayError('GW_PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`, {
+    data: { maxBytes: limit },
+  });
+}
+
+/**
+ * Reads the whole request body, at most `limit` bytes: a declared or actual larger body fails with
+ * `GW_PAYLOAD_TOO_LARGE` as soon as it is known, without reading the rest.
+ */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const length = req.headers['content-length'];
+  if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/** Parses a JSON body; `GW_BAD_REQUEST` with the parser's reason when it is not JSON. */
+export function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new GatewayError('GW_BAD_REQUEST', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
