@@ -18,7 +18,7 @@ import type { LlmTarget } from '../upstreams/llm-provider.js';
 import { newTurn, rewriteModel } from './chat-request.js';
 import { stripHopByHop } from './headers.js';
 import { writeError } from './reply-error.js';
-import { readBody, requestContext } from './request.js';
+import { decodeSegment, readBody, requestContext } from './request.js';
 
 export interface ChatEntrypointOptions {
   /** True once shutdown began: new requests get 503 GW_SHUTTING_DOWN. */
@@ -120,7 +120,12 @@ export function createChatEntrypoint(config: LlmConfig, options: ChatEntrypointO
     }
     if (path.startsWith(SESSIONS) && transcripts !== undefined) {
       if (req.method !== 'GET') notAllowed(req, res);
-      else session(req, decodeURIComponent(path.slice(SESSIONS.length)), res);
+      else {
+        const id = decodeSegment(path.slice(SESSIONS.length));
+        if (id === undefined || id === '') {
+          writeError(res, new GatewayError('GW_BAD_REQUEST', 'the session id in the path is malformed'));
+        } else session(req, id, res);
+      }
       return true;
     }
     return false;

@@ -6,7 +6,7 @@ import { events, publish } from '../telemetry/events.js';
 import type { FanoutGroup, MemberResult } from '../upstreams/group.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 import { writeError } from './reply-error.js';
-import { parseJson, readBody, requestContext } from './request.js';
+import { decodeSegment, parseJson, readBody, requestContext } from './request.js';
 
 export interface FanoutEntrypointOptions {
   groups: ReadonlyMap<string, { group: FanoutGroup; config: GroupConfig }>;
@@ -40,7 +40,7 @@ export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandle
   async function handle(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    const name = safeDecode(path.slice(PREFIX.length));
+    const name = decodeSegment(path.slice(PREFIX.length));
     const entry = name === undefined ? undefined : options.groups.get(name);
     const method = req.method ?? 'GET';
     const ctx = requestContext(req.headers, entry === undefined ? 'fanout' : `fanout:${name}`);
@@ -154,14 +154,6 @@ function formatOf(accept: string | undefined): Format {
   if (accept.includes('application/x-ndjson')) return 'ndjson';
   if (accept.includes('text/event-stream')) return 'sse';
   return 'json';
-}
-
-function safeDecode(text: string): string | undefined {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Reads the body, at most `limit` bytes (413 beyond), and checks it is JSON (400 otherwise). */

@@ -65,3 +65,12 @@ export function parseJson(body: Buffer): unknown {
     throw new GatewayError('GW_BAD_REQUEST', `request body is not valid JSON: ${(error as Error).message}`);
   }
 }
+
+/** A percent-decoded path segment, or undefined when its encoding is malformed (`%E0%A4`). */
+export function decodeSegment(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}

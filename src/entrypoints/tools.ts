@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js';
 import { events, publish } from '../telemetry/events.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 import { writeError } from './reply-error.js';
-import { parseJson, readBody, requestContext } from './request.js';
+import { decodeSegment, parseJson, readBody, requestContext } from './request.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 
 export interface ToolsEntrypointOptions {
@@ -47,7 +47,10 @@ export function createToolsHandler(options: ToolsEntrypointOptions): RawHandler 
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
       throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool at ${path}; use /tools/{server}/{tool}`);
     }
-    const [server, tool] = parts.map(decodeURIComponent) as [string, string];
+    const [server, tool] = parts.map(decodeSegment);
+    if (server === undefined || tool === undefined) {
+      throw new GatewayError('GW_BAD_REQUEST', `the tool path ${path} has a malformed %-encoding`);
+    }
     const entry = registry.lookup(server, tool);
     // One label for every unknown name: a client must not be able to grow the metrics' label set.
     const ctx = requestContext(req.headers, entry?.route ?? 'mcp:unknown');

@@ -118,6 +118,13 @@ ${storeYaml()}
       expect(messages.at(-1)!.content).toBe(expectedContent(40));
     });
 
+    it('answers a malformed session id with 400 and keeps serving', async ({ skip: s }) => {
+      if (skip()) s();
+      const bad = await call(`${gw.url}/v1/sessions/%E0%A4%A`);
+      expect([bad.status, bad.body.error.code]).toEqual([400, 'GW_BAD_REQUEST']);
+      expect((await call(`${gw.url}/v1/sessions/fine`)).status).toBe(200);
+    });
+
     it("never shows one caller another caller's conversation, even with its id", async ({ skip: s }) => {
       if (skip()) s();
       const session = `private-${name}-${Date.now()}`;

@@ -99,6 +99,8 @@ mcp:
     expect(unknown.body.error.code).toBe('GW_TOOL_NOT_FOUND');
     const unknownServer = await post(`${gw.url}/tools/other/echo`, {});
     expect(unknownServer.status).toBe(404);
+    const badEncoding = await post(`${gw.url}/tools/emu/%E0%A4%A`, {});
+    expect([badEncoding.status, badEncoding.body.error.code]).toEqual([400, 'GW_BAD_REQUEST']);
 
     const invalid = await post(`${gw.url}/tools/emu/get_quote`, { symbol: 42 });
     expect(invalid.status).toBe(400);
