@@ -154,8 +154,17 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     return503OnClosing: true,
     serverFactory: (fastifyHandler) =>
       createServer((req, res) => {
-        for (const handler of rawEntrypoints) if (handler(req, res)) return;
-        if (claimedByFastify(req.url) || !proxyHandler(req, res)) fastifyHandler(req, res);
+        // A raw handler's synchronous throw would escape the 'request' event and kill the process:
+        // it becomes that request's error reply instead (GW_INTERNAL unless it is a GatewayError).
+        try {
+          for (const handler of rawEntrypoints) if (handler(req, res)) return;
+          if (claimedByFastify(req.url) || !proxyHandler(req, res)) fastifyHandler(req, res);
+        } catch (error) {
+          // The path only: a query string may carry credentials.
+          logger.error({ err: error, path: req.url?.split('?')[0]?.slice(0, 256) }, 'request handler threw');
+          if (!res.headersSent) writeError(res, error);
+          else res.destroy();
+        }
       }),
   });
   proxy.setNotFoundHandler((request, reply) => {

@@ -50,11 +50,20 @@ export function newTurn(messages: unknown): TranscriptMessage[] {
       break;
     }
   }
-  return messages.slice(start).map((message: unknown) => {
+  // Bounded: one request must not flood the shared write queue (the newest messages are kept).
+  start = Math.max(start, messages.length - MAX_TURN_MESSAGES);
+  let budget = MAX_TURN_CHARS;
+  const turn: TranscriptMessage[] = [];
+  for (const message of messages.slice(start) as unknown[]) {
     const m = (message ?? {}) as { role?: unknown; content?: unknown };
-    return {
-      role: typeof m.role === 'string' ? m.role : 'user',
-      content: typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? null),
-    };
-  });
+    const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? null);
+    budget -= content.length;
+    if (budget < 0) break;
+    turn.push({ role: typeof m.role === 'string' ? m.role.slice(0, 32) : 'user', content });
+  }
+  return turn;
 }
+
+/** Most messages, and characters, of one request's new turn that are persisted. */
+const MAX_TURN_MESSAGES = 64;
+const MAX_TURN_CHARS = 1024 ** 2;

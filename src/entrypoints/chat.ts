@@ -124,6 +124,15 @@ export function createChatEntrypoint(config: LlmConfig, options: ChatEntrypointO
         const id = decodeSegment(path.slice(SESSIONS.length));
         if (id === undefined || id === '') {
           writeError(res, new GatewayError('GW_BAD_REQUEST', 'the session id in the path is malformed'));
+        } else if (req.headers[options.principalHeader] === undefined) {
+          // Anonymous callers share one scope and choose their own ids: reading it back would leak.
+          writeError(
+            res,
+            new GatewayError(
+              'GW_UNAUTHORIZED',
+              `sessions are read by their owner: send the "${options.principalHeader}" header`,
+            ),
+          );
         } else session(req, id, res);
       }
       return true;

@@ -49,10 +49,18 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   if (length !== undefined && Number(length) > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw tooLarge(limit);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    // The client hung up mid-upload: its doing, not ours (no 5xx, no "request failed" alarm).
+    throw new GatewayError('GW_CLIENT_CLOSED', 'client closed the request while sending its body', {
+      cause: error,
+    });
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }

@@ -134,6 +134,18 @@ export function cache(options: CachePolicyOptions): Policy {
     return ttlMs > 0 ? ttlMs : undefined;
   };
 
+  /**
+   * Whether a coalesced reply may go to other callers: never one that sets a cookie, and on shared routes
+   * (where callers differ) never one the upstream marked `private` or `no-store`. Errors are shared, so a
+   * failing upstream is not hit once per waiter.
+   */
+  const shareable = (reply: Reply): boolean => {
+    if (reply.headers['set-cookie'] !== undefined) return false;
+    if (options.key.scope !== 'shared') return true;
+    const cc = parseCacheControl(reply.headers['cache-control']);
+    return !cc.has('private') && !cc.has('no-store');
+  };
+
   /** RFC 5861: exactly one background refresh per key; its failure leaves the stale entry in place. */
   const refreshInBackground = (next: Handler, call: Call & { key: string }) => {
     if (refreshing.has(call.key)) return;
@@ -172,7 +184,12 @@ export function cache(options: CachePolicyOptions): Policy {
     const sharedMiss =
       options.coalesce === false
         ? miss
-        : coalesce({ route, key: (call) => call.key!, maxBytes: options.maxEntryBytes })(miss);
+        : coalesce({
+            route,
+            key: (call) => call.key!,
+            maxBytes: options.maxEntryBytes,
+            shareable,
+          })(miss);
     return async (call) => {
       const requested = parseCacheControl(call.headers['cache-control']);
       if (!methods.has(call.method) || requested.has('no-store')) return tagged(await next(call), 'bypass');

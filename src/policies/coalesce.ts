@@ -2,7 +2,7 @@
 import { bufferReply } from '../pipeline/buffer.js';
 import type { Buffered } from '../pipeline/buffer.js';
 import { untilAborted } from '../pipeline/until-aborted.js';
-import type { Call, Policy } from '../pipeline/types.js';
+import type { Call, Policy, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 
 export interface CoalesceOptions {
@@ -12,14 +12,22 @@ export interface CoalesceOptions {
   key: (call: Call) => string;
   /** Largest body shared between waiters; a larger reply goes to one waiter and the others call alone. */
   maxBytes: number;
+  /**
+   * Whether a reply may be handed to callers other than the one it was fetched for. Default: unless it
+   * sets a cookie. A reply that may not goes to one waiter; the others fetch their own.
+   */
+  shareable?: (reply: Reply) => boolean;
 }
+
+/** A reply that sets a cookie belongs to one client (a session, a CSRF token): never hand it to another. */
+const withoutCookie = (reply: Reply) => reply.headers['set-cookie'] === undefined;
 
 interface Flight {
   result: Promise<Buffered>;
   waiters: number;
   controller: AbortController;
-  /** A too-large (streamed) reply can be relayed once; set when a waiter took it. */
-  streamTaken: boolean;
+  /** A reply that cannot be shared (too large to buffer, or not shareable) goes to one waiter: set once taken. */
+  taken: boolean;
   /** The shared call has finished; nothing is left to abort. */
   settled: boolean;
 }
@@ -32,6 +40,7 @@ interface Flight {
  */
 export function coalesce(options: CoalesceOptions): Policy {
   const inFlight = new Map<string, Flight>();
+  const shareable = options.shareable ?? withoutCookie;
 
   return (next) => async (call) => {
     if (!call.idempotent) return next(call);
@@ -42,7 +51,7 @@ export function coalesce(options: CoalesceOptions): Policy {
       const started: Flight = {
         waiters: 0,
         controller,
-        streamTaken: false,
+        taken: false,
         settled: false,
         result: Promise.resolve() as never,
       };
@@ -71,12 +80,12 @@ export function coalesce(options: CoalesceOptions): Policy {
     call.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await untilAborted(shared.result, call.signal);
-      if (result.complete) return result.reply;
-      if (!shared.streamTaken) {
-        shared.streamTaken = true;
+      if (result.complete && shareable(result.reply)) return result.reply;
+      if (!shared.taken) {
+        shared.taken = true;
         return result.reply;
       }
-      return await next(call); // the shared body was too large to share: this caller fetches its own
+      return await next(call); // too large or not for sharing: this caller fetches its own
     } finally {
       call.signal.removeEventListener('abort', onAbort);
       if (!left) leave();

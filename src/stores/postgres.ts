@@ -72,9 +72,9 @@ export function postgresStore(options: PostgresStoreOptions): TranscriptStore {
            SET content = t.content || excluded.content, complete = excluded.complete`,
         [
           rows.map((r) => r.messageId),
-          rows.map((r) => r.sessionId),
-          rows.map((r) => r.role),
-          rows.map((r) => r.content),
+          rows.map((r) => withoutNul(r.sessionId)),
+          rows.map((r) => withoutNul(r.role)),
+          rows.map((r) => withoutNul(r.content)),
           rows.map((r) => r.complete),
           rows.map((r) => r.createdAt),
         ],
@@ -91,7 +91,7 @@ export function postgresStore(options: PostgresStoreOptions): TranscriptStore {
       }>(
         `SELECT message_id AS id, role, content, complete, created_at FROM ${table}
          WHERE session_id = $1 ORDER BY ${table}.id LIMIT $2`,
-        [sessionId, limit],
+        [withoutNul(sessionId), limit],
       );
       return result.rows.map((row): StoredMessage => ({
         id: row.id,
@@ -132,4 +132,12 @@ export function postgresStore(options: PostgresStoreOptions): TranscriptStore {
     },
     close: () => pool.end(),
   };
+}
+
+/**
+ * PostgreSQL rejects NUL in text values: one such character from a client would fail every batch it is in,
+ * and the batch is retried, so it is dropped here (SQLite stores it as is).
+ */
+function withoutNul(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '') : text;
 }

@@ -201,6 +201,41 @@ describe('cache policy coalescing', () => {
     expect(replies.every((r) => text(r) === '1' && r.headers['x-slipstream-cache'] === 'miss')).toBe(true);
   });
 
+  it('never hands a reply that sets a cookie, or a private one on a shared route, to another caller', async () => {
+    for (const [scope, headers] of [
+      ['principal', { 'set-cookie': 'sid=alice' }],
+      ['shared', { 'cache-control': 'private' }],
+    ] as const) {
+      const time = clock();
+      const up = upstream();
+      up.set(
+        (n) =>
+          new Promise((resolve) =>
+            setTimeout(() => resolve({ status: 200, headers, body: Buffer.from(String(n)) }), 20),
+          ),
+      );
+      const handler = policy(time, { key: { query: '*', headers: [], body: '*', scope } })(up.handler);
+      const replies = await Promise.all([handler(makeCall()), handler(makeCall()), handler(makeCall())]);
+      expect(new Set(replies.map(text)).size).toBe(3); // each caller got a reply fetched for it
+      expect(up.calls()).toBe(3);
+    }
+  });
+
+  it('shares an upstream error among waiters instead of hitting the upstream once per waiter', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(
+      (n) =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve({ status: 503, headers: {}, body: Buffer.from(String(n)) }), 20),
+        ),
+    );
+    const handler = policy(time)(up.handler);
+    const replies = await Promise.all(Array.from({ length: 50 }, () => handler(makeCall())));
+    expect(replies.every((r) => r.status === 503)).toBe(true);
+    expect(up.calls()).toBe(1);
+  });
+
   it('fetches per caller when coalescing is off', async () => {
     const time = clock();
     const up = upstream();

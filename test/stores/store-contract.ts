@@ -44,6 +44,19 @@ export function storeContract(name: string, make: () => Promise<TranscriptStore>
       }
     });
 
+    it('accepts a NUL character from a client without failing the batch', async ({ skip: skipTest }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        await store.write([row('s\u0000nul', 'm-nul', 'a\u0000b'), row('s-ok', 'm-ok', 'fine')]);
+        expect((await store.history('s-ok', 10)).map((m) => m.content)).toEqual(['fine']);
+        const [stored] = await store.history('s\u0000nul', 10);
+        expect(stored?.content.replace('\u0000', '')).toBe('ab');
+      } finally {
+        await store.close();
+      }
+    });
+
     it('writes a batch all or nothing', async ({ skip: skipTest }) => {
       if (skip()) skipTest();
       const store = await make();

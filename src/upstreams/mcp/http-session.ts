@@ -57,7 +57,11 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       const rejected = status >= 400 && status < 500;
       if (!rejected) throw upstreamFailure(name, error, new AbortController().signal);
       log.info('streamable HTTP rejected; falling back to HTTP+SSE');
-      return connect(new SSEClientTransport(url, { requestInit }));
+      try {
+        return await connect(new SSEClientTransport(url, { requestInit }));
+      } catch (sseError) {
+        throw upstreamFailure(name, sseError, new AbortController().signal); // an outage, never a 500
+      }
     }
   };
 

@@ -53,6 +53,8 @@ export function stdioPool(
   let restarts = 0;
   let youngDeaths = 0;
   let closing = false;
+  /** Restarts waiting out their backoff: cleared on close, so shutdown never spawns a process. */
+  const restartTimers = new Set<NodeJS.Timeout>();
   let healthTimer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
@@ -120,7 +122,9 @@ export function stdioPool(
         : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (youngDeaths - 1)) * (0.5 + random() / 2);
     reserved++; // hold the slot while waiting, so concurrent exits do not over-spawn
     const timer = setTimeout(() => {
+      restartTimers.delete(timer);
       reserved--;
+      if (closing) return; // shutdown began while this restart waited: spawn nothing
       spawn().then(
         () => replenish(),
         (error: unknown) => {
@@ -132,6 +136,7 @@ export function stdioPool(
       );
     }, delayMs);
     timer.unref();
+    restartTimers.add(timer);
   };
 
   /** Adds a process when every ready one is saturated and the pool may grow. */
@@ -261,6 +266,8 @@ export function stdioPool(
     async close() {
       closing = true;
       clearInterval(healthTimer);
+      for (const timer of restartTimers) clearTimeout(timer);
+      restartTimers.clear();
       for (const waiter of waiters) waiter.reject(shuttingDown());
       waiters.clear();
       await Promise.all([...sessions].map((session) => session.close()));
