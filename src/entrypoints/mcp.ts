@@ -11,7 +11,7 @@ import {
   McpError,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolRequest, CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayError, toGatewayError } from '../errors.js';
 import { events, publish } from '../telemetry/events.js';
 import { resultOf } from '../upstreams/mcp/tool-registry.js';
@@ -75,9 +75,13 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   /** Insertion order is recency order: a used session is moved to the end. */
   const sessions = new Map<string, Session>();
 
-  const listTools = () => ({
-    tools: registry.list().map((entry) => ({ ...entry.tool, name: entry.namespaced })),
-  });
+  /** `tools/list`, built once per change of the tool set rather than per request. */
+  let toolList: { tools: Tool[] } | undefined;
+  registry.onChange(() => (toolList = undefined));
+  const listTools = () =>
+    (toolList ??= {
+      tools: registry.list().map((entry) => ({ ...entry.tool, name: entry.namespaced })),
+    });
 
   /**
    * Runs one `tools/call` through the tool's policy stack, for the SDK Server and the JSON fast path alike.

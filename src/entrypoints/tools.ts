@@ -27,6 +27,9 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  */
 export function createToolsHandler(options: ToolsEntrypointOptions): RawHandler {
   const { registry, principalHeader, maxRequestBytes } = options;
+  /** The catalogue, serialised once per change of the tool set rather than per request. */
+  let catalogue: string | undefined;
+  registry.onChange(() => (catalogue = undefined));
   return (req, res) => {
     const url = req.url ?? '/';
     if (url !== '/tools' && !url.startsWith('/tools/') && !url.startsWith('/tools?')) return false;
@@ -39,7 +42,7 @@ export function createToolsHandler(options: ToolsEntrypointOptions): RawHandler 
     const method = req.method ?? 'GET';
     if (path === '/tools' || path === '/tools/') {
       if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, path);
-      const body = JSON.stringify({ tools: registry.list().map(describe) });
+      const body = (catalogue ??= JSON.stringify({ tools: registry.list().map(describe) }));
       res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) }).end(body);
       return;
     }

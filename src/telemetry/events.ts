@@ -134,6 +134,14 @@ export interface FanoutMemberEvent {
   durationMs: number;
 }
 
+/** A discovered member left its group: its metric label sets go with it (no unbounded label growth). */
+export interface FanoutMemberRemovedEvent {
+  group: string;
+  member: string;
+  /** The member's upstream and breaker name (`fanout:<group>/<member>`). */
+  upstream: string;
+}
+
 /** A fan-out finished: every member settled or was cancelled. */
 export interface FanoutEndEvent {
   group: string;
@@ -230,6 +238,7 @@ export const events = {
   cacheEvict: dc.channel('slipstream:cache:evict'),
   batch: dc.channel('slipstream:batch'),
   fanoutMember: dc.channel('slipstream:fanout:member'),
+  fanoutMemberRemoved: dc.channel('slipstream:fanout:member-removed'),
   fanoutEnd: dc.channel('slipstream:fanout:end'),
   discoveryRefresh: dc.channel('slipstream:fanout:discovery'),
   llmFirstByte: dc.channel('slipstream:llm:first-byte'),

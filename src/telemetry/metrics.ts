@@ -16,6 +16,7 @@ import type {
   DiscoveryRefreshEvent,
   FanoutEndEvent,
   FanoutMemberEvent,
+  FanoutMemberRemovedEvent,
   McpProcessEvent,
   RequestEndEvent,
   RetryBudgetExhaustedEvent,
@@ -371,6 +372,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         }
         child.count.inc();
         if (e.outcome !== 'skipped') child.duration.observe(e.durationMs / 1000);
+      },
+    ],
+    [
+      events.fanoutMemberRemoved,
+      (message) => {
+        const e = message as FanoutMemberRemovedEvent;
+        const memberKey = `${e.group}\0${e.member}\0`;
+        for (const key of [...fanoutMemberChildren.keys()]) {
+          if (!key.startsWith(memberKey)) continue;
+          const outcome = key.slice(memberKey.length);
+          fanoutMemberOutcomes.remove(e.group, e.member, outcome);
+          fanoutMemberDuration.remove(e.group, e.member, outcome);
+          fanoutMemberChildren.delete(key);
+        }
+        const upstreamKey = `${e.upstream}\0`;
+        for (const key of [...attemptChildren.keys()]) {
+          if (!key.startsWith(upstreamKey)) continue;
+          upstreamDuration.remove(e.upstream, key.slice(upstreamKey.length));
+          attemptChildren.delete(key);
+        }
+        breakerState.remove(e.upstream);
+        for (const state of ['closed', 'open', 'half-open']) breakerTransitions.remove(e.upstream, state);
       },
     ],
     [

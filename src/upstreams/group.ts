@@ -222,6 +222,11 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
 
   const closeMember = async (member: Member) => {
     member.closed = true;
+    publish(events.fanoutMemberRemoved, {
+      group: name,
+      member: member.name,
+      upstream: `${route}/${member.name}`,
+    });
     clearTimeout(member.probeTimer);
     member.stopWatching();
     await member.upstream.close();

@@ -70,4 +70,27 @@ describe('metrics subscriber', () => {
     events.retry.publish({ route: 'closed', upstream: 'u', attempt: 2, delayMs: 1, reason: '503' });
     expect(await metrics.render()).not.toContain('route="closed"');
   });
+
+  it("drops a departed fan-out member's label sets, keeping the others'", async () => {
+    metrics = createMetrics({ processMetrics: false });
+    for (const member of ['pod-a', 'pod-b']) {
+      const upstream = `fanout:team/${member}`;
+      events.fanoutMember.publish({ group: 'team', member, outcome: 'answered', durationMs: 5 });
+      events.attemptEnd.publish({
+        call: makeCall({ upstream }),
+        status: 200,
+        errorCode: undefined,
+        durationMs: 5,
+      });
+      events.breakerState.publish({ name: upstream, state: 'open' });
+    }
+    events.fanoutMemberRemoved.publish({ group: 'team', member: 'pod-a', upstream: 'fanout:team/pod-a' });
+    const text = await metrics.render();
+    expect(text).not.toContain('pod-a');
+    expect(text).toMatch(
+      /slipstream_fanout_member_outcomes_total\{group="team",member="pod-b",outcome="answered"\} 1/,
+    );
+    expect(text).toContain('slipstream_breaker_state{name="fanout:team/pod-b"} 1');
+    expect(text).toContain('upstream="fanout:team/pod-b"');
+  });
 });
