@@ -113,7 +113,7 @@ export const mcpSchema = z
       .int()
       .min(1)
       .default(1024 ** 2),
-    /** Concurrent `/mcp` sessions kept; the least recently used is closed past it. */
+    /** Most `/mcp` sessions open at once. At the limit a session idle for 60 s is closed to admit a new one; if none is, `initialize` gets 503. */
     maxSessions: z.number().int().min(1).max(100_000).default(1_000),
     /** A `/mcp` session unused this long is closed (the client gets 404 and opens a new one). */
     sessionIdle: duration.default(30 * 60_000),

@@ -205,6 +205,21 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     session.transport.close().catch(() => {});
   };
 
+  /** Sessions being initialized, counted against `maxSessions` so concurrent initializes cannot overshoot it. */
+  let opening = 0;
+  /**
+   * Room for one more session: at the limit, the least recently used session goes, but only if it has
+   * been idle a while. Sessions in use are never closed to admit new ones, so a flood of `initialize`
+   * requests gets 503s instead of evicting everyone's sessions.
+   */
+  const makeRoom = (): boolean => {
+    if (sessions.size + opening < maxSessions) return true;
+    const oldest = sessions.entries().next().value;
+    if (oldest === undefined || performance.now() - oldest[1].lastUsed < EVICTABLE_AFTER_MS) return false;
+    evict(oldest[0], oldest[1]);
+    return true;
+  };
+
   // Sessions are in recency order: the sweep closes from the oldest until it meets a live one.
   const sweep = setInterval(
     () => {
@@ -228,10 +243,6 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       sessionIdGenerator: randomUUID,
       onsessioninitialized: (id) => {
         sessions.set(id, { server, transport, fastCalls: new Map(), lastUsed: performance.now() });
-        if (sessions.size > maxSessions) {
-          const [oldestId, oldest] = sessions.entries().next().value!;
-          evict(oldestId, oldest);
-        }
       },
       onsessionclosed: forget,
     });
@@ -261,8 +272,21 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method === 'POST' && isInitializeRequest(body)) {
-      const transport = await open();
-      return transport.handleRequest(req, res, body);
+      if (!makeRoom()) {
+        throw new GatewayError(
+          'GW_BULKHEAD_FULL',
+          `${maxSessions} MCP sessions are open and in use; try again later`,
+          { retryAfterS: 5 },
+        );
+      }
+      opening++;
+      try {
+        const transport = await open();
+        await transport.handleRequest(req, res, body);
+      } finally {
+        opening--;
+      }
+      return;
     }
     return writeRpcError(res, 400, ErrorCode.InvalidRequest, 'no Mcp-Session-Id: send initialize first');
   };
@@ -287,6 +311,9 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     },
   };
 }
+
+/** A session idle this long may be closed to admit a new one when the session limit is reached. */
+const EVICTABLE_AFTER_MS = 60_000;
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];

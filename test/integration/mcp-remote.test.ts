@@ -1,7 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { call, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
@@ -20,11 +18,11 @@ describe('a remote (streamable HTTP) MCP upstream: a gateway in front of another
   let outer: RunningGateway;
 
   beforeAll(async () => {
-    // The inner gateway keeps a single /mcp session, so any other client's session evicts the outer's.
+    // The inner gateway closes /mcp sessions idle for 500 ms: the outer's session expires between calls.
     inner = await startGateway(`
 upstreams: {}
 mcp:
-  maxSessions: 1
+  sessionIdle: 500ms
   servers:
     emu:
       type: stdio
@@ -60,16 +58,11 @@ mcp:
 
   it('re-establishes an expired session and retries the call once', async () => {
     expect((await post(`${outer.url}/tools/remote/emu__echo`, { text: 'before' })).status).toBe(200);
-    // A second client takes the inner gateway's only session slot: the outer's session is gone (404).
-    const intruder = new Client({ name: 'intruder', version: '1.0.0' });
-    await intruder.connect(new StreamableHTTPClientTransport(new URL(`${inner.url}/mcp`)));
-    try {
-      const after = await post(`${outer.url}/tools/remote/emu__echo`, { text: 'after' });
-      expect(after.status).toBe(200);
-      expect(after.body.content[0].text).toBe('after');
-    } finally {
-      await intruder.close();
-    }
+    // Idle past the inner gateway's sessionIdle (and its sweep): the outer's session is gone (404).
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    const after = await post(`${outer.url}/tools/remote/emu__echo`, { text: 'after' });
+    expect(after.status).toBe(200);
+    expect(after.body.content[0].text).toBe('after');
   });
 
   it('maps remote tool-call errors to gateway errors', async () => {

@@ -248,3 +248,46 @@ mcp:
     }
   });
 });
+
+describe('the /mcp session limit', () => {
+  it('refuses a new session with 503 while every open one is in use, instead of closing one', async () => {
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  maxSessions: 2
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 1, max: 1 }
+`);
+    const clients: Client[] = [];
+    try {
+      clients.push(await mcpClient(gw.url), await mcpClient(gw.url));
+      const refused = await post(
+        `${gw.url}/mcp`,
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'third', version: '1' },
+          },
+        },
+        { accept: 'application/json, text/event-stream' },
+      );
+      expect([refused.status, refused.body.error.code]).toEqual([503, 'GW_BULKHEAD_FULL']);
+      // Both sessions still work.
+      for (const client of clients) {
+        const result = await client.callTool({ name: 'emu__echo', arguments: { text: 'still here' } });
+        expect(result.isError).not.toBe(true);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
+});
