@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
+import { listenCounting, rate, sendJson } from './http-kit.js';
 
 export interface OAuthOptions {
   clientId: string;
@@ -90,8 +91,6 @@ interface State {
   tokenTtlS: number;
 }
 
-const JSON_HEADERS = { 'content-type': 'application/json' };
-
 /**
  * Starts the emulator. Work requests (any path outside `/__emulator/` and `/oauth/`) wait the sampled
  * latency, then error, hang or answer 200 with a JSON body of about `bodyBytes`. Request headers may override
@@ -147,7 +146,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     };
     if (options.oauth !== undefined && !authorized(req.headers.authorization)) {
       stats.unauthorized++;
-      send(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
       return;
     }
     stats.inFlight++;
@@ -181,7 +180,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
         const retryAfter = header('x-emulate-retry-after') ?? state.retryAfterS;
         const extra: Record<string, string> =
           retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) };
-        send(
+        sendJson(
           res,
           forcedStatus !== undefined ? Number(forcedStatus) : state.errorStatus,
           { ok: false, n },
@@ -200,7 +199,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       const setCookie = header('x-emulate-set-cookie');
       if (cacheControl !== undefined) extra['cache-control'] = cacheControl;
       if (setCookie !== undefined) extra['set-cookie'] = setCookie;
-      send(res, 200, reply, extra);
+      sendJson(res, 200, reply, extra);
       finish();
     };
     if (delayMs <= 0) respond();
@@ -231,15 +230,15 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     const delayMs = tokenLatency(random);
     setTimeout(() => {
       if (form.get('grant_type') !== 'client_credentials') {
-        send(res, 400, { error: 'unsupported_grant_type' });
+        sendJson(res, 400, { error: 'unsupported_grant_type' });
       } else if (clientId !== oauth.clientId || clientSecret !== oauth.clientSecret) {
-        send(res, 401, { error: 'invalid_client' });
+        sendJson(res, 401, { error: 'invalid_client' });
       } else {
         const token = randomBytes(16).toString('hex');
         tokens.set(token, Date.now() + state.tokenTtlS * 1000);
         stats.tokensIssued++;
         const scope = form.get('scope');
-        send(res, 200, {
+        sendJson(res, 200, {
           access_token: token,
           token_type: 'Bearer',
           expires_in: state.tokenTtlS,
@@ -251,24 +250,24 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
 
   const control = (req: IncomingMessage, res: ServerResponse, body: string) => {
     const path = (req.url ?? '').split('?')[0];
-    if (req.method === 'GET' && path === '/__emulator/stats') return send(res, 200, stats);
+    if (req.method === 'GET' && path === '/__emulator/stats') return sendJson(res, 200, stats);
     if (req.method === 'POST' && path === '/__emulator/reset') {
       Object.assign(stats, { ...zero(), openConnections: stats.openConnections, inFlight: stats.inFlight });
-      return send(res, 200, { ok: true });
+      return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'POST' && path === '/__emulator/revoke') {
       tokens.clear();
-      return send(res, 200, { ok: true });
+      return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'POST' && path === '/__emulator/config') {
       try {
         configure(JSON.parse(body || '{}') as EmulatorPatch);
-        return send(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       } catch (error) {
-        return send(res, 400, { error: (error as Error).message });
+        return sendJson(res, 400, { error: (error as Error).message });
       }
     }
-    return send(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
+    return sendJson(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
   };
 
   const configure = (patch: EmulatorPatch) => {
@@ -317,22 +316,16 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     options.tls === undefined
       ? createServer({ keepAliveTimeout: 30_000 }, onRequest)
       : createSecureServer({ ...options.tls, allowHTTP1: true }, onRequest as never);
-  server.on(options.tls === undefined ? 'connection' : 'secureConnection', (socket: Socket) => {
-    stats.connections++;
-    stats.openConnections++;
-    sockets.add(socket);
-    socket.once('close', () => {
-      stats.openConnections--;
-      sockets.delete(socket);
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
-  });
-  const { port, address } = server.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
+  const { port, host } = await listenCounting(
+    server,
+    {
+      host: options.host,
+      port: options.port,
+      event: options.tls === undefined ? 'connection' : 'secureConnection',
+    },
+    stats,
+    sockets,
+  );
 
   return {
     url: `${options.tls === undefined ? 'http' : 'https'}://${host}:${port}`,
@@ -349,20 +342,4 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
         for (const socket of sockets) socket.destroy();
       }),
   };
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function rate(value: number, name: string): number {
-  if (!(value >= 0 && value <= 1)) throw new Error(`${name} must be between 0 and 1, got ${value}`);
-  return value;
 }

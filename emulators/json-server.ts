@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { sendJson } from './http-kit.js';
 
 /** A request as the emulator's handler sees it: method, path, query and the JSON body (if any). */
 export interface JsonRequest {
@@ -114,13 +115,7 @@ export async function startJsonServer(options: JsonServerOptions): Promise<Runni
 }
 
 function send(res: ServerResponse, response: JsonResponse): void {
-  const text = JSON.stringify(response.body);
-  res.writeHead(response.status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...response.headers,
-  });
-  res.end(text);
+  sendJson(res, response.status, response.body, response.headers);
 }
 
 /** Waits `ms`, or resolves early (with false) when `signal` aborts: a client that left stops the work. */

@@ -1,9 +1,10 @@
 // An OpenAI-compatible LLM upstream (seed 001): SSE token streams with configurable pacing, faults and usage.
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
+import { listenCounting, rate, sendJson } from './http-kit.js';
 
 export interface LlmEmulatorOptions {
   /** Default 127.0.0.1. */
@@ -159,7 +160,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     try {
       body = JSON.parse(raw) as typeof body;
     } catch {
-      send(res, 400, { error: { message: 'request body is not JSON', type: 'invalid_request_error' } });
+      sendJson(res, 400, { error: { message: 'request body is not JSON', type: 'invalid_request_error' } });
       return;
     }
     const model = typeof body.model === 'string' ? body.model : 'emu-small';
@@ -222,7 +223,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
         stats.errors++;
         const status = forcedStatus !== undefined ? Number(forcedStatus) : state.errorStatus;
         const retryAfter = header('x-emulate-retry-after') ?? state.retryAfterS;
-        send(
+        sendJson(
           res,
           status,
           { error: { message: `emulated ${status}`, type: status === 429 ? 'rate_limit' : 'server_error' } },
@@ -240,7 +241,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
         let content = '';
         for (let i = 0; i < count; i++) content += piece(i);
         stats.completionTokens += count;
-        send(res, 200, {
+        sendJson(res, 200, {
           id,
           object: 'chat.completion',
           created,
@@ -300,26 +301,26 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
 
   const control = (req: IncomingMessage, res: ServerResponse, body: string) => {
     const path = (req.url ?? '').split('?')[0]!;
-    if (req.method === 'GET' && path === '/__emulator/stats') return send(res, 200, stats);
+    if (req.method === 'GET' && path === '/__emulator/stats') return sendJson(res, 200, stats);
     if (req.method === 'GET' && path.startsWith('/__emulator/timeline/')) {
       const timeline = timelines.get(decodeURIComponent(path.slice('/__emulator/timeline/'.length)));
       return timeline === undefined
-        ? send(res, 404, { error: 'no such request id' })
-        : send(res, 200, timeline);
+        ? sendJson(res, 404, { error: 'no such request id' })
+        : sendJson(res, 200, timeline);
     }
     if (req.method === 'POST' && path === '/__emulator/reset') {
       reset();
-      return send(res, 200, { ok: true });
+      return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'POST' && path === '/__emulator/config') {
       try {
         configure(JSON.parse(body || '{}') as LlmEmulatorPatch);
-        return send(res, 200, { ok: true });
+        return sendJson(res, 200, { ok: true });
       } catch (error) {
-        return send(res, 400, { error: (error as Error).message });
+        return sendJson(res, 400, { error: (error as Error).message });
       }
     }
-    return send(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
+    return sendJson(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
   };
 
   const reset = () => {
@@ -343,7 +344,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     const path = (req.url ?? '/').split('?')[0]!;
     if (req.method === 'GET' && (path === '/v1/models' || path === '/models')) {
       req.resume();
-      send(res, 200, {
+      sendJson(res, 200, {
         object: 'list',
         data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'emulator' })),
       });
@@ -357,25 +358,15 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
       else if (req.method === 'POST' && (path === '/v1/chat/completions' || path === '/chat/completions')) {
         complete(req, res, body);
       } else if (req.method === 'HEAD') res.writeHead(204).end();
-      else send(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'not_found' } });
+      else sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'not_found' } });
     });
   });
-  server.on('connection', (socket: Socket) => {
-    stats.connections++;
-    stats.openConnections++;
-    sockets.add(socket);
-    socket.once('close', () => {
-      stats.openConnections--;
-      sockets.delete(socket);
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve);
-  });
-  const { port, address } = server.address() as AddressInfo;
-  const host = address.includes(':') ? `[${address}]` : address;
+  const { port, host } = await listenCounting(
+    server,
+    { host: options.host, port: options.port },
+    stats,
+    sockets,
+  );
 
   return {
     url: `http://${host}:${port}`,
@@ -391,24 +382,4 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
         for (const socket of sockets) socket.destroy();
       }),
   };
-}
-
-function send(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
-
-function rate(value: number, name: string): number {
-  if (!(value >= 0 && value <= 1)) throw new Error(`${name} must be between 0 and 1, got ${value}`);
-  return value;
 }

@@ -4,6 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
+import { sendJson } from './http-kit.js';
 
 /** How a specialist behaves: answers after its latency, never answers, or answers `errorStatus` after its latency. */
 export type SpecialistMode = 'ok' | 'hung' | 'error';
@@ -100,8 +101,6 @@ interface Member {
   hung: Set<ServerResponse>;
   stats: Omit<SpecialistStats, 'url' | 'mode' | 'latency'>;
 }
-
-const JSON_HEADERS = { 'content-type': 'application/json' };
 
 /** Member names: `specialist-01` ... (zero-padded so they sort). */
 export function specialistName(index: number, total: number): string {
@@ -432,10 +431,7 @@ function closeServer(server: Server, sockets: Set<Socket>, hung: Set<ServerRespo
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  if (res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { ...JSON_HEADERS, 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  if (!res.destroyed) sendJson(res, status, body);
 }
 
 /** `slipstream emulate specialists` flags, as commander hands them over (strings). */
