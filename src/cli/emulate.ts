@@ -190,8 +190,9 @@ export function registerEmulate(program: Command): void {
     .command('bare-proxy')
     .description('a featureless reference proxy (node:http + undici), the floor benchmarks compare against')
     .requiredOption('--target <url>', 'upstream origin (loopback)')
-    .action(async (flags: { target: string }) => {
-      const proxy = await startBareProxy(flags.target);
+    .option('--connections <n>', 'upstream pool size', connectionsFlag, 128)
+    .action(async (flags: { target: string; connections: number }) => {
+      const proxy = await startBareProxy(flags.target, flags.connections);
       serveUntilSignal(proxy.url, () => proxy.close());
     });
 }
@@ -222,6 +223,13 @@ function portFlag(text: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`--port must be 0..65535, got "${text}"`);
   return port;
+}
+
+function connectionsFlag(text: string): number {
+  const count = Number(text);
+  if (!Number.isInteger(count) || count < 1 || count > 100_000)
+    throw new Error(`--connections must be 1..100000, got "${text}"`);
+  return count;
 }
 
 /** Prints the listening line, then closes on SIGTERM/SIGINT and exits 0. */

@@ -12,7 +12,7 @@ import type { TranscriptFlushEvent } from '../../telemetry/events.js';
 import { startChild, startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
 import { latencyHistogram } from '../histogram.js';
-import type { LatencySummary } from '../histogram.js';
+import type { LatencyHistogram, LatencySummary } from '../histogram.js';
 import { assertLoopback } from '../http-task.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
@@ -23,22 +23,18 @@ export interface ChatBenchResult extends ScenarioResult {
     tokens: number;
     gapMs: number;
     /** Request sent → first content chunk received, concurrency 1. */
-    ttfbUs: { direct: LatencySummary; gateway: LatencySummary };
+    ttfbUs: Paths<LatencySummary>;
     /** Emulator wrote a chunk → client read it (clocks of two processes: only the difference counts). */
-    chunkUs: { direct: LatencySummary; gateway: LatencySummary };
+    chunkUs: Paths<LatencySummary>;
+    /** Through Slipstream minus direct: what the extra hop and Slipstream add together. */
     addedTtfbP50Us: number;
     addedTtfbP99Us: number;
     addedChunkP99Us: number;
+    /** Through Slipstream minus through the bare proxy: Slipstream's own share beyond the extra hop. */
+    overBare: { ttfbP50Us: number; ttfbP99Us: number; chunkP99Us: number };
   };
-  concurrent: {
-    streams: number;
-    completed: number;
-    /** Streams that never waited longer than gap + 100 ms for a chunk. */
-    stallFree: number;
-    /** Longest wait for a chunk beyond the emulator's gap, over all streams. */
-    worstExtraGapMs: number;
-    errors: number;
-  };
+  /** The same concurrent streams through the bare proxy (the floor) and through Slipstream. */
+  concurrent: { bare: ConcurrentResult; gateway: ConcurrentResult };
   persistence: {
     streams: number;
     deltasPerStream: number;
@@ -53,6 +49,23 @@ export interface ChatBenchResult extends ScenarioResult {
     };
     fewerTransactions: number;
   };
+}
+
+/** The three ways a client reaches the provider: straight, through a featureless Node proxy, through Slipstream. */
+interface Paths<T> {
+  direct: T;
+  bare: T;
+  gateway: T;
+}
+
+export interface ConcurrentResult {
+  streams: number;
+  completed: number;
+  /** Streams that never waited longer than gap + 100 ms for a chunk. */
+  stallFree: number;
+  /** Longest wait for a chunk beyond the emulator's gap, over all streams. */
+  worstExtraGapMs: number;
+  errors: number;
 }
 
 const TOKENS = 20;
@@ -124,22 +137,26 @@ async function timeline(emulator: string, id: string): Promise<number[]> {
   return (await response.body.json()) as number[];
 }
 
-/** Measures TTFB and per-chunk delivery for `ms`, alternating direct and gateway requests at concurrency 1. */
-async function measureRelay(emulator: string, gateway: string, ms: number) {
+/**
+ * Measures TTFB and per-chunk delivery for `ms`, rotating direct, bare-proxy and gateway requests at
+ * concurrency 1 so that all three see the same machine.
+ */
+async function measureRelay(emulator: string, urls: Paths<string>, ms: number) {
+  const names = ['direct', 'bare', 'gateway'] as const;
   const pools = {
-    direct: new Pool(emulator, { connections: 1 }),
-    gateway: new Pool(gateway, { connections: 1 }),
+    direct: new Pool(urls.direct, { connections: 1 }),
+    bare: new Pool(urls.bare, { connections: 1 }),
+    gateway: new Pool(urls.gateway, { connections: 1 }),
   };
-  const paths = { direct: '/v1/chat/completions', gateway: '/v1/chat/completions' };
-  const ttfb = { direct: latencyHistogram(), gateway: latencyHistogram() };
-  const chunk = { direct: latencyHistogram(), gateway: latencyHistogram() };
+  const ttfb = { direct: latencyHistogram(), bare: latencyHistogram(), gateway: latencyHistogram() };
+  const chunk = { direct: latencyHistogram(), bare: latencyHistogram(), gateway: latencyHistogram() };
   try {
     const deadline = performance.now() + ms;
     // At least 10 measured streams per path after the 3 warm-up ones, however short the run.
     for (let i = 0; performance.now() < deadline || i < 13; i++) {
-      for (const path of ['direct', 'gateway'] as const) {
+      for (const path of names) {
         const id = `bench-${path}-${i}`;
-        const timing = await streamOnce(pools[path], paths[path], id, TOKENS, GAP_MS);
+        const timing = await streamOnce(pools[path], '/v1/chat/completions', id, TOKENS, GAP_MS);
         if (!timing.ok) continue;
         if (i < 3) continue; // warm-up
         ttfb[path].record(timing.ttfbUs);
@@ -151,18 +168,27 @@ async function measureRelay(emulator: string, gateway: string, ms: number) {
       }
     }
   } finally {
-    await Promise.all([pools.direct.close(), pools.gateway.close()]);
+    await Promise.all(names.map((name) => pools[name].close()));
   }
+  const summaries = (h: Paths<LatencyHistogram>): Paths<LatencySummary> => ({
+    direct: h.direct.summary(),
+    bare: h.bare.summary(),
+    gateway: h.gateway.summary(),
+  });
   return {
-    ttfbUs: { direct: ttfb.direct.summary(), gateway: ttfb.gateway.summary() },
-    chunkUs: { direct: chunk.direct.summary(), gateway: chunk.gateway.summary() },
-    curves: { direct: ttfb.direct.percentiles(), gateway: ttfb.gateway.percentiles() },
+    ttfbUs: summaries(ttfb),
+    chunkUs: summaries(chunk),
+    curves: {
+      direct: ttfb.direct.percentiles(),
+      bare: ttfb.bare.percentiles(),
+      gateway: ttfb.gateway.percentiles(),
+    },
   };
 }
 
-/** Opens `streams` concurrent streams through the gateway (after a warm-up round) and checks none of them stalls. */
-async function measureConcurrent(gateway: string, streams: number): Promise<ChatBenchResult['concurrent']> {
-  const pool = new Pool(gateway, { connections: streams });
+/** Opens `streams` concurrent streams through `proxy` (after a warm-up round) and checks none of them stalls. */
+async function measureConcurrent(proxy: string, streams: number): Promise<ConcurrentResult> {
+  const pool = new Pool(proxy, { connections: streams });
   let completed = 0;
   let stallFree = 0;
   let errors = 0;
@@ -265,10 +291,11 @@ async function bufferedPersistence(path: string): Promise<ChatBenchResult['persi
 }
 
 /**
- * Starts an LLM emulator (CPU 0) and a gateway relaying to it (CPU 1, no transcripts), then measures in
- * one run: TTFB and per-chunk delivery direct vs through Slipstream (alternating, concurrency 1), then
- * 2,000 concurrent streams through the gateway; finally, in this process, the seed's one-transaction-per-
- * delta SQLite writes against the transcript buffer, for the same deltas.
+ * Starts an LLM emulator (CPU 0), and a gateway relaying to it (no transcripts) and a bare Node proxy
+ * (the floor any extra hop costs) both on CPU 1, then measures in one run: TTFB and per-chunk delivery
+ * direct, through the bare proxy and through Slipstream (rotating, concurrency 1), then 2,000 concurrent
+ * streams through each proxy; finally, in this process, the seed's one-transaction-per-delta SQLite writes
+ * against the transcript buffer, for the same deltas.
  */
 async function runChatBench(options: ScenarioOptions): Promise<ChatBenchResult> {
   const children: ChildHandle[] = [];
@@ -289,9 +316,18 @@ llm:
       { cpu: 1 },
     );
     children.push(gateway);
+    const bare = await startChild(
+      ['emulate', 'bare-proxy', '--target', emulator.url, '--connections', String(CONCURRENT_STREAMS * 2)],
+      { cpu: 1 },
+    );
+    children.push(bare);
+    const urls = { direct: emulator.url, bare: bare.url, gateway: gateway.url };
 
-    const relay = await measureRelay(emulator.url, gateway.url, Math.max(500, options.durationMs));
-    const concurrent = await measureConcurrent(gateway.url, CONCURRENT_STREAMS);
+    const relay = await measureRelay(emulator.url, urls, Math.max(500, options.durationMs));
+    const concurrent = {
+      bare: await measureConcurrent(bare.url, CONCURRENT_STREAMS),
+      gateway: await measureConcurrent(gateway.url, CONCURRENT_STREAMS),
+    };
     const perDelta = perDeltaPersistence(join(dir, 'per-delta.db'));
     const buffered = await bufferedPersistence(join(dir, 'buffered.db'));
 
@@ -310,12 +346,18 @@ llm:
         addedTtfbP50Us,
         addedTtfbP99Us,
         addedChunkP99Us,
+        overBare: {
+          ttfbP50Us: relay.ttfbUs.gateway.p50 - relay.ttfbUs.bare.p50,
+          ttfbP99Us: relay.ttfbUs.gateway.p99 - relay.ttfbUs.bare.p99,
+          chunkP99Us: relay.chunkUs.gateway.p99 - relay.chunkUs.bare.p99,
+        },
       },
       charts: [
         {
           title: 'time to first byte of a streamed reply',
           series: [
             { label: 'direct to the provider', curve: relay.curves.direct },
+            { label: 'through a bare Node proxy', curve: relay.curves.bare },
             { label: 'through Slipstream', curve: relay.curves.gateway },
           ],
         },
@@ -351,12 +393,30 @@ llm:
         note: 'seed 001 wrote each delta in its own transaction',
       },
       targets: [
-        target('added time to first byte p50', addedTtfbP50Us, '<=', TARGETS.addedTtfbP50Us, 'us'),
-        target('added time to first byte p99', addedTtfbP99Us, '<=', TARGETS.addedTtfbP99Us, 'us'),
-        target('added delivery time per chunk p99', addedChunkP99Us, '<=', TARGETS.addedChunkP99Us, 'us'),
         target(
-          'concurrent stall-free streams on one core',
-          concurrent.stallFree,
+          `added time to first byte p50 (bare proxy adds ${relay.ttfbUs.bare.p50 - relay.ttfbUs.direct.p50})`,
+          addedTtfbP50Us,
+          '<=',
+          TARGETS.addedTtfbP50Us,
+          'us',
+        ),
+        target(
+          `added time to first byte p99 (bare proxy adds ${relay.ttfbUs.bare.p99 - relay.ttfbUs.direct.p99})`,
+          addedTtfbP99Us,
+          '<=',
+          TARGETS.addedTtfbP99Us,
+          'us',
+        ),
+        target(
+          `added delivery time per chunk p99 (bare proxy adds ${relay.chunkUs.bare.p99 - relay.chunkUs.direct.p99})`,
+          addedChunkP99Us,
+          '<=',
+          TARGETS.addedChunkP99Us,
+          'us',
+        ),
+        target(
+          `concurrent stall-free streams on one core (bare proxy: ${concurrent.bare.stallFree})`,
+          concurrent.gateway.stallFree,
           '>=',
           TARGETS.stallFreeStreams,
           'streams',
@@ -377,20 +437,34 @@ llm:
   }
 }
 
+function signed(n: number): string {
+  return n >= 0 ? `+${n}` : String(n);
+}
+
 function formatChat(r: ChatBenchResult): string {
   const { relay, concurrent: c, persistence: p } = r;
+  const row = (label: string, x: Paths<LatencySummary>, key: 'p50' | 'p99') => [
+    label,
+    x.direct[key],
+    x.bare[key],
+    x.gateway[key],
+  ];
+  const streams = (name: string, x: ConcurrentResult) =>
+    `  ${x.streams} concurrent streams through ${name}: ${x.completed} completed, ${x.stallFree} stall-free, worst extra gap ${x.worstExtraGapMs} ms, ${x.errors} errors`;
   const lines = [
     '',
-    `chat: ${TOKENS}-token streams, ${GAP_MS} ms between tokens; emulator and gateway each pinned to one core`,
+    `chat: ${TOKENS}-token streams, ${GAP_MS} ms between tokens; emulator on one core, bare proxy and gateway on the other`,
     ...formatTable(
-      ['direct', 'slipstream'],
+      ['direct', 'bare proxy', 'slipstream'],
       [
-        ['TTFB p50 (us)', relay.ttfbUs.direct.p50, relay.ttfbUs.gateway.p50],
-        ['TTFB p99 (us)', relay.ttfbUs.direct.p99, relay.ttfbUs.gateway.p99],
-        ['chunk delivery p99 (us)', relay.chunkUs.direct.p99, relay.chunkUs.gateway.p99],
+        row('TTFB p50 (us)', relay.ttfbUs, 'p50'),
+        row('TTFB p99 (us)', relay.ttfbUs, 'p99'),
+        row('chunk delivery p99 (us)', relay.chunkUs, 'p99'),
       ],
     ),
-    `  ${c.streams} concurrent streams: ${c.completed} completed, ${c.stallFree} stall-free, worst extra gap ${c.worstExtraGapMs} ms, ${c.errors} errors`,
+    `  slipstream over the bare proxy: TTFB p50 ${signed(relay.overBare.ttfbP50Us)} us, p99 ${signed(relay.overBare.ttfbP99Us)} us; chunk delivery p99 ${signed(relay.overBare.chunkP99Us)} us`,
+    streams('the bare proxy', c.bare),
+    streams('Slipstream', c.gateway),
     ...formatTable(
       ['per delta', 'buffered'],
       [

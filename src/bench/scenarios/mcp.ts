@@ -99,11 +99,19 @@ mcp:
     clients.push(...direct);
     // The SDK client on undici's fetch with its own keep-alive Agent: Node 20's global fetch costs ~1 ms
     // more per call on this machine, all of it client-side (measured while building this scenario).
+    // The transport hands its one long-lived AbortSignal to every fetch, and undici's fetch removes its
+    // listener from that signal only when the Request is garbage-collected: thousands pile up and every
+    // call then pays for walking them. A POST's reply is read whole, so only the long-lived GET stream
+    // needs the signal (closing the transport ends it).
     const agent = new Agent({ connections: CONCURRENCY });
     closers.push(() => agent.close());
     const viaMcp = new Client({ name: 'bench', version: '1.0.0' });
     const mcpTransport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), {
-      fetch: (input, init) => undiciFetch(input, { ...init, dispatcher: agent } as never),
+      fetch: (input, init) => {
+        const { signal, ...rest } = init ?? {};
+        const keep = rest.method === 'GET' ? { signal } : {};
+        return undiciFetch(input, { ...rest, ...keep, dispatcher: agent } as never);
+      },
     });
     await viaMcp.connect(mcpTransport);
     clients.push(viaMcp);
