@@ -62,13 +62,18 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const upstreams = new Map<string, HttpUpstream>(
     Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
   );
+  const caches = createCacheTier(config.cache);
+  // MCP servers' tools: served at /mcp and /tools, and callable as fan-out members.
+  const tools =
+    config.mcp === undefined
+      ? undefined
+      : toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock });
   const groups = new Map(
     Object.entries(config.groups ?? {}).map(([name, group]) => [
       name,
-      { group: fanoutGroup(name, group, { logger }), config: group },
+      { group: fanoutGroup(name, group, { logger, tools }), config: group },
     ]),
   );
-  const caches = createCacheTier(config.cache);
   const metrics = createMetrics({
     upstreamStats: () =>
       [...upstreams.values()]
@@ -132,10 +137,9 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   if (groups.size > 0) rawEntrypoints.push(createFanoutHandler({ groups, isDraining: () => draining }));
   // MCP: supervised stdio pools and remote sessions, served at /mcp (one MCP server) and /tools (REST).
   let mcp: McpEntrypoint | undefined;
-  if (config.mcp !== undefined) {
-    const registry = toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock });
+  if (config.mcp !== undefined && tools !== undefined) {
     const shared = {
-      registry,
+      registry: tools,
       principalHeader: config.server.principalHeader.toLowerCase(),
       maxRequestBytes: config.mcp.maxRequestBytes,
       isDraining: () => draining,
@@ -207,10 +211,11 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         [...upstreams.values()].map((u) => u.warm()).concat(caches.ready(1_000).then(() => {})),
       );
       await chat?.warm();
+      // MCP pools: every process spawned and initialized once, before the first request (and before
+      // fan-out groups, whose members may be tools).
+      await mcp?.start();
       // Fan-out groups: first discovery load and warm member pools (bounded by their timeouts, never fatal).
       await Promise.all([...groups.values()].map((g) => g.group.start()));
-      // MCP pools: every process spawned and initialized once, before the first request.
-      await mcp?.start();
       const url = await proxy.listen(config.server.listen);
       const adminUrl = await admin.listen(config.admin.listen);
       ready = true;
@@ -233,10 +238,10 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       }
       // After the drain: streams have ended (or were cut), so every transcript can be written in full.
       await chat?.close(config.server.shutdownGrace);
+      await Promise.all([...groups.values()].map((g) => g.group.close()));
       await mcp?.close();
       await admin.close();
       await Promise.all([...upstreams.values()].map((u) => u.close()));
-      await Promise.all([...groups.values()].map((g) => g.group.close()));
       await caches.close();
       stopRequestLog();
       metrics.close();

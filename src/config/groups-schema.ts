@@ -6,7 +6,15 @@ import { duration, httpUrl, name, size } from './fields.js';
 export const MAX_GROUP_MEMBERS = 256;
 
 /** An HTTP member: the message is POSTed to `url` as JSON. */
-const member = z.strictObject({ name, url: httpUrl });
+const httpMember = z.strictObject({ name, url: httpUrl });
+
+/**
+ * An MCP tool member: the message (a JSON object) is the arguments of `tool` on the gateway's MCP server
+ * `server` (a key of `mcp.servers`), called over its warm pool with that tool's own policies.
+ */
+const mcpMember = z.strictObject({ name, server: name, tool: z.string().min(1).max(128) });
+
+const member = z.union([httpMember, mcpMember]);
 
 const discovery = z.strictObject({
   /** `GET` returns `{"members":[{"name","url"}]}` or a bare array of them. */
@@ -37,7 +45,7 @@ const pool = z.strictObject({
 
 const group = z
   .strictObject({
-    /** Static members (HTTP endpoints). MCP tool members are not supported yet. */
+    /** Static members: HTTP endpoints (`{name, url}`) and MCP tools (`{name, server, tool}`). */
     members: z.array(member).max(MAX_GROUP_MEMBERS).default([]),
     /** Where to list members; merged with `members` (a static member wins on a name clash). */
     discovery: discovery.optional(),
@@ -90,3 +98,5 @@ export const groupsSchema = z.record(name, group);
 
 export type GroupConfig = z.output<typeof group>;
 export type GroupMemberConfig = z.output<typeof member>;
+export type HttpMemberConfig = z.output<typeof httpMember>;
+export type McpMemberConfig = z.output<typeof mcpMember>;

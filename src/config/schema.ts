@@ -353,6 +353,17 @@ export const configSchema = z
         });
       }
     });
+    for (const [group, g] of Object.entries(config.groups ?? {})) {
+      g.members.forEach((m, i) => {
+        if (!('server' in m) || config.mcp?.servers[m.server] !== undefined) return;
+        const known = Object.keys(config.mcp?.servers ?? {}).join(', ') || 'none';
+        ctx.addIssue({
+          code: 'custom',
+          path: ['groups', group, 'members', i, 'server'],
+          message: `unknown MCP server "${m.server}" (known: ${known})`,
+        });
+      });
+    }
     if (config.cache.store !== 'memory' && config.cache.redis === undefined) {
       ctx.addIssue({
         code: 'custom',

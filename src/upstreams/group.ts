@@ -2,19 +2,20 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
-import type { GroupConfig } from '../config/groups-schema.js';
+import type { GroupConfig, GroupMemberConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { compose } from '../pipeline/compose.js';
-import type { Call, Handler, Reply, RequestContext } from '../pipeline/types.js';
+import type { Call, Handler, RequestContext } from '../pipeline/types.js';
 import { circuitBreaker } from '../policies/circuit-breaker.js';
 import { events, publish } from '../telemetry/events.js';
 import type { BreakerState, BreakerStateEvent, FanoutOutcome } from '../telemetry/events.js';
 import type { UpstreamConnectionStats } from '../telemetry/metrics.js';
 import { discovery } from './discovery.js';
 import type { DiscoveredMember, Discovery } from './discovery.js';
-import { httpUpstream } from './http.js';
-import type { HttpUpstream } from './http.js';
+import { httpMemberTransport, mcpMemberTransport, memberAddress } from './group-member.js';
+import type { MemberTransport } from './group-member.js';
+import type { ToolRegistry } from './mcp/tool-registry.js';
 
 /** One member's entry in a fan-out result. */
 export interface MemberResult {
@@ -76,12 +77,13 @@ export interface FanoutGroup {
 export interface GroupOptions {
   /** Logs discovery failures and member list changes. */
   logger?: Logger;
+  /** The gateway's MCP tools, for members that are tools (`{name, server, tool}`). */
+  tools?: ToolRegistry;
 }
 
 interface Member {
   readonly name: string;
-  readonly url: string;
-  readonly upstream: HttpUpstream;
+  readonly transport: MemberTransport;
   /** The transport behind the member's breaker; the reply body is read in full. */
   readonly call: Handler;
   /** Mirrors the breaker: only `closed` members are called. */
@@ -102,10 +104,11 @@ interface Member {
 const PROBE_RETRY_MS = 50;
 
 /**
- * Builds a group. Each member is an {@link httpUpstream} (one undici pool per member, kept alive, warmed at
- * start-up and on readmission) behind its own consecutive-failure breaker. A member whose breaker opens is
- * skipped at once by every fan-out (reported `skipped`); a background `OPTIONS` probe after `halfOpenAfter`
- * readmits it when it answers without a 5xx, so a hung member costs one deadline, then nothing.
+ * Builds a group. Each member is an HTTP endpoint (one undici pool per member, kept alive, warmed at start-up
+ * and on readmission) or a tool on one of the gateway's MCP servers (see `group-member.ts`), behind its own
+ * consecutive-failure breaker. A member whose breaker opens is skipped at once by every fan-out (reported
+ * `skipped`); a background health check (`OPTIONS` for HTTP, a live session for a tool) after
+ * `halfOpenAfter` readmits it, so a hung member costs one deadline, then nothing.
  * With `discovery`, the member list is loaded at start-up and refreshed in the background when older than its TTL.
  */
 export function fanoutGroup(name: string, config: GroupConfig, options: GroupOptions = {}): FanoutGroup {
@@ -115,32 +118,22 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
   let members: Member[] = [];
   let closed = false;
 
-  const createMember = (spec: DiscoveredMember): Member => {
+  const createMember = (spec: GroupMemberConfig | DiscoveredMember): Member => {
     const upstreamName = `${route}/${spec.name}`;
-    const upstream = httpUpstream(upstreamName, {
-      url: spec.url,
-      pool: {
-        connections: config.pool.connections,
-        pipelining: 1,
-        keepAlive: config.pool.keepAlive,
-        http2: false,
-        warm: config.pool.warm,
-      },
-      timeouts: { connect: config.pool.connect, firstByte: memberDeadlineMs, idle: memberDeadlineMs },
-      headers: config.headers,
-      maxResponseBytes: config.maxResponseBytes,
-    });
-    const transport: Handler = async (call) => {
-      const reply = await upstream.handler(call);
-      return { status: reply.status, headers: reply.headers, body: await readAll(reply.body) };
-    };
+    let transport: MemberTransport;
+    if ('url' in spec) transport = httpMemberTransport(upstreamName, spec, config, memberDeadlineMs);
+    else if (options.tools !== undefined) transport = mcpMemberTransport(spec, options.tools);
+    else
+      throw new Error(
+        `group "${name}": member "${spec.name}" is an MCP tool but the gateway has no mcp servers`,
+      );
+    const transportCall = transport.send;
     const member: Member = {
       name: spec.name,
-      url: spec.url,
-      upstream,
+      transport,
       call:
         config.breaker === false
-          ? transport
+          ? transportCall
           : compose(
               [
                 circuitBreaker({
@@ -150,7 +143,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
                   halfOpenAfterMs: config.breaker.halfOpenAfter,
                 }),
               ],
-              transport,
+              transportCall,
             ),
       state: 'closed',
       tearingDown: 0,
@@ -194,15 +187,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
 
   /** Opens `pool.warm` connections to a member, outside its breaker. Never rejects. */
   const warm = async (member: Member): Promise<void> => {
-    const count = Math.min(config.pool.warm, config.pool.connections);
-    await Promise.all(
-      Array.from({ length: count }, () =>
-        member.upstream.handler(optionsCall(member, 'warm')).then(
-          (reply) => readAll(reply.body).then(() => {}),
-          () => {},
-        ),
-      ),
-    ).catch(() => {});
+    await member.transport.warm(optionsCall(member, 'warm'));
     // The pool marks a connection free a tick after its response ends; traffic right after start-up should find it.
     await new Promise((resolve) => setImmediate(resolve));
   };
@@ -229,13 +214,13 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     });
     clearTimeout(member.probeTimer);
     member.stopWatching();
-    await member.upstream.close();
+    await member.transport.close();
   };
 
   /** Static members first (they win a name clash), then discovered ones, up to the group limit. */
   const setMembers = (discovered: readonly DiscoveredMember[]) => {
     if (closed) return;
-    const wanted = new Map<string, DiscoveredMember>();
+    const wanted = new Map<string, GroupMemberConfig | DiscoveredMember>();
     for (const m of [...config.members, ...discovered]) {
       if (!wanted.has(m.name) && wanted.size < MAX_GROUP_MEMBERS) wanted.set(m.name, m);
     }
@@ -244,7 +229,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     const added: string[] = [];
     for (const spec of wanted.values()) {
       const existing = current.get(spec.name);
-      if (existing !== undefined && existing.url === spec.url) {
+      if (existing !== undefined && existing.transport.address === memberAddress(spec)) {
         next.push(existing);
         current.delete(spec.name);
       } else {
@@ -394,21 +379,14 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
             principal: undefined,
             signal: controller.signal,
           });
-          const ok = reply.status >= 200 && reply.status < 300;
+          const answer = member.transport.answer(reply);
           settle(index, {
             member: member.name,
-            outcome: ok ? 'answered' : 'failed',
+            outcome: answer.ok ? 'answered' : 'failed',
             latencyMs: elapsed(),
-            status: reply.status,
-            body: decode(reply),
-            ...(ok
-              ? {}
-              : {
-                  error: {
-                    code: 'GW_UPSTREAM_UNAVAILABLE' as const,
-                    message: `member answered ${reply.status}`,
-                  },
-                }),
+            ...(answer.status === undefined ? {} : { status: answer.status }),
+            ...(answer.body === undefined ? {} : { body: answer.body }),
+            ...(answer.error === undefined ? {} : { error: answer.error }),
           });
         } catch (error) {
           const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
@@ -445,7 +423,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
       return { results, summary };
     },
 
-    stats: () => members.map((m) => m.upstream.stats()),
+    stats: () => members.flatMap((m) => m.transport.stats() ?? []),
 
     async close() {
       closed = true;
@@ -507,31 +485,6 @@ function summarize(
     outcomes,
     latencyMs,
   };
-}
-
-/** Reads a member's answer into memory (its size is bounded by the pool's `maxResponseSize`). */
-async function readAll(body: Reply['body']): Promise<Buffer> {
-  if (body === null) return Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) return body;
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** A member's body as JSON when it says so (and parses), else as text; nothing for an empty body. */
-function decode(reply: Reply): unknown {
-  const body = reply.body as Buffer;
-  if (body.length === 0) return undefined;
-  const text = body.toString('utf8');
-  const type = reply.headers['content-type'];
-  if (typeof type === 'string' && type.includes('json')) {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return text;
-    }
-  }
-  return text;
 }
 
 /**

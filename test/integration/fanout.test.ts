@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startSpecialists } from '../../emulators/specialists.js';
@@ -204,5 +205,98 @@ groups:
     const large = await post(`${gw.url}/fanout/small`, { message: 'x'.repeat(2000) });
     expect(large.status).toBe(413);
     expect(large.body.error.code).toBe('GW_PAYLOAD_TOO_LARGE');
+  });
+});
+
+describe('fan-out members that are MCP tools', () => {
+  const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+  let web: RunningSpecialists;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    web = await startSpecialists({ members: 1, latency: '5ms' });
+    gw = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 1, max: 1 }
+      timeout: 5s
+groups:
+  mixed:
+    members:
+      - { name: web, url: "${web.members[0]!.url}" }
+      - { name: echo, server: emu, tool: echo }
+      - { name: failing, server: emu, tool: fail }
+      - { name: missing, server: emu, tool: no_such_tool }
+    breaker: { threshold: 1, halfOpenAfter: 1m }
+  hung:
+    members:
+      - { name: hang, server: emu, tool: hang }
+      - { name: echo, server: emu, tool: echo }
+    memberTimeout: 300ms
+    breaker: { threshold: 1, halfOpenAfter: 1m }
+`);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await web?.close();
+  });
+
+  it('sends the message as tool arguments beside HTTP members and reports each tool outcome', async () => {
+    const first = await post(`${gw.url}/fanout/mixed`, { text: 'hi', message: 'boom' });
+    expect(first.status).toBe(200);
+    const [httpMember, echo, failing, missing] = first.body.results;
+    expect(httpMember).toMatchObject({ member: 'web', outcome: 'answered', status: 200 });
+    expect(echo).toMatchObject({
+      member: 'echo',
+      outcome: 'answered',
+      body: { content: [{ type: 'text', text: 'hi' }] },
+    });
+    expect(failing).toMatchObject({
+      member: 'failing',
+      outcome: 'failed',
+      body: { isError: true },
+      error: { code: 'GW_TOOL_ERROR', message: expect.stringContaining('boom') },
+    });
+    expect(missing).toMatchObject({
+      member: 'missing',
+      outcome: 'failed',
+      error: { code: 'GW_TOOL_NOT_FOUND' },
+    });
+
+    // A missing tool is the member's failure (its breaker opens); a tool's own error is an answer.
+    const second = await post(`${gw.url}/fanout/mixed`, { text: 'hi', message: 'boom' });
+    expect(second.body.summary.outcomes).toMatchObject({
+      answered: ['web', 'echo'],
+      failed: ['failing'],
+      skipped: ['missing'],
+    });
+  });
+
+  it("reports arguments the tool's schema rejects without holding the member against it", async () => {
+    const bad = await post(`${gw.url}/fanout/mixed`, { text: 42 });
+    expect(bad.body.results[1]).toMatchObject({
+      member: 'echo',
+      outcome: 'failed',
+      error: { code: 'GW_TOOL_INVALID_ARGUMENTS' },
+    });
+    const good = await post(`${gw.url}/fanout/mixed`, { text: 'again', message: 'x' });
+    expect(good.body.results[1]).toMatchObject({ member: 'echo', outcome: 'answered' });
+  });
+
+  it('costs a hung tool its deadline once, then skips it', async () => {
+    const started = performance.now();
+    const first = await post(`${gw.url}/fanout/hung`, { text: 'hi' });
+    const firstMs = performance.now() - started;
+    expect(first.body.summary.outcomes).toMatchObject({ timedOut: ['hang'], answered: ['echo'] });
+    expect(firstMs).toBeGreaterThanOrEqual(290);
+    const second = await post(`${gw.url}/fanout/hung`, { text: 'hi' });
+    expect(second.body.summary.outcomes).toMatchObject({ skipped: ['hang'], answered: ['echo'] });
+    expect(second.body.summary.durationMs).toBeLessThan(250);
   });
 });

@@ -54,4 +54,18 @@ describe('groups config', () => {
       expect.stringContaining('groups.g.discovery.ttl: expected a duration like "250ms" or "5s"'),
     ]);
   });
+
+  it('takes MCP tool members and names an unknown MCP server at its line and column', () => {
+    const mcp =
+      'mcp:\n  servers:\n    emu: { type: stdio, command: node }\n' +
+      'groups:\n  g:\n    members: [{ name: a, server: emu, tool: echo }, { name: b, url: "http://h:1" }]\n';
+    const config = parseConfig(`upstreams: {}\n${mcp}`, 'g.yaml', {});
+    expect(config.groups?.g?.members).toEqual([
+      { name: 'a', server: 'emu', tool: 'echo' },
+      { name: 'b', url: 'http://h:1' },
+    ]);
+    expect(problems('groups:\n  g:\n    members: [{ name: a, server: nope, tool: echo }]\n')).toEqual([
+      'g.yaml:4:34 groups.g.members[0].server: unknown MCP server "nope" (known: none)',
+    ]);
+  });
 });
