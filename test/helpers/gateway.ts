@@ -1,4 +1,5 @@
 // Starts an in-process gateway from YAML text on ephemeral loopback ports, with logs silenced.
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { parseConfig } from '../../src/config/load.js';
@@ -20,6 +21,18 @@ export async function startGateway(yaml: string, env: NodeJS.ProcessEnv = {}): P
   const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
   const { url, adminUrl } = await gateway.listen();
   return { gateway, url, adminUrl, close: () => gateway.close() };
+}
+
+const MCP_EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+
+/**
+ * An `mcp.servers` entry, as a one-line YAML flow mapping: the MCP emulator over stdio (run from its
+ * TypeScript source), one process unless `pool` says otherwise, plus any `extra` keys.
+ */
+export function emulatorServer(options: { pool?: string; extra?: string } = {}): string {
+  const args = JSON.stringify(['--import', 'tsx', MCP_EMULATOR]);
+  const extra = options.extra === undefined ? '' : `, ${options.extra}`;
+  return `{ type: stdio, command: ${JSON.stringify(process.execPath)}, args: ${args}, pool: ${options.pool ?? '{ min: 1, max: 1 }'}${extra} }`;
 }
 
 /** One request; returns status, headers and the parsed JSON body (or text when not JSON). */

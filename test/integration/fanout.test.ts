@@ -1,9 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { startSpecialists } from '../../emulators/specialists.js';
 import type { RunningSpecialists } from '../../emulators/specialists.js';
-import { call, startGateway } from '../helpers/gateway.js';
+import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
 const yamlList = (team: RunningSpecialists) =>
@@ -209,7 +208,6 @@ groups:
 });
 
 describe('fan-out members that are MCP tools', () => {
-  const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
   let web: RunningSpecialists;
   let gw: RunningGateway;
 
@@ -219,12 +217,7 @@ describe('fan-out members that are MCP tools', () => {
 upstreams: {}
 mcp:
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 1, max: 1 }
-      timeout: 5s
+    emu: ${emulatorServer({ extra: 'timeout: 5s' })}
 groups:
   mixed:
     members:

@@ -1,9 +1,6 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, startGateway } from '../helpers/gateway.js';
+import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
-
-const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
 
 function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   return call(url, {
@@ -24,11 +21,7 @@ upstreams: {}
 mcp:
   sessionIdle: 500ms
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 1, max: 1 }
+    emu: ${emulatorServer()}
 `);
     outer = await startGateway(`
 upstreams: {}

@@ -1,11 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { call, startGateway } from '../helpers/gateway.js';
+import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
-
-const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
 
 async function connect(url: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`));
@@ -36,12 +33,7 @@ describe('a stateful stdio MCP server: one process per client session', () => {
 upstreams: {}
 mcp:
   servers:
-    emu:
-      type: stdio
-      stateful: true
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { max: 2 }
+    emu: ${emulatorServer({ pool: '{ max: 2 }', extra: 'stateful: true' })}
 `);
   });
 

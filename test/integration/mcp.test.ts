@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { call, startGateway } from '../helpers/gateway.js';
+import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
 const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
@@ -224,11 +224,7 @@ upstreams: {}
 mcp:
   sessionIdle: 100ms
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 1, max: 1 }
+    emu: ${emulatorServer()}
 `);
     const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`));
     const client = new Client({ name: 'test', version: '1.0.0' });
@@ -256,11 +252,7 @@ upstreams: {}
 mcp:
   maxSessions: 2
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 1, max: 1 }
+    emu: ${emulatorServer()}
 `);
     const clients: Client[] = [];
     try {
