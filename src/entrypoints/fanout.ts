@@ -1,9 +1,10 @@
 // Fan-out entrypoint: POST /fanout/<group> sends one JSON message to every member; results streamed or aggregated.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
 import type { GroupConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
 import { events, publish } from '../telemetry/events.js';
-import type { FanoutGroup, MemberResult } from '../upstreams/group.js';
+import type { FanoutGroup, FanoutRequest, MemberResult } from '../upstreams/group.js';
 import type { ProxyHandler as RawHandler } from './proxy.js';
 import { writeError } from './reply-error.js';
 import { decodeSegment, parseJson, readBody, requestContext } from './request.js';
@@ -73,6 +74,7 @@ export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandle
       deadline = setTimeout(() => {
         if (!res.writableEnded) res.destroy();
       }, config.timeout);
+      const mode = modeOf(queryAt === -1 ? '' : url.slice(queryAt + 1));
       const body = await readJson(req, config.maxRequestBytes);
       const format = formatOf(req.headers.accept);
       if (format === 'json') {
@@ -80,6 +82,7 @@ export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandle
           body,
           requestId: ctx.id,
           signal: clientGone.signal,
+          mode,
         });
         status = 200;
         const text = JSON.stringify({ group: name, results, summary });
@@ -109,6 +112,7 @@ export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandle
         body,
         requestId: ctx.id,
         signal: clientGone.signal,
+        mode,
         onResult: (result: MemberResult) => {
           open();
           if (!res.destroyed) res.write(frame('result', result));
@@ -147,6 +151,34 @@ function ndjsonFrame(type: 'result' | 'summary', data: object): string {
 
 function sseFrame(type: 'result' | 'summary', data: object): string {
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/**
+ * `?minResponses=N` or `?firstN=N`: this request's own quorum or first-N, overriding the group's (other
+ * parameters are ignored). Throws `GW_BAD_REQUEST` for a value that is not 1..256, or for both at once.
+ */
+function modeOf(query: string): FanoutRequest['mode'] {
+  if (query === '') return undefined;
+  const params = new URLSearchParams(query);
+  const count = (key: 'minResponses' | 'firstN') => {
+    const text = params.get(key);
+    if (text === null) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_GROUP_MEMBERS) {
+      throw new GatewayError(
+        'GW_BAD_REQUEST',
+        `${key} must be a whole number from 1 to ${MAX_GROUP_MEMBERS}`,
+      );
+    }
+    return n;
+  };
+  const minResponses = count('minResponses');
+  const firstN = count('firstN');
+  if (minResponses !== undefined && firstN !== undefined) {
+    throw new GatewayError('GW_BAD_REQUEST', 'use minResponses or firstN, not both');
+  }
+  if (minResponses !== undefined) return { minResponses };
+  return firstN === undefined ? undefined : { firstN };
 }
 
 function formatOf(accept: string | undefined): Format {

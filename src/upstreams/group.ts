@@ -57,6 +57,8 @@ export interface FanoutRequest {
   signal: AbortSignal;
   /** Called as each member settles, in arrival order (skipped members first, at once). */
   onResult?: (result: MemberResult) => void;
+  /** This request's own quorum or first-N (instead of the group's); at most one of the two is set. */
+  mode?: { minResponses?: number; firstN?: number };
 }
 
 export interface FanoutGroup {
@@ -65,7 +67,8 @@ export interface FanoutGroup {
   start(): Promise<void>;
   /**
    * Sends the message to every admitted member in parallel and resolves when all settled, or as soon as
-   * `minResponses` / `firstN` answers are in (the rest are aborted). Results are in member order.
+   * `minResponses` / `firstN` answers are in (the request's, else the group's; the rest are aborted).
+   * Results are in member order.
    * Throws `GW_UPSTREAM_UNAVAILABLE` only when the group has no members at all.
    */
   fanout(request: FanoutRequest): Promise<{ results: MemberResult[]; summary: FanoutSummary }>;
@@ -114,7 +117,6 @@ const PROBE_RETRY_MS = 50;
 export function fanoutGroup(name: string, config: GroupConfig, options: GroupOptions = {}): FanoutGroup {
   const memberDeadlineMs = Math.min(config.memberTimeout, config.timeout);
   const route = `fanout:${name}`;
-  const enough = config.minResponses ?? config.firstN ?? Infinity;
   let members: Member[] = [];
   let closed = false;
 
@@ -298,6 +300,8 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
 
     async fanout(request) {
       const targets = await currentMembers();
+      const { minResponses, firstN } = request.mode ?? config;
+      const enough = minResponses ?? firstN ?? Infinity;
       const started = performance.now();
       const ctx = context(request.requestId, route);
       const controller = new AbortController();
@@ -413,7 +417,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
         clearTimeout(timer);
         request.signal.removeEventListener('abort', onClientGone);
       }
-      const summary = summarize(name, results, performance.now() - started, config.minResponses);
+      const summary = summarize(name, results, performance.now() - started, minResponses);
       publish(events.fanoutEnd, {
         group: name,
         durationMs: summary.durationMs,

@@ -47,6 +47,8 @@ groups:
   first2:
     members: ${yamlList(mixed)}
     firstN: 2
+  anyone:
+    members: ${yamlList(mixed)}
   discovered:
     discovery: { url: "${team.url}/agents", ttl: 50ms }
   small:
@@ -154,6 +156,26 @@ groups:
     await expect.poll(() => mixed.stats().aborted).toBe(3);
   });
 
+  it('takes a quorum or first-N per request, overriding the group, and rejects bad ones', async () => {
+    mixed.reset();
+    const quorum = await post(`${gw.url}/fanout/anyone?minResponses=2`, { message: 'vote' });
+    expect(quorum.body.summary).toMatchObject({
+      answered: 2,
+      cancelled: 3,
+      quorum: { required: 2, met: true },
+    });
+    const one = await post(`${gw.url}/fanout/first2?firstN=1`, { message: 'race' });
+    expect(one.body.summary).toMatchObject({ answered: 1, cancelled: 4 });
+    // The three 5 s members of each request see the abort (the other fast one may have answered first).
+    await expect.poll(() => mixed.stats().aborted).toBeGreaterThanOrEqual(6);
+
+    for (const query of ['firstN=0', 'minResponses=1.5', 'firstN=999', 'firstN=1&minResponses=1']) {
+      const bad = await post(`${gw.url}/fanout/anyone?${query}`, { message: 'x' });
+      expect(bad.status, query).toBe(400);
+      expect(bad.body.error.code).toBe('GW_BAD_REQUEST');
+    }
+  });
+
   it('fetches discovery once at start-up, and keeps serving the cached list when discovery fails', async () => {
     const refreshesBefore = team.stats().discoveryRequests;
     expect(refreshesBefore).toBeLessThanOrEqual(1);
@@ -189,7 +211,7 @@ groups:
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toEqual({
       code: 'GW_GROUP_NOT_FOUND',
-      message: 'no fan-out group "nobody" (known: team, hung, first2, discovered, small)',
+      message: 'no fan-out group "nobody" (known: team, hung, first2, anyone, discovered, small)',
     });
     const get = await call(`${gw.url}/fanout/team`);
     expect(get.status).toBe(405);
