@@ -98,5 +98,4 @@ export const groupsSchema = z.record(name, group);
 
 export type GroupConfig = z.output<typeof group>;
 export type GroupMemberConfig = z.output<typeof member>;
-export type HttpMemberConfig = z.output<typeof httpMember>;
 export type McpMemberConfig = z.output<typeof mcpMember>;

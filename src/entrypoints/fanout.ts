@@ -26,7 +26,8 @@ type Format = 'json' | 'ndjson' | 'sse';
  * then a `{"type":"summary",...}` line; `Accept: text/event-stream` sends the same as `result` and `summary`
  * events; anything else gets `{"group","results":[...member order],"summary"}` once all are in. Member
  * failures are entries, never the request's status. Unknown group: 404 `GW_GROUP_NOT_FOUND`. The group's
- * `timeout` bounds the whole exchange, body upload and reply writing included.
+ * `timeout` bounds the whole exchange, body upload and reply writing included. `?minResponses=N` or
+ * `?firstN=N` sets this request's quorum or first-N instead of the group's.
  */
 export function createFanoutHandler(options: FanoutEntrypointOptions): RawHandler {
   return (req, res) => {
@@ -163,8 +164,8 @@ function modeOf(query: string): FanoutRequest['mode'] {
   const count = (key: 'minResponses' | 'firstN') => {
     const text = params.get(key);
     if (text === null) return undefined;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1 || n > MAX_GROUP_MEMBERS) {
+    const n = /^[1-9][0-9]{0,2}$/.test(text) ? Number(text) : NaN;
+    if (!(n <= MAX_GROUP_MEMBERS)) {
       throw new GatewayError(
         'GW_BAD_REQUEST',
         `${key} must be a whole number from 1 to ${MAX_GROUP_MEMBERS}`,

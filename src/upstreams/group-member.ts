@@ -30,12 +30,19 @@ export interface MemberTransport {
   /**
    * Sends the message and resolves with the whole answer (a Buffer body). A call with method `OPTIONS` is
    * a health check that asks the member nothing (warm-up and the half-open probe). Throws GatewayError for
-   * failures that are the member's (they count against its breaker); a reply below 500 never does.
+   * failures that are the member's: they count against its breaker, as does a 5xx reply.
    */
   readonly send: Handler;
+  /**
+   * The message's own fault for this member, found before any call (so it never touches the member's
+   * breaker): for a tool, a message that is not an object or that the tool's schema rejects.
+   */
+  reject?(message: Buffer): MemberAnswer | undefined;
   /** Opens connections ahead of traffic by sending `check` (a health-check call). Never rejects. */
   warm(check: Call): Promise<void>;
   answer(reply: Reply): MemberAnswer;
+  /** What is wrong with the member's configuration as far as can be told now (logged at start-up). */
+  problem?(): string | undefined;
   /** Pool counters, for HTTP members. */
   stats(): UpstreamConnectionStats | undefined;
   close(): Promise<void>;
@@ -93,64 +100,50 @@ export function httpMemberTransport(
 
 /**
  * An MCP tool member: the message object is the tool's arguments, sent over the server's warm pool
- * through the tool's own policies (timeout, retry, cache, breaker) in the gateway's tool registry.
- * Arguments the tool's schema rejects are the message's fault (a 400 answer, not a member failure); a
- * tool that answers `isError` failed with `GW_TOOL_ERROR` and its content is reported.
+ * through the tool's own policies (timeout, retry, cache, breaker) in the gateway's tool registry. A
+ * message the tool's schema rejects is the message's fault, reported before any call; a tool that answers
+ * `isError` failed with `GW_TOOL_ERROR`, its content reported (an answer, not a breaker failure). The
+ * health check readmits the member once its server lists the tool; the next call decides, as an HTTP
+ * member's `OPTIONS` answer does. Calls carry no principal: a principal-scoped tool cache is shared by
+ * every fan-out.
  */
 export function mcpMemberTransport(spec: McpMemberConfig, tools: ToolRegistry): MemberTransport {
   const entry = () => {
     const found = tools.lookup(spec.server, spec.tool);
     if (found === undefined) {
-      throw new GatewayError('GW_TOOL_NOT_FOUND', `MCP server "${spec.server}" has no tool "${spec.tool}"`);
+      throw new GatewayError('GW_TOOL_NOT_FOUND', `MCP server "${spec.server}" lists no tool "${spec.tool}"`);
     }
     return found;
   };
-  const json = (status: number, body: unknown): Reply => ({
-    status,
-    headers: { 'content-type': 'application/json' },
-    body: Buffer.from(JSON.stringify(body)),
+  const invalid = (message: string): MemberAnswer => ({
+    ok: false,
+    body: undefined,
+    error: { code: 'GW_TOOL_INVALID_ARGUMENTS', message },
   });
   return {
     address: memberAddress(spec),
+    reject(message) {
+      const args = argumentsOf(message);
+      if (args === undefined) {
+        return invalid(`the message must be a JSON object: it is the arguments of tool "${spec.tool}"`);
+      }
+      const tool = tools.lookup(spec.server, spec.tool);
+      const problem = tool?.validate(args);
+      return problem === undefined
+        ? undefined
+        : invalid(`invalid arguments for tool "${spec.tool}": ${problem}`);
+    },
     async send(call) {
       const tool = entry();
-      if (call.method === 'OPTIONS') {
-        const live = tools.stats().find((s) => s.server === spec.server)?.ready ?? 0;
-        if (live === 0) {
-          throw new GatewayError(
-            'GW_UPSTREAM_UNAVAILABLE',
-            `MCP server "${spec.server}" has no live session`,
-          );
-        }
-        return json(204, null);
-      }
-      const args = argumentsOf(call.body);
-      if (args === undefined) {
-        return json(400, {
-          code: 'GW_TOOL_INVALID_ARGUMENTS',
-          message: `the message must be a JSON object: it is the arguments of tool "${spec.tool}"`,
-        });
-      }
-      try {
-        return await tools.invoke(tool, args, { ctx: call.ctx, principal: undefined, signal: call.signal });
-      } catch (error) {
-        if (error instanceof GatewayError && error.code === 'GW_TOOL_INVALID_ARGUMENTS') {
-          return json(400, { code: error.code, message: error.message });
-        }
-        throw error;
-      }
+      if (call.method === 'OPTIONS') return { status: 204, headers: {}, body: Buffer.alloc(0) };
+      // `reject` ran first: the message is an object the tool's schema accepts.
+      const args = argumentsOf(call.body as Buffer)!;
+      return tools.invoke(tool, args, { ctx: call.ctx, principal: undefined, signal: call.signal });
     },
     async warm() {
       // The registry pre-warms the server's pool at start-up; there is nothing to open per member.
     },
     answer(reply) {
-      if (reply.status === 400) {
-        const failure = JSON.parse((reply.body as Buffer).toString('utf8')) as {
-          code: ErrorCode;
-          message: string;
-        };
-        return { ok: false, body: undefined, error: failure };
-      }
       const result = resultOf(reply);
       if (result.isError !== true) return { ok: true, body: result };
       return {
@@ -159,21 +152,34 @@ export function mcpMemberTransport(spec: McpMemberConfig, tools: ToolRegistry): 
         error: { code: 'GW_TOOL_ERROR', message: `tool "${spec.tool}" failed: ${firstText(result)}` },
       };
     },
+    problem: () =>
+      tools.lookup(spec.server, spec.tool) === undefined
+        ? `MCP server "${spec.server}" lists no tool "${spec.tool}"`
+        : undefined,
     stats: () => undefined,
     close: async () => {},
   };
 }
 
-function argumentsOf(body: Call['body']): Record<string, unknown> | undefined {
-  if (!Buffer.isBuffer(body)) return undefined;
-  try {
-    const value = JSON.parse(body.toString('utf8')) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
+/** The message parsed once per fan-out, however many tool members read it. */
+const parsedMessages = new WeakMap<Buffer, Record<string, unknown> | null>();
+
+function argumentsOf(message: Buffer): Record<string, unknown> | undefined {
+  let args = parsedMessages.get(message);
+  if (args === undefined) {
+    let value: unknown;
+    try {
+      value = JSON.parse(message.toString('utf8'));
+    } catch {
+      value = undefined;
+    }
+    args =
+      typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? (value as Record<string, unknown>)
+        : null;
+    parsedMessages.set(message, args);
   }
+  return args ?? undefined;
 }
 
 /** The start of a tool result's first text item, for an error message. */

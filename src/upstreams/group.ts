@@ -1,4 +1,4 @@
-// Fan-out groups: members on pooled keep-alive connections, each behind a breaker; one message sent to all in parallel.
+// Fan-out groups: HTTP and MCP-tool members, each behind a breaker; one message sent to all in parallel.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
@@ -125,10 +125,12 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     let transport: MemberTransport;
     if ('url' in spec) transport = httpMemberTransport(upstreamName, spec, config, memberDeadlineMs);
     else if (options.tools !== undefined) transport = mcpMemberTransport(spec, options.tools);
-    else
-      throw new Error(
+    else {
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
         `group "${name}": member "${spec.name}" is an MCP tool but the gateway has no mcp servers`,
       );
+    }
     const transportCall = transport.send;
     const member: Member = {
       name: spec.name,
@@ -286,6 +288,10 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
   return {
     name,
     async start() {
+      for (const member of members) {
+        const problem = member.transport.problem?.();
+        if (problem !== undefined) options.logger?.warn({ group: name, member: member.name }, problem);
+      }
       // Static members warm while discovery loads; discovered ones are warmed as they are added.
       for (const member of members) member.warming = warm(member);
       if (source !== undefined) await source.load().catch(() => {});
@@ -369,6 +375,11 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
             latencyMs: 0,
             error: { code: 'GW_BREAKER_OPEN', message: 'skipped: the member failed recently (breaker open)' },
           });
+          return;
+        }
+        const rejected = member.transport.reject?.(request.body);
+        if (rejected !== undefined) {
+          settle(index, { member: member.name, outcome: 'failed', latencyMs: 0, ...rejected });
           return;
         }
         try {

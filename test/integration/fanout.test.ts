@@ -169,7 +169,13 @@ groups:
     // The three 5 s members of each request see the abort (the other fast one may have answered first).
     await expect.poll(() => mixed.stats().aborted).toBeGreaterThanOrEqual(6);
 
-    for (const query of ['firstN=0', 'minResponses=1.5', 'firstN=999', 'firstN=1&minResponses=1']) {
+    for (const query of [
+      'firstN=0',
+      'minResponses=1.5',
+      'firstN=0x2',
+      'firstN=999',
+      'firstN=1&minResponses=1',
+    ]) {
       const bad = await post(`${gw.url}/fanout/anyone?${query}`, { message: 'x' });
       expect(bad.status, query).toBe(400);
       expect(bad.body.error.code).toBe('GW_BAD_REQUEST');
@@ -254,6 +260,10 @@ groups:
       - { name: echo, server: emu, tool: echo }
     memberTimeout: 300ms
     breaker: { threshold: 1, halfOpenAfter: 1m }
+  crashing:
+    members:
+      - { name: crash, server: emu, tool: crash }
+    breaker: { threshold: 1, halfOpenAfter: 200ms }
 `);
   });
 
@@ -263,6 +273,7 @@ groups:
   });
 
   it('sends the message as tool arguments beside HTTP members and reports each tool outcome', async () => {
+    // One message for every tool: their input schemas accept properties they do not use.
     const first = await post(`${gw.url}/fanout/mixed`, { text: 'hi', message: 'boom' });
     expect(first.status).toBe(200);
     const [httpMember, echo, failing, missing] = first.body.results;
@@ -312,6 +323,23 @@ groups:
     expect(firstMs).toBeGreaterThanOrEqual(290);
     const second = await post(`${gw.url}/fanout/hung`, { text: 'hi' });
     expect(second.body.summary.outcomes).toMatchObject({ skipped: ['hang'], answered: ['echo'] });
-    expect(second.body.summary.durationMs).toBeLessThan(250);
+  });
+
+  // Last: it kills the emulator process (the pool restarts it).
+  it('opens the breaker of a tool whose server crashes, and readmits the member once it lists the tool again', async () => {
+    const first = await post(`${gw.url}/fanout/crashing`, {});
+    expect(first.body.results[0]).toMatchObject({
+      outcome: 'failed',
+      error: { code: 'GW_MCP_SERVER_CRASHED' },
+    });
+    const second = await post(`${gw.url}/fanout/crashing`, {});
+    expect(second.body.results[0]).toMatchObject({ outcome: 'skipped' });
+    // After halfOpenAfter the background probe readmits it: the member is called (and fails) again.
+    await expect
+      .poll(async () => (await post(`${gw.url}/fanout/crashing`, {})).body.results[0].outcome, {
+        timeout: 5_000,
+        interval: 100,
+      })
+      .toBe('failed');
   });
 });
