@@ -28,6 +28,8 @@ const CODES = {
   GW_LLM_NO_PROVIDER: { status: 404, rpc: -32602 },
   /** Every provider for the model answered 429; `Retry-After` says when to come back. */
   GW_UPSTREAM_RATE_LIMITED: { status: 503, rpc: -32003 },
+  /** A caller reached its own limit of open `/mcp` sessions (`mcp.maxSessionsPerPrincipal`). */
+  GW_TOO_MANY_SESSIONS: { status: 429, rpc: -32003 },
   /** `POST /fanout/<group>` names no configured group. */
   GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601 },
 } as const satisfies Record<string, { status: number; rpc: number }>;

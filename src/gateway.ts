@@ -147,6 +147,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     mcp = createMcpEntrypoint({
       ...shared,
       maxSessions: config.mcp.maxSessions,
+      maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
       sessionIdleMs: config.mcp.sessionIdle,
     });
     rawEntrypoints.push(mcp.handler, createToolsHandler(shared));

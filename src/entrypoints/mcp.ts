@@ -27,6 +27,8 @@ export interface McpEntrypointOptions {
   maxRequestBytes: number;
   /** Sessions kept at once; the least recently used is closed past it. */
   maxSessions: number;
+  /** Sessions one caller (by `principalHeader`) may keep at once; anonymous callers share only `maxSessions`. */
+  maxSessionsPerPrincipal: number;
   /** A session unused this long is closed, in ms. */
   sessionIdleMs: number;
   isDraining: () => boolean;
@@ -49,6 +51,8 @@ interface Session {
   fastCalls: Map<string | number, AbortController>;
   /** `performance.now()` of the last request. */
   lastUsed: number;
+  /** The caller that opened it (its `principalHeader` value), if any. */
+  principal: string | undefined;
 }
 
 /** A lone JSON-RPC `tools/call` request without a progress token. */
@@ -71,7 +75,8 @@ const PATH = '/mcp';
  * progress token, and a client's `notifications/cancelled` aborts the upstream call.
  */
 export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoint {
-  const { registry, principalHeader, maxRequestBytes, maxSessions, sessionIdleMs } = options;
+  const { registry, principalHeader, maxRequestBytes, maxSessions, maxSessionsPerPrincipal, sessionIdleMs } =
+    options;
   /** Insertion order is recency order: a used session is moved to the end. */
   const sessions = new Map<string, Session>();
 
@@ -205,19 +210,51 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     session.transport.close().catch(() => {});
   };
 
-  /** Sessions being initialized, counted against `maxSessions` so concurrent initializes cannot overshoot it. */
+  /** Sessions being initialized, counted against the limits so concurrent initializes cannot overshoot them. */
   let opening = 0;
+  const openingBy = new Map<string, number>();
+  /** The least recently used session (of `principal`, when given), if it has been idle long enough to close. */
+  const evictable = (principal?: string): [string, Session] | undefined => {
+    for (const entry of sessions) {
+      if (principal !== undefined && entry[1].principal !== principal) continue;
+      return performance.now() - entry[1].lastUsed >= EVICTABLE_AFTER_MS ? entry : undefined;
+    }
+    return undefined;
+  };
   /**
-   * Room for one more session: at the limit, the least recently used session goes, but only if it has
-   * been idle a while. Sessions in use are never closed to admit new ones, so a flood of `initialize`
-   * requests gets 503s instead of evicting everyone's sessions.
+   * Room for one more session of `principal`: at a limit (the caller's own, then the gateway's), the least
+   * recently used session in that scope goes, but only if it has been idle a while. Sessions in use are
+   * never closed to admit new ones, so a flood of `initialize` requests is refused instead of evicting
+   * everyone's sessions. Throws `GW_TOO_MANY_SESSIONS` (429) or `GW_BULKHEAD_FULL` (503).
    */
-  const makeRoom = (): boolean => {
-    if (sessions.size + opening < maxSessions) return true;
-    const oldest = sessions.entries().next().value;
-    if (oldest === undefined || performance.now() - oldest[1].lastUsed < EVICTABLE_AFTER_MS) return false;
-    evict(oldest[0], oldest[1]);
-    return true;
+  const makeRoom = (principal: string | undefined): void => {
+    if (principal !== undefined) {
+      let own = openingBy.get(principal) ?? 0;
+      for (const session of sessions.values()) if (session.principal === principal) own++;
+      if (own >= maxSessionsPerPrincipal) {
+        const idle = evictable(principal);
+        if (idle === undefined) {
+          throw new GatewayError(
+            'GW_TOO_MANY_SESSIONS',
+            `this caller already has ${maxSessionsPerPrincipal} MCP sessions open and in use; close one first`,
+            { retryAfterS: 5 },
+          );
+        }
+        evict(idle[0], idle[1]);
+      }
+    }
+    if (sessions.size + opening < maxSessions) return;
+    const idle = evictable();
+    if (idle === undefined) {
+      throw new GatewayError(
+        'GW_BULKHEAD_FULL',
+        `${maxSessions} MCP sessions are open and in use; try again later`,
+        {
+          retryAfterS: 5,
+        },
+      );
+    }
+    evict(idle[0], idle[1]);
   };
 
   // Sessions are in recency order: the sweep closes from the oldest until it meets a live one.
@@ -237,12 +274,12 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     for (const session of sessions.values()) session.server.sendToolListChanged().catch(() => {});
   });
 
-  const open = async (): Promise<StreamableHTTPServerTransport> => {
+  const open = async (principal: string | undefined): Promise<StreamableHTTPServerTransport> => {
     const server = newServer();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       onsessioninitialized: (id) => {
-        sessions.set(id, { server, transport, fastCalls: new Map(), lastUsed: performance.now() });
+        sessions.set(id, { server, transport, fastCalls: new Map(), lastUsed: performance.now(), principal });
       },
       onsessionclosed: forget,
     });
@@ -272,19 +309,20 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       return session.transport.handleRequest(req, res, body);
     }
     if (req.method === 'POST' && isInitializeRequest(body)) {
-      if (!makeRoom()) {
-        throw new GatewayError(
-          'GW_BULKHEAD_FULL',
-          `${maxSessions} MCP sessions are open and in use; try again later`,
-          { retryAfterS: 5 },
-        );
-      }
+      const principal = header(req.headers, principalHeader);
+      makeRoom(principal);
       opening++;
+      if (principal !== undefined) openingBy.set(principal, (openingBy.get(principal) ?? 0) + 1);
       try {
-        const transport = await open();
+        const transport = await open(principal);
         await transport.handleRequest(req, res, body);
       } finally {
         opening--;
+        if (principal !== undefined) {
+          const left = openingBy.get(principal)! - 1;
+          if (left === 0) openingBy.delete(principal);
+          else openingBy.set(principal, left);
+        }
       }
       return;
     }

@@ -282,4 +282,43 @@ mcp:
       await gw.close();
     }
   });
+
+  it("caps one caller's sessions with 429 while others still get theirs", async () => {
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  maxSessionsPerPrincipal: 2
+  servers:
+    emu: ${emulatorServer()}
+`);
+    const clients: Client[] = [];
+    const initialize = (principal: string) =>
+      post(
+        `${gw.url}/mcp`,
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'x', version: '1' },
+          },
+        },
+        { accept: 'application/json, text/event-stream', authorization: principal },
+      );
+    try {
+      clients.push(await mcpClient(gw.url, 'Bearer alice'), await mcpClient(gw.url, 'Bearer alice'));
+      const refused = await initialize('Bearer alice');
+      expect([refused.status, refused.body.error.code]).toEqual([429, 'GW_TOO_MANY_SESSIONS']);
+      // Another caller, and anonymous callers, are not held by alice's limit.
+      clients.push(await mcpClient(gw.url, 'Bearer bob'), await mcpClient(gw.url));
+      // Alice ends one session (DELETE): she may open another.
+      await (clients[0]!.transport as StreamableHTTPClientTransport).terminateSession();
+      await expect.poll(async () => (await initialize('Bearer alice')).status).toBe(200);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
 });
