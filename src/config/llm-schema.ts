@@ -82,6 +82,12 @@ const transcripts = z.strictObject({
   persistDeltas: z.boolean().default(true),
   /** Rows waiting for a failing store; beyond it the oldest are dropped (and counted). */
   maxQueue: z.number().int().min(100).default(50_000),
+  /** ...and at most this many characters of content (the whole queue); the oldest rows go first. */
+  maxQueueChars: z
+    .number()
+    .int()
+    .min(1_024)
+    .default(64 * 1024 ** 2),
   retention: z
     .strictObject({
       /** Messages older than this are deleted. */

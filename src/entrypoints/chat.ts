@@ -71,6 +71,7 @@ export function createTranscripts(config: TranscriptsConfig, logger?: Logger): T
     minChars: config.minChars,
     persistDeltas: config.persistDeltas,
     maxQueue: config.maxQueue,
+    maxQueueChars: config.maxQueueChars,
     retention: {
       maxAgeMs: config.retention.maxAge,
       maxMessagesPerSession: config.retention.maxMessagesPerSession,

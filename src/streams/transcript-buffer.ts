@@ -21,6 +21,8 @@ export interface TranscriptBufferOptions {
   persistDeltas?: boolean;
   /** Rows waiting for the store; beyond it the oldest are dropped and counted. Default 50,000. */
   maxQueue?: number;
+  /** Characters of content waiting for the store; beyond it the oldest rows are dropped and counted. Default 64 Mi. */
+  maxQueueChars?: number;
   /** Rows per transaction. Default 64: a SQLite commit of that many rows blocks the event loop well under 1 ms. */
   batchRows?: number;
   /** Characters kept per reply; the rest is not stored. Default 8 Mi. */
@@ -74,7 +76,8 @@ interface OpenTranscript extends Transcript {
  * (or as soon as one reply buffered `minChars`, or ended) the parts of every open reply are joined once
  * and queued as one row per reply, then written in transactions of `batchRows` rows, yielding to the
  * event loop between transactions. A failing store never reaches a stream: rows stay queued (bounded by
- * `maxQueue`, oldest dropped and counted) and the batch is retried with exponential backoff up to 5 s.
+ * `maxQueue` rows and `maxQueueChars` characters, oldest dropped and counted) and the batch is retried
+ * with exponential backoff up to 5 s.
  * On a hard kill, at most the last `intervalMs` of content is lost; `close()` writes everything.
  */
 export class TranscriptBuffer {
@@ -83,6 +86,9 @@ export class TranscriptBuffer {
   private readonly minChars: number;
   private readonly persistDeltas: boolean;
   private readonly maxQueue: number;
+  private readonly maxQueueChars: number;
+  /** Characters of content in `queue`. */
+  private queuedChars = 0;
   private readonly batchRows: number;
   private readonly maxReplyChars: number;
   private readonly logger: Logger | undefined;
@@ -105,6 +111,7 @@ export class TranscriptBuffer {
     this.minChars = options.minChars ?? 1_024;
     this.persistDeltas = options.persistDeltas ?? true;
     this.maxQueue = options.maxQueue ?? 50_000;
+    this.maxQueueChars = options.maxQueueChars ?? 64 * 1024 ** 2;
     this.batchRows = options.batchRows ?? 64;
     this.maxReplyChars = options.maxReplyChars ?? 8 * 1024 ** 2;
     this.logger = options.logger;
@@ -238,6 +245,8 @@ export class TranscriptBuffer {
     }
     clearTimeout(this.retryTimer);
     if (this.queue.length > 0) this.drop(this.queue.length);
+    this.queue = [];
+    this.queuedChars = 0;
     await this.store.close();
   }
 
@@ -250,11 +259,21 @@ export class TranscriptBuffer {
     });
   }
 
+  /** Queues rows; past `maxQueue` rows or `maxQueueChars` characters, the oldest rows are dropped. */
   private enqueue(rows: TranscriptRow[]): void {
-    for (const row of rows) this.queue.push(row);
-    const excess = this.queue.length - this.maxQueue;
+    for (const row of rows) {
+      this.queue.push(row);
+      this.queuedChars += row.content.length;
+    }
+    let excess = Math.max(0, this.queue.length - this.maxQueue);
+    let chars = this.queuedChars;
+    for (let i = 0; i < excess; i++) chars -= this.queue[i]!.content.length;
+    // The newest row always stays: a single reply is bounded by `maxReplyChars`.
+    while (chars > this.maxQueueChars && excess < this.queue.length - 1)
+      chars -= this.queue[excess++]!.content.length;
     if (excess > 0) {
       this.queue.splice(0, excess);
+      this.queuedChars = chars;
       this.drop(excess);
     }
   }
@@ -323,8 +342,13 @@ export class TranscriptBuffer {
       }
       // Rows may have been dropped from the head while the batch was in flight.
       const written = this.queue.slice(0, batch.length).every((row, i) => row === batch[i]);
-      if (written) this.queue.splice(0, batch.length);
-      else this.queue = this.queue.filter((row) => !batch.includes(row));
+      if (written) {
+        this.queue.splice(0, batch.length);
+        for (const row of batch) this.queuedChars -= row.content.length;
+      } else {
+        this.queue = this.queue.filter((row) => !batch.includes(row));
+        this.queuedChars = this.queue.reduce((sum, row) => sum + row.content.length, 0);
+      }
       this.retryDelayMs = 0;
       this.counters.rowsWritten += rows.length;
       this.counters.transactions++;

@@ -104,6 +104,19 @@ describe('transcript buffer', () => {
     expect(buffer.stats().queueDepth).toBeLessThanOrEqual(100);
   });
 
+  it('bounds the queue by characters too: big rows push out the oldest, and are counted', async () => {
+    const { store, state, transactions } = recordingStore();
+    state.failing = true;
+    const buffer = make({ store, intervalMs: 10, maxQueueChars: 10_000 });
+    for (let i = 0; i < 5; i++)
+      buffer.start(`s${i}`, [{ role: 'user', content: 'x'.repeat(4_000) }]).end(false);
+    await tick(30);
+    // 5 x 4,000 characters against a 10,000 limit: the two newest stay.
+    expect(buffer.stats()).toMatchObject({ queueDepth: 2, dropped: 3 });
+    state.failing = false;
+    await expect.poll(() => transactions.flat().map((r) => r.sessionId)).toEqual(['s3', 's4']);
+  });
+
   it('records the request but no reply when the call failed before any content', async () => {
     const { store, transactions } = recordingStore();
     const buffer = make({ store, intervalMs: 10 });
