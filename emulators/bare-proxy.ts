@@ -1,27 +1,8 @@
 // The smallest useful Node proxy (node:http + one undici Pool, end-to-end headers and bodies piped): the floor any Node gateway pays.
 import { createServer } from 'node:http';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-
-/** Connection-level request headers, which a proxy does not forward. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'te',
-  'trailer',
-]);
-
-function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  }
-  return out;
-}
+import { stripHopByHop } from '../src/entrypoints/headers.js';
 
 export interface BareProxy {
   readonly url: string;
@@ -40,7 +21,7 @@ export async function startBareProxy(target: string, connections = 128): Promise
       .request({
         path: req.url ?? '/',
         method: req.method as 'GET',
-        headers: forwardable(req.headers),
+        headers: stripHopByHop(req.headers),
         body: req,
       })
       .then(

@@ -1,5 +1,5 @@
 // Pieces every emulator server shares: JSON replies, rate flags, listening on loopback with counted sockets.
-import type { Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -17,6 +17,49 @@ export function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * Reads a request body of at most `maxBytes`: `done` gets it, or `undefined` when the client sent more
+ * (the rest is still read, so the connection stays usable for the 413).
+ */
+export function collectBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  done: (body: Buffer | undefined) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+  });
+  req.on('end', () => done(size > maxBytes ? undefined : Buffer.concat(chunks, size)));
+}
+
+/** Answers `POST /__emulator/config`: applies the JSON patch in `body`, or 400 with the reason it was refused. */
+export function answerConfig<Patch>(
+  res: ServerResponse,
+  body: string,
+  configure: (patch: Patch) => void,
+): void {
+  try {
+    configure(JSON.parse(body || '{}') as Patch);
+    sendJson(res, 200, { ok: true });
+  } catch (error) {
+    sendJson(res, 400, { error: (error as Error).message });
+  }
+}
+
+/** A numeric CLI flag within [min, max], an integer when `integer`; throws a message naming `--name` otherwise. */
+export function numberFlag(text: string, name: string, min: number, max: number, integer = false): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new Error(
+      `--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${text}"`,
+    );
+  }
+  return value;
 }
 
 /** A fraction flag (0..1); throws a message naming it otherwise. */

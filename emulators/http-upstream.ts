@@ -6,7 +6,7 @@ import { createSecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
-import { listenCounting, rate, sendJson } from './http-kit.js';
+import { answerConfig, listenCounting, rate, sendJson } from './http-kit.js';
 
 export interface OAuthOptions {
   clientId: string;
@@ -259,14 +259,7 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       tokens.clear();
       return sendJson(res, 200, { ok: true });
     }
-    if (req.method === 'POST' && path === '/__emulator/config') {
-      try {
-        configure(JSON.parse(body || '{}') as EmulatorPatch);
-        return sendJson(res, 200, { ok: true });
-      } catch (error) {
-        return sendJson(res, 400, { error: (error as Error).message });
-      }
-    }
+    if (req.method === 'POST' && path === '/__emulator/config') return answerConfig(res, body, configure);
     return sendJson(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
   };
 

@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { sendJson } from './http-kit.js';
+import { collectBody, sendJson } from './http-kit.js';
 
 /** A request as the emulator's handler sees it: method, path, query and the JSON body (if any). */
 export interface JsonRequest {
@@ -54,14 +54,8 @@ export async function startJsonServer(options: JsonServerOptions): Promise<Runni
   };
 
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBodyBytes) chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (size > maxBodyBytes) return send(res, { status: 413, body: { error: 'body too large' } });
+    collectBody(req, maxBodyBytes, (raw) => {
+      if (raw === undefined) return send(res, { status: 413, body: { error: 'body too large' } });
       const url = new URL(req.url ?? '/', 'http://emulator');
       if (url.pathname === '/__emulator/stats') return send(res, { status: 200, body: stats() });
       if (url.pathname === '/__emulator/reset') {
@@ -70,7 +64,7 @@ export async function startJsonServer(options: JsonServerOptions): Promise<Runni
       }
       let body: unknown;
       try {
-        body = size === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        body = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
       } catch {
         return send(res, { status: 400, body: { error: 'body is not JSON' } });
       }

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
-import { listenCounting, rate, sendJson } from './http-kit.js';
+import { answerConfig, listenCounting, rate, sendJson } from './http-kit.js';
 
 export interface LlmEmulatorOptions {
   /** Default 127.0.0.1. */
@@ -312,14 +312,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
       reset();
       return sendJson(res, 200, { ok: true });
     }
-    if (req.method === 'POST' && path === '/__emulator/config') {
-      try {
-        configure(JSON.parse(body || '{}') as LlmEmulatorPatch);
-        return sendJson(res, 200, { ok: true });
-      } catch (error) {
-        return sendJson(res, 400, { error: (error as Error).message });
-      }
-    }
+    if (req.method === 'POST' && path === '/__emulator/config') return answerConfig(res, body, configure);
     return sendJson(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
   };
 

@@ -4,7 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
-import { sendJson } from './http-kit.js';
+import { answerConfig, collectBody, numberFlag, sendJson } from './http-kit.js';
 
 /** How a specialist behaves: answers after its latency, never answers, or answers `errorStatus` after its latency. */
 export type SpecialistMode = 'ok' | 'hung' | 'error';
@@ -171,14 +171,8 @@ export async function startSpecialists(options: SpecialistsOptions = {}): Promis
       else send(res, 200, { ok: true, agent: member.name });
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= maxBodyBytes) chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (size > maxBodyBytes) {
+    collectBody(req, maxBodyBytes, (body) => {
+      if (body === undefined) {
         send(res, 413, { ok: false, error: 'body too large' });
         return;
       }
@@ -194,8 +188,8 @@ export async function startSpecialists(options: SpecialistsOptions = {}): Promis
           ok: true,
           agent: member.name,
           n,
-          reply: `${member.name} read ${size} bytes`,
-          message: messageOf(Buffer.concat(chunks).toString()),
+          reply: `${member.name} read ${body.length} bytes`,
+          message: messageOf(body.toString()),
         });
       }, member.latency(random));
       res.once('close', () => clearTimeout(timer));
@@ -314,12 +308,7 @@ export async function startSpecialists(options: SpecialistsOptions = {}): Promis
         return send(res, 200, { ok: true });
       }
       if (req.method === 'POST' && path === '/__emulator/config') {
-        try {
-          configure(JSON.parse(Buffer.concat(chunks).toString() || '{}') as SpecialistsPatch);
-          return send(res, 200, { ok: true });
-        } catch (error) {
-          return send(res, 400, { error: (error as Error).message });
-        }
+        return answerConfig(res, Buffer.concat(chunks).toString(), configure);
       }
       return send(res, 404, { error: `no emulator endpoint ${req.method} ${path}` });
     });
@@ -450,12 +439,8 @@ export interface SpecialistsFlags {
 
 /** Turns CLI flags into options. Throws a message naming the bad flag. */
 export function specialistsOptionsFromFlags(flags: SpecialistsFlags): SpecialistsOptions {
-  const integer = (text: string, name: string, min: number, max: number) => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < min || value > max)
-      throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
-    return value;
-  };
+  const integer = (text: string, name: string, min: number, max: number) =>
+    numberFlag(text, name, min, max, true);
   parseLatency(flags.latency);
   parseLatency(flags.discoveryLatency);
   return {

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { startBareProxy } from '../../emulators/bare-proxy.js';
+import { numberFlag } from '../../emulators/http-kit.js';
 import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { HttpEmulatorOptions } from '../../emulators/http-upstream.js';
 import { parseLatency } from '../../emulators/latency.js';
@@ -168,12 +169,8 @@ export function registerEmulate(program: Command): void {
         const emulator = await startSeedEmulator('traces', () => {
           parseLatency(flags.searchLatency);
           parseLatency(flags.getLatency);
-          const getErrors = Number(flags.getErrors);
-          const spanBytes = Number(flags.spanBytes);
-          if (!(getErrors >= 0 && getErrors <= 1))
-            throw new Error(`--get-errors must be from 0 to 1, got "${flags.getErrors}"`);
-          if (!(spanBytes >= 0 && spanBytes <= 64 * 1024 ** 2))
-            throw new Error(`--span-bytes must be from 0 to 64 MiB`);
+          const getErrors = numberFlag(flags.getErrors, 'get-errors', 0, 1);
+          const spanBytes = numberFlag(flags.spanBytes, 'span-bytes', 0, 64 * 1024 ** 2);
           return startTracesEmulator({
             host: flags.host,
             port: portFlag(flags.port),
@@ -219,17 +216,11 @@ async function startSeedEmulator<T>(name: string, start: () => Promise<T>): Prom
 }
 
 function portFlag(text: string): number {
-  const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`--port must be 0..65535, got "${text}"`);
-  return port;
+  return numberFlag(text, 'port', 0, 65535, true);
 }
 
 function connectionsFlag(text: string): number {
-  const count = Number(text);
-  if (!Number.isInteger(count) || count < 1 || count > 100_000)
-    throw new Error(`--connections must be 1..100000, got "${text}"`);
-  return count;
+  return numberFlag(text, 'connections', 1, 100_000, true);
 }
 
 /** Prints the listening line, then closes on SIGTERM/SIGINT and exits 0. */
@@ -246,13 +237,6 @@ function serveUntilSignal(url: string, close: () => Promise<void>): void {
 }
 
 function toOptions(flags: HttpFlags): HttpEmulatorOptions {
-  const number = (text: string, name: string, min: number, max: number) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max) {
-      throw new Error(`--${name} must be a number from ${min} to ${max}, got "${text}"`);
-    }
-    return value;
-  };
   parseLatency(flags.latency); // throws a clear message for a bad spec
   parseLatency(flags.tokenLatency);
   if ((flags.oauthClientId === undefined) !== (flags.oauthClientSecret === undefined)) {
@@ -260,14 +244,14 @@ function toOptions(flags: HttpFlags): HttpEmulatorOptions {
   }
   return {
     host: flags.host,
-    port: number(flags.port, 'port', 0, 65535),
+    port: numberFlag(flags.port, 'port', 0, 65535),
     latency: flags.latency,
-    errorRate: number(flags.errors, 'errors', 0, 1),
-    errorStatus: number(flags.errorStatus, 'error-status', 100, 599),
+    errorRate: numberFlag(flags.errors, 'errors', 0, 1),
+    errorStatus: numberFlag(flags.errorStatus, 'error-status', 100, 599),
     retryAfterS:
-      flags.retryAfter === undefined ? undefined : number(flags.retryAfter, 'retry-after', 0, 86_400),
-    hangRate: number(flags.hang, 'hang', 0, 1),
-    bodyBytes: number(flags.bodyBytes, 'body-bytes', 0, 256 * 1024 ** 2),
+      flags.retryAfter === undefined ? undefined : numberFlag(flags.retryAfter, 'retry-after', 0, 86_400),
+    hangRate: numberFlag(flags.hang, 'hang', 0, 1),
+    bodyBytes: numberFlag(flags.bodyBytes, 'body-bytes', 0, 256 * 1024 ** 2),
     tokenLatency: flags.tokenLatency,
     oauth:
       flags.oauthClientId === undefined
@@ -275,7 +259,7 @@ function toOptions(flags: HttpFlags): HttpEmulatorOptions {
         : {
             clientId: flags.oauthClientId,
             clientSecret: flags.oauthClientSecret!,
-            tokenTtlS: number(flags.tokenTtl, 'token-ttl', 1, 86_400 * 365),
+            tokenTtlS: numberFlag(flags.tokenTtl, 'token-ttl', 1, 86_400 * 365),
           },
   };
 }
@@ -294,28 +278,21 @@ interface LlmFlags {
 }
 
 function toLlmOptions(flags: LlmFlags): LlmEmulatorOptions {
-  const number = (text: string, name: string, min: number, max: number) => {
-    const value = Number(text);
-    if (!Number.isFinite(value) || value < min || value > max) {
-      throw new Error(`--${name} must be a number from ${min} to ${max}, got "${text}"`);
-    }
-    return value;
-  };
   parseLatency(flags.ttft);
   parseLatency(flags.gap);
   return {
     host: flags.host,
-    port: number(flags.port, 'port', 0, 65535),
+    port: numberFlag(flags.port, 'port', 0, 65535),
     ttft: flags.ttft,
     gap: flags.gap,
-    tokens: number(flags.tokens, 'tokens', 0, 1_000_000),
-    errorRate: number(flags.errors, 'errors', 0, 1),
-    errorStatus: number(flags.errorStatus, 'error-status', 100, 599),
+    tokens: numberFlag(flags.tokens, 'tokens', 0, 1_000_000),
+    errorRate: numberFlag(flags.errors, 'errors', 0, 1),
+    errorStatus: numberFlag(flags.errorStatus, 'error-status', 100, 599),
     retryAfterS:
-      flags.retryAfter === undefined ? undefined : number(flags.retryAfter, 'retry-after', 0, 86_400),
-    hangRate: number(flags.hang, 'hang', 0, 1),
+      flags.retryAfter === undefined ? undefined : numberFlag(flags.retryAfter, 'retry-after', 0, 86_400),
+    hangRate: numberFlag(flags.hang, 'hang', 0, 1),
     hangAfter:
-      flags.hangAfter === undefined ? undefined : number(flags.hangAfter, 'hang-after', 0, 1_000_000),
+      flags.hangAfter === undefined ? undefined : numberFlag(flags.hangAfter, 'hang-after', 0, 1_000_000),
   };
 }
 

@@ -24,6 +24,23 @@ function post(url: string, body: unknown, headers: Record<string, string> = {}) 
   });
 }
 
+/** A bare `initialize` on /mcp, as a new client (with `principal` as its authorization) sends it. */
+function initialize(url: string, principal?: string) {
+  return post(
+    `${url}/mcp`,
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    },
+    {
+      accept: 'application/json, text/event-stream',
+      ...(principal === undefined ? {} : { authorization: principal }),
+    },
+  );
+}
+
 describe('MCP through the gateway: /mcp and /tools on a real stdio pool', () => {
   let gw: RunningGateway;
   const clients: Client[] = [];
@@ -257,20 +274,7 @@ mcp:
     const clients: Client[] = [];
     try {
       clients.push(await mcpClient(gw.url), await mcpClient(gw.url));
-      const refused = await post(
-        `${gw.url}/mcp`,
-        {
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: {
-            protocolVersion: '2025-06-18',
-            capabilities: {},
-            clientInfo: { name: 'third', version: '1' },
-          },
-        },
-        { accept: 'application/json, text/event-stream' },
-      );
+      const refused = await initialize(gw.url);
       expect([refused.status, refused.body.error.code]).toEqual([503, 'GW_BULKHEAD_FULL']);
       // Both sessions still work.
       for (const client of clients) {
@@ -292,30 +296,15 @@ mcp:
     emu: ${emulatorServer()}
 `);
     const clients: Client[] = [];
-    const initialize = (principal: string) =>
-      post(
-        `${gw.url}/mcp`,
-        {
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: {
-            protocolVersion: '2025-06-18',
-            capabilities: {},
-            clientInfo: { name: 'x', version: '1' },
-          },
-        },
-        { accept: 'application/json, text/event-stream', authorization: principal },
-      );
     try {
       clients.push(await mcpClient(gw.url, 'Bearer alice'), await mcpClient(gw.url, 'Bearer alice'));
-      const refused = await initialize('Bearer alice');
+      const refused = await initialize(gw.url, 'Bearer alice');
       expect([refused.status, refused.body.error.code]).toEqual([429, 'GW_TOO_MANY_SESSIONS']);
       // Another caller, and anonymous callers, are not held by alice's limit.
       clients.push(await mcpClient(gw.url, 'Bearer bob'), await mcpClient(gw.url));
       // Alice ends one session (DELETE): she may open another.
       await (clients[0]!.transport as StreamableHTTPClientTransport).terminateSession();
-      await expect.poll(async () => (await initialize('Bearer alice')).status).toBe(200);
+      await expect.poll(async () => (await initialize(gw.url, 'Bearer alice')).status).toBe(200);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await gw.close();
