@@ -1,5 +1,6 @@
 // `slipstream emulate http`: runs the configurable slow upstream from emulators/ as a real server.
 import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { startBareProxy } from '../../emulators/bare-proxy.js';
 import { numberFlag } from '../../emulators/http-kit.js';
@@ -219,8 +220,13 @@ function portFlag(text: string): number {
   return numberFlag(text, 'port', 0, 65535, true);
 }
 
+/** An option parser: commander prints an `InvalidArgumentError` as a one-line usage error (exit 1). */
 function connectionsFlag(text: string): number {
-  return numberFlag(text, 'connections', 1, 100_000, true);
+  try {
+    return numberFlag(text, 'connections', 1, 100_000, true);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 /** Prints the listening line, then closes on SIGTERM/SIGINT and exits 0. */
