@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import { stripHopByHop } from '../src/entrypoints/headers.js';
+import { stripHopByHop } from '../src/pipeline/headers.js';
 
 export interface BareProxy {
   readonly url: string;

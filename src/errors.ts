@@ -1,38 +1,45 @@
 // One error type for the whole gateway, with stable codes mapped to HTTP status and JSON-RPC codes in one table.
 
-/** Every error code Slipstream can report, with its HTTP status and JSON-RPC error code. */
+/**
+ * Every error code Slipstream can report, with its HTTP status, its JSON-RPC error code, and whether it is
+ * the client's own doing (`client`): those never count against an upstream's breaker.
+ */
 const CODES = {
-  GW_BAD_REQUEST: { status: 400, rpc: -32600 },
-  GW_UNAUTHORIZED: { status: 401, rpc: -32001 },
-  GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601 },
-  GW_ITEM_NOT_FOUND: { status: 404, rpc: -32602 },
-  GW_METHOD_NOT_ALLOWED: { status: 405, rpc: -32601 },
-  GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600 },
-  GW_CLIENT_CLOSED: { status: 499, rpc: -32800 },
-  GW_INTERNAL: { status: 500, rpc: -32603 },
-  GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002 },
-  GW_UPSTREAM_RESPONSE_TOO_LARGE: { status: 502, rpc: -32002 },
-  GW_UPSTREAM_AUTH_FAILED: { status: 502, rpc: -32002 },
-  GW_UPSTREAM_PROTOCOL: { status: 502, rpc: -32002 },
-  GW_BREAKER_OPEN: { status: 503, rpc: -32003 },
-  GW_BULKHEAD_FULL: { status: 503, rpc: -32003 },
-  GW_SHUTTING_DOWN: { status: 503, rpc: -32003 },
-  GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004 },
-  GW_CONFIG_INVALID: { status: 500, rpc: -32603 },
-  GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602 },
-  GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602 },
-  GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002 },
+  GW_BAD_REQUEST: { status: 400, rpc: -32600, client: true },
+  GW_UNAUTHORIZED: { status: 401, rpc: -32001, client: true },
+  GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601, client: true },
+  /** A batched item the bulk answer did not contain: an answer about that item, not a failure. */
+  GW_ITEM_NOT_FOUND: { status: 404, rpc: -32602, client: true },
+  GW_METHOD_NOT_ALLOWED: { status: 405, rpc: -32601, client: true },
+  GW_REQUEST_TIMEOUT: { status: 408, rpc: -32600, client: true },
+  GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600, client: true },
+  GW_HEADERS_TOO_LARGE: { status: 431, rpc: -32600, client: true },
+  GW_CLIENT_CLOSED: { status: 499, rpc: -32800, client: true },
+  GW_INTERNAL: { status: 500, rpc: -32603, client: false },
+  GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002, client: false },
+  GW_UPSTREAM_RESPONSE_TOO_LARGE: { status: 502, rpc: -32002, client: false },
+  GW_UPSTREAM_AUTH_FAILED: { status: 502, rpc: -32002, client: false },
+  GW_UPSTREAM_PROTOCOL: { status: 502, rpc: -32002, client: false },
+  GW_BREAKER_OPEN: { status: 503, rpc: -32003, client: false },
+  GW_BULKHEAD_FULL: { status: 503, rpc: -32003, client: false },
+  GW_SHUTTING_DOWN: { status: 503, rpc: -32003, client: false },
+  GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004, client: false },
+  GW_CONFIG_INVALID: { status: 500, rpc: -32603, client: false },
+  /** No such tool; counted against a fan-out member's breaker when its server stopped listing the tool. */
+  GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602, client: false },
+  GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602, client: true },
+  GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002, client: false },
   /** An MCP tool answered `isError` where an answer was needed (a fan-out member). */
-  GW_TOOL_ERROR: { status: 502, rpc: -32002 },
+  GW_TOOL_ERROR: { status: 502, rpc: -32002, client: false },
   /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */
-  GW_LLM_NO_PROVIDER: { status: 404, rpc: -32602 },
+  GW_LLM_NO_PROVIDER: { status: 404, rpc: -32602, client: true },
   /** Every provider for the model answered 429; `Retry-After` says when to come back. */
-  GW_UPSTREAM_RATE_LIMITED: { status: 503, rpc: -32003 },
+  GW_UPSTREAM_RATE_LIMITED: { status: 503, rpc: -32003, client: false },
   /** A caller reached its own limit of open `/mcp` sessions (`mcp.maxSessionsPerPrincipal`). */
-  GW_TOO_MANY_SESSIONS: { status: 429, rpc: -32003 },
+  GW_TOO_MANY_SESSIONS: { status: 429, rpc: -32003, client: true },
   /** `POST /fanout/<group>` names no configured group. */
-  GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601 },
-} as const satisfies Record<string, { status: number; rpc: number }>;
+  GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601, client: true },
+} as const satisfies Record<string, { status: number; rpc: number; client: boolean }>;
 
 export type ErrorCode = keyof typeof CODES;
 
@@ -64,6 +71,11 @@ export class GatewayError extends Error {
   /** HTTP status for this error's code. */
   get status(): number {
     return CODES[this.code].status;
+  }
+
+  /** True when the client caused it (a malformed request, a hang-up): never an upstream's failure. */
+  get clientFault(): boolean {
+    return CODES[this.code].client;
   }
 
   /** JSON-RPC error code for this error's code (used by the MCP entrypoint). */

@@ -40,6 +40,20 @@ export function cacheKey(route: string, call: Call, spec: KeySpec): string {
   return `${route}|${call.method} ${path}|${hash}`;
 }
 
+/**
+ * The key of a call that is not HTTP (an MCP tool call): `route|CALL|<sha256>` over its canonical
+ * arguments and, for principal-scoped caches, the caller's identity. Same purge prefix as `cacheKey`.
+ */
+export function argumentsKey(
+  route: string,
+  args: unknown,
+  principal: string | undefined,
+  scope: KeySpec['scope'],
+): string {
+  const parts = scope === 'principal' ? { a: args, p: principal ?? null } : { a: args };
+  return `${route}|CALL|${createHash('sha256').update(canonicalJson(parts)).digest('base64url')}`;
+}
+
 function bodyPart(body: Buffer, fields: KeySpec['body']): unknown {
   let parsed: unknown;
   try {

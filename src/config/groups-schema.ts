@@ -1,6 +1,7 @@
 // The `groups:` config key (zod): fan-out groups of agents, their members or discovery, deadlines, quorum and health.
 import { z } from 'zod';
 import { duration, httpUrl, name, size } from './fields.js';
+import { breakerSchema } from './policy-schema.js';
 
 /** Most members a group holds, static plus discovered: bounds pools, breakers and metric labels. */
 export const MAX_GROUP_MEMBERS = 256;
@@ -25,12 +26,8 @@ const discovery = z.strictObject({
   refreshTimeout: duration.default(2_000),
 });
 
-const breaker = z.strictObject({
-  /** Consecutive failures (5xx, timeouts, connection errors) that open a member's breaker. */
-  threshold: z.number().int().min(1).default(1),
-  /** While open the member is skipped; after this a background probe (OPTIONS) may readmit it. */
-  halfOpenAfter: duration.default(5_000),
-});
+/** A member's breaker opens at its first failure; while open the member is skipped, then a background probe may readmit it. */
+const breaker = breakerSchema({ threshold: 1, halfOpenAfterMs: 5_000 });
 
 const pool = z.strictObject({
   /** Max TCP connections per member: size it for peak concurrent fan-outs. */
@@ -58,7 +55,7 @@ const group = z
     /** Reply with the first N answers only, cancelling the rest. */
     firstN: z.number().int().min(1).optional(),
     /** A breaker per member; `false` turns it off (every member is always called). */
-    breaker: z.union([z.literal(false), breaker]).default(breaker.parse({})),
+    breaker: breaker.default(breaker.parse({})),
     pool: pool.prefault({}),
     /** Headers sent to every member; use ${ENV} for secrets. */
     headers: z

@@ -1,6 +1,20 @@
 // The `llm:` config key (zod): OpenAI-compatible providers, model aliases, fallbacks and transcript storage.
 import { z } from 'zod';
 import { duration, headerMap, httpUrl, name, size } from './fields.js';
+import { breakerSchema, bulkheadSchema, retrySchema } from './policy-schema.js';
+
+/**
+ * A provider's defaults: two attempts before the first byte, a breaker after five failures in a row, and a
+ * bulkhead that only caps runaway concurrency (a stream holds its slot for its whole life).
+ */
+const retry = retrySchema({
+  attempts: 2,
+  baseDelayMs: 100,
+  maxDelayMs: 2_000,
+  on: [429, 500, 502, 503, 504],
+});
+const breaker = breakerSchema({ threshold: 5, halfOpenAfterMs: 10_000 });
+const bulkhead = bulkheadSchema({ maxConcurrent: 10_000, queue: 1_000, queueTimeoutMs: 5_000 });
 
 const provider = z.strictObject({
   /** The provider's OpenAI-compatible base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`. */
@@ -35,29 +49,11 @@ const provider = z.strictObject({
     })
     .prefault({}),
   /** Retries before the first byte on connection failures and these statuses, honouring `Retry-After`. */
-  retry: z
-    .union([
-      z.literal(false),
-      z.strictObject({
-        /** Total attempts on this provider, including the first. */
-        attempts: z.number().int().min(1).max(10).default(2),
-        baseDelay: duration.default(100),
-        /** A `Retry-After` longer than this goes to the fallback instead of waiting. */
-        maxDelay: duration.default(2_000),
-        on: z.array(z.number().int().min(400).max(599)).default([429, 500, 502, 503, 504]),
-      }),
-    ])
-    .prefault({}),
-  /** Consecutive failures (5xx, timeouts, connection errors) that open this provider's breaker. */
-  breaker: z
-    .union([
-      z.literal(false),
-      z.strictObject({
-        threshold: z.number().int().min(1).default(5),
-        halfOpenAfter: duration.default(10_000),
-      }),
-    ])
-    .prefault({}),
+  retry: retry.default(retry.parse({})),
+  /** Failures (5xx, timeouts, connection errors; not 429) that open this provider's breaker. */
+  breaker: breaker.default(breaker.parse({})),
+  /** Streams in flight at once on this provider; more wait (bounded), then fail with GW_BULKHEAD_FULL. */
+  bulkhead: bulkhead.default(bulkhead.parse({})),
 });
 
 const transcripts = z.strictObject({

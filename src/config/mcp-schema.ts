@@ -1,26 +1,18 @@
 // The `mcp:` config key (zod): stdio and remote MCP servers, their pools, and per-tool policies.
 import { z } from 'zod';
 import { duration, headerMap } from './fields.js';
+import { breakerSchema, cacheFields, retrySchema } from './policy-schema.js';
+
+/** A tool's defaults: two quick attempts (idempotent tools only), a breaker after five failures in a row. */
+const retry = retrySchema({ attempts: 2, baseDelayMs: 25, maxDelayMs: 500, on: [] });
+const breaker = breakerSchema({ threshold: 5, halfOpenAfterMs: 5_000 });
 
 const NAME = /^[a-zA-Z0-9_-]+$/;
 const name = z.string().regex(NAME, 'use letters, digits, "_" or "-"');
 
 const toolPolicy = z.strictObject({
   /** Cache results keyed by the canonical arguments; `principal` scope (the default) keeps callers apart. */
-  cache: z
-    .strictObject({
-      ttl: duration,
-      scope: z.enum(['principal', 'shared']).default('principal'),
-      /** RFC 5861: after ttl, serve stale this long while one background refresh runs. */
-      staleWhileRevalidate: duration.default(0),
-      /** Larger results are returned but not stored. */
-      maxEntryBytes: z
-        .number()
-        .int()
-        .min(1)
-        .default(1024 ** 2),
-    })
-    .optional(),
+  cache: z.strictObject(cacheFields).optional(),
   /** Share one upstream call among identical in-flight calls. Default: on when `cache` is set. */
   coalesce: z.boolean().optional(),
   /** Total deadline for one call, including queueing and retries. Default: the server's `timeout`. */
@@ -31,24 +23,9 @@ const toolPolicy = z.strictObject({
    */
   idempotent: z.boolean().optional(),
   /** Retries for idempotent tools (crashes, timeouts); false turns them off. */
-  retry: z
-    .union([
-      z.literal(false),
-      z.strictObject({
-        attempts: z.number().int().min(1).max(10).default(2),
-        baseDelay: duration.default(25),
-        maxDelay: duration.default(500),
-      }),
-    ])
-    .optional(),
+  retry: retry.default(retry.parse({})),
   /** Calls of this tool in flight at once; more wait up to 1 s, then fail with GW_BULKHEAD_FULL. */
   concurrency: z.number().int().min(1).max(100_000).optional(),
-});
-
-const breaker = z.strictObject({
-  /** Consecutive failures (crashes, timeouts, protocol errors; not `isError` results) that open it. */
-  threshold: z.number().int().min(1).default(5),
-  halfOpenAfter: duration.default(5_000),
 });
 
 const common = {
@@ -56,8 +33,8 @@ const common = {
   timeout: duration.default(30_000),
   /** Per-tool policies, by the tool's name on the server (not the namespaced one). */
   tools: z.record(z.string().min(1), toolPolicy).default({}),
-  /** Circuit breaker per tool; false turns it off. */
-  breaker: z.union([z.literal(false), breaker]).default(breaker.parse({})),
+  /** Circuit breaker per tool (crashes, timeouts, protocol errors; not `isError` results); false turns it off. */
+  breaker: breaker.default(breaker.parse({})),
 };
 
 const stdioServer = z.strictObject({
@@ -147,3 +124,6 @@ export type McpServerConfig = McpConfig['servers'][string];
 export type StdioServerConfig = Extract<McpServerConfig, { type: 'stdio' }>;
 export type HttpServerConfig = Extract<McpServerConfig, { type: 'http' }>;
 export type ToolPolicyConfig = z.output<typeof toolPolicy>;
+
+/** The policies of a tool that has no entry under its server's `tools`. */
+export const DEFAULT_TOOL_POLICY: ToolPolicyConfig = toolPolicy.parse({});

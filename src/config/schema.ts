@@ -5,6 +5,7 @@ import { duration, headerMap, httpUrl, name, size } from './fields.js';
 import { groupsSchema } from './groups-schema.js';
 import { llmSchema } from './llm-schema.js';
 import { mcpSchema } from './mcp-schema.js';
+import { breakerSchema, bulkheadSchema, cacheFields, hedgeSchema, retrySchema } from './policy-schema.js';
 
 /** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
 function listen(defaultHost: string, defaultPort: number) {
@@ -97,67 +98,15 @@ const upstream = z.strictObject({
   maxResponseBytes: size.default(64 * 1024 ** 2),
 });
 
-const retry = z.strictObject({
-  /** Total attempts including the first. */
-  attempts: z.number().int().min(1).max(10).default(3),
-  /** Backoff base: attempt n waits a random time in [0, min(max, base * 2^n)] (full jitter). */
-  baseDelay: duration.default(25),
-  maxDelay: duration.default(1_000),
-  /** Statuses that are retried (connection failures and timeouts always are). */
-  on: z.array(z.number().int().min(400).max(599)).default([429, 502, 503, 504]),
-  /** Envoy-style retry budget: concurrent retries <= max(minConcurrent, ratio * active requests). */
-  budget: z
-    .strictObject({
-      ratio: z.number().min(0).max(1).default(0.2),
-      minConcurrent: z.number().int().min(0).default(3),
-    })
-    .prefault({}),
-});
-
-const breaker = z.discriminatedUnion('mode', [
-  z.strictObject({
-    mode: z.literal('consecutive'),
-    /** Consecutive failures that open the breaker. */
-    threshold: z.number().int().min(1).default(5),
-    halfOpenAfter: duration.default(5_000),
-  }),
-  z.strictObject({
-    mode: z.literal('ratio'),
-    /** Failure ratio (0..1) over `window` that opens the breaker. */
-    threshold: z.number().gt(0).max(1).default(0.5),
-    window: duration.default(10_000),
-    /** Requests needed in the window before the ratio counts. */
-    minRequests: z.number().int().min(1).default(20),
-    halfOpenAfter: duration.default(5_000),
-  }),
-]);
-
-const bulkhead = z.strictObject({
-  maxConcurrent: z.number().int().min(1).default(1_000),
-  /** Requests waiting for a slot; more are rejected with GW_BULKHEAD_FULL. */
-  queue: z.number().int().min(0).default(1_000),
-  /** Longest wait in the queue. */
-  queueTimeout: duration.default(1_000),
-});
-
-const hedge = z.strictObject({
-  /** Send a second attempt after this delay, or after the route's observed p95 when "p95". */
-  delay: z.union([z.literal('p95'), duration]).default('p95'),
-  /** Lower bound for the p95-based delay. */
-  minDelay: duration.default(5),
-});
+/** A route's defaults: three attempts for idempotent calls, a breaker after five failures in a row. */
+const retry = retrySchema({ attempts: 3, baseDelayMs: 25, maxDelayMs: 1_000, on: [429, 502, 503, 504] });
+const breaker = breakerSchema({ threshold: 5, halfOpenAfterMs: 5_000 });
+const bulkhead = bulkheadSchema({ maxConcurrent: 1_000, queue: 1_000, queueTimeoutMs: 1_000 });
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 const routeCache = z.strictObject({
-  /** Freshness when the upstream's Cache-Control does not say. */
-  ttl: duration,
-  /** RFC 5861: after ttl, serve stale this long while one background refresh runs. */
-  staleWhileRevalidate: duration.default(0),
-  /** RFC 5861: after ttl, serve stale this long when the upstream fails. */
-  staleIfError: duration.default(0),
-  /** `principal`: each caller has its own entries (the default); `shared`: the data is the same for everyone. */
-  scope: z.enum(['principal', 'shared']).default('principal'),
+  ...cacheFields,
   /** What varies the response besides method and path. */
   key: z
     .strictObject({
@@ -168,8 +117,6 @@ const routeCache = z.strictObject({
     .prefault({}),
   /** Methods whose responses are cached; anything beyond GET/HEAD needs `idempotent: true` on the route. */
   methods: z.array(z.enum(METHODS)).default(['GET', 'HEAD']),
-  /** Larger responses are relayed but not stored. */
-  maxEntryBytes: size.default(1024 ** 2),
   /** Honour upstream Cache-Control (no-store, no-cache, private, max-age, s-maxage). */
   respectCacheControl: z.boolean().default(true),
 });
@@ -222,10 +169,10 @@ const route = z.strictObject({
   idempotent: z.boolean().default(false),
   /** Total deadline for the call, including retries and the response body. */
   timeout: duration.default(30_000),
-  retry: z.union([z.literal(false), retry]).default(retry.parse({})),
-  breaker: z.union([z.literal(false), breaker]).default(breaker.parse({ mode: 'consecutive' })),
-  bulkhead: z.union([z.literal(false), bulkhead]).default(bulkhead.parse({})),
-  hedge: hedge.optional(),
+  retry: retry.default(retry.parse({})),
+  breaker: breaker.default(breaker.parse({})),
+  bulkhead: bulkhead.default(bulkhead.parse({})),
+  hedge: hedgeSchema.optional(),
   cache: routeCache.optional(),
   /** Share one upstream call among identical in-flight idempotent calls. Default: on when `cache` is set. */
   coalesce: z.boolean().optional(),
@@ -389,10 +336,6 @@ function isLoopback(host: string): boolean {
 export type Config = z.output<typeof configSchema>;
 export type UpstreamConfig = Config['upstreams'][string];
 export type RouteConfig = Config['routes'][number];
-export type RetryConfig = z.output<typeof retry>;
-export type BreakerConfig = z.output<typeof breaker>;
-export type BulkheadConfig = z.output<typeof bulkhead>;
-export type HedgeConfig = z.output<typeof hedge>;
 export type OAuth2Config = z.output<typeof oauth2>;
 export type RouteCacheConfig = z.output<typeof routeCache>;
 export type RouteBatchConfig = z.output<typeof routeBatch>;

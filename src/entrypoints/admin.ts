@@ -1,8 +1,10 @@
-// Admin listener: /metrics, /healthz, /readyz. Bound to loopback by default; a token guards the rest.
+// Admin endpoints: /metrics, /healthz, /readyz, cache purges. Bound to loopback by default; a token guards the rest.
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../errors.js';
-import { writeError } from './reply-error.js';
+import type { Reply } from '../pipeline/types.js';
+import type { Endpoint, Exchange } from '../server/exchange.js';
+import { parseJson } from '../server/request.js';
+import type { EndpointRoute } from '../server/router.js';
 
 export interface AdminOptions {
   /** Bearer token for everything but the health checks; when unset, the listener must be on loopback. */
@@ -17,54 +19,88 @@ export interface AdminOptions {
 
 /** Longest purge prefix accepted (keys are `route|METHOD /path|hash`). */
 const MAX_PREFIX = 2048;
+/** Largest purge request body. */
+const MAX_PURGE_BYTES = 16 * 1024;
 
 /**
- * Registers the admin routes. `POST /admin/cache/purge` deletes cached entries by route or key prefix. `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
- * when the gateway takes traffic (503 while draining). Other routes need `Authorization: Bearer <token>`
- * when a token is configured.
+ * The admin listener's routes. `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
+ * when the gateway takes traffic (503 while starting or draining). `GET /metrics` and
+ * `POST /admin/cache/purge` (by route, `{"route":"quotes"}`, or key prefix, `{"prefix":"quotes|GET /quote/A"}`)
+ * need `Authorization: Bearer <token>` when a token is configured.
  */
-export function registerAdmin(app: FastifyInstance, options: AdminOptions): void {
+export function adminRoutes(options: AdminOptions): EndpointRoute[] {
   const expected = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`);
+  const authorize = (x: Exchange) => {
+    if (expected === undefined) return;
+    const given = Buffer.from(x.req.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new GatewayError('GW_UNAUTHORIZED', 'admin endpoints need "Authorization: Bearer <admin.token>"');
+    }
+  };
+  const endpoint = (route: string, handle: Endpoint['handle']): Endpoint => ({ route, handle });
+  return [
+    {
+      path: '/healthz',
+      exact: true,
+      methods: ['GET'],
+      endpoint: endpoint('admin', async () => json(200, { status: 'ok' })),
+    },
+    {
+      path: '/readyz',
+      exact: true,
+      methods: ['GET'],
+      endpoint: endpoint('admin', async () => {
+        const ready = options.isReady();
+        return json(ready ? 200 : 503, { status: ready ? 'ready' : 'draining' });
+      }),
+    },
+    {
+      path: '/metrics',
+      exact: true,
+      methods: ['GET'],
+      endpoint: endpoint('admin', async (x) => {
+        authorize(x);
+        const body = Buffer.from(await options.metrics.render());
+        return {
+          status: 200,
+          headers: { 'content-type': options.metrics.contentType, 'content-length': String(body.length) },
+          body,
+        };
+      }),
+    },
+    {
+      path: '/admin/cache/purge',
+      exact: true,
+      methods: ['POST'],
+      endpoint: endpoint('admin', async (x) => {
+        authorize(x);
+        const raw = await x.body(MAX_PURGE_BYTES);
+        const body = (raw.length === 0 ? {} : parse(raw)) as { route?: unknown; prefix?: unknown };
+        const prefix =
+          typeof body.prefix === 'string'
+            ? body.prefix
+            : typeof body.route === 'string'
+              ? `${body.route}|`
+              : undefined;
+        if (prefix === undefined || prefix.length === 0 || prefix.length > MAX_PREFIX) {
+          throw new GatewayError('GW_BAD_REQUEST', 'send {"route": "<name>"} or {"prefix": "<key prefix>"}');
+        }
+        return json(200, { purged: await options.purgeCache(prefix), prefix });
+      }),
+    },
+  ];
+}
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    const ready = options.isReady();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'draining' });
-  });
+function parse(raw: Buffer): unknown {
+  const value = parseJson(raw);
+  return typeof value === 'object' && value !== null ? value : {};
+}
 
-  app.register(async (guarded) => {
-    guarded.addHook('onRequest', async (request, reply) => {
-      if (expected === undefined) return;
-      const given = Buffer.from(request.headers.authorization ?? '');
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        reply.hijack();
-        writeError(
-          reply.raw,
-          new GatewayError('GW_UNAUTHORIZED', 'admin endpoints need "Authorization: Bearer <admin.token>"'),
-        );
-      }
-    });
-    // Purge by route (`{"route":"quotes"}`) or by key prefix (`{"prefix":"quotes|GET /quote/AAPL"}`).
-    guarded.post('/admin/cache/purge', { bodyLimit: 16 * 1024 }, async (request, reply) => {
-      const body = (request.body ?? {}) as { route?: unknown; prefix?: unknown };
-      const prefix =
-        typeof body.prefix === 'string'
-          ? body.prefix
-          : typeof body.route === 'string'
-            ? `${body.route}|`
-            : undefined;
-      if (prefix === undefined || prefix.length === 0 || prefix.length > MAX_PREFIX) {
-        reply.hijack();
-        writeError(
-          reply.raw,
-          new GatewayError('GW_BAD_REQUEST', 'send {"route": "<name>"} or {"prefix": "<key prefix>"}'),
-        );
-        return reply;
-      }
-      return { purged: await options.purgeCache(prefix), prefix };
-    });
-    guarded.get('/metrics', async (_request, reply) => {
-      return reply.header('content-type', options.metrics.contentType).send(await options.metrics.render());
-    });
-  });
+function json(status: number, value: unknown): Reply {
+  const body = Buffer.from(JSON.stringify(value));
+  return {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'content-length': String(body.length) },
+    body,
+  };
 }

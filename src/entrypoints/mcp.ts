@@ -1,6 +1,5 @@
 // Aggregated MCP endpoint: Slipstream as one MCP server at /mcp (streamable HTTP) exposing every upstream's tools.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
@@ -13,12 +12,12 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { CallToolRequest, CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayError, toGatewayError } from '../errors.js';
-import { events, publish } from '../telemetry/events.js';
+import type { Reply, RequestContext } from '../pipeline/types.js';
+import { written } from '../server/exchange.js';
+import type { Endpoint, Exchange } from '../server/exchange.js';
+import { requestContext } from '../server/request.js';
 import { resultOf } from '../upstreams/mcp/tool-registry.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
-import type { ProxyHandler as RawHandler } from './proxy.js';
-import { writeError } from './reply-error.js';
-import { parseJson, readBody, requestContext } from './request.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
@@ -31,16 +30,13 @@ export interface McpEntrypointOptions {
   maxSessionsPerPrincipal: number;
   /** A session unused this long is closed, in ms. */
   sessionIdleMs: number;
-  isDraining: () => boolean;
 }
 
 export interface McpEntrypoint {
-  readonly handler: RawHandler;
-  /** Starts the upstream pools and sessions (pre-warmed) and loads their tools. */
-  start(): Promise<void>;
+  readonly endpoint: Endpoint;
   /** Shutdown, first step: ends the sessions' standalone SSE streams so connections can drain. */
   drain(): void;
-  /** Shutdown, last step (after in-flight requests): closes every session, then the upstreams. */
+  /** Shutdown, after in-flight requests: closes every session (the tool registry is closed by its owner). */
   close(): Promise<void>;
 }
 
@@ -63,8 +59,6 @@ interface FastToolCall {
 
 /** Fast-path calls tracked per session for cancellation (past it, a call just cannot be cancelled). */
 const MAX_FAST_CALLS = 10_000;
-
-const PATH = '/mcp';
 
 /**
  * Serves `/mcp` with the SDK's `Server` and `StreamableHTTPServerTransport` (MCP spec 2025-06-18,
@@ -97,6 +91,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     headers: Record<string, string | string[] | undefined>,
     signal: AbortSignal,
     session: string | undefined,
+    ctx: RequestContext | undefined,
     onProgress?: (progress: Progress) => void,
   ): Promise<CallToolResult> => {
     const entry = registry.byNamespacedName(params.name);
@@ -105,13 +100,12 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
         code: 'GW_TOOL_NOT_FOUND',
       });
     }
-    const ctx = requestContext(headers, entry.route);
-    publish(events.requestStart, { ctx, method: 'POST', path: PATH, headers });
-    let status = 200;
-    let errorCode: GatewayError['code'] | undefined;
+    // A call on the SDK's path shares its HTTP request with other messages: it gets a context of its own.
+    const callCtx = ctx ?? requestContext(headers, entry.route);
+    if (ctx !== undefined) ctx.route = entry.route;
     try {
       const reply = await registry.invoke(entry, params.arguments ?? {}, {
-        ctx,
+        ctx: callCtx,
         principal: header(headers, principalHeader),
         signal,
         cacheControl: header(headers, 'cache-control'),
@@ -123,12 +117,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       const failure = toGatewayError(
         signal.aborted && !(error instanceof GatewayError) ? cancelled() : error,
       );
-      status = failure.status;
-      errorCode = failure.code;
       throw new McpError(failure.rpcCode, failure.message, { code: failure.code, ...failure.data });
-    } finally {
-      const durationMs = performance.now() - ctx.startedAt;
-      publish(events.requestEnd, { ctx, method: 'POST', path: PATH, status, errorCode, durationMs });
     }
   };
 
@@ -152,7 +141,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
                 .catch(() => {}); // the client may be gone; the call itself still completes
             };
       const headers = extra.requestInfo?.headers ?? {};
-      return callTool(request.params, headers, extra.signal, extra.sessionId, onProgress);
+      return callTool(request.params, headers, extra.signal, extra.sessionId, undefined, onProgress);
     });
     return server;
   };
@@ -167,19 +156,15 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     session: Session,
     sessionId: string,
     message: FastToolCall,
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): Promise<void> => {
+    x: Exchange,
+  ): Promise<Reply> => {
     const controller = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished)
-        controller.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
-    };
-    res.once('close', onClose);
+    const onGone = () => controller.abort(x.signal.reason);
+    x.signal.addEventListener('abort', onGone, { once: true });
     if (session.fastCalls.size < MAX_FAST_CALLS) session.fastCalls.set(message.id, controller);
     let body: string;
     try {
-      const result = await callTool(message.params, req.headers, controller.signal, sessionId);
+      const result = await callTool(message.params, x.req.headers, controller.signal, sessionId, x.ctx);
       body = JSON.stringify({ result, jsonrpc: '2.0', id: message.id });
     } catch (error) {
       const rpc = error instanceof McpError ? error : new McpError(ErrorCode.InternalError, String(error));
@@ -190,15 +175,19 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       };
       body = JSON.stringify({ jsonrpc: '2.0', id: message.id, error: failure });
     } finally {
+      x.signal.removeEventListener('abort', onGone);
       session.fastCalls.delete(message.id);
     }
-    res
-      .writeHead(200, {
+    const bytes = Buffer.from(body);
+    return {
+      status: 200,
+      headers: {
         'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
+        'content-length': String(bytes.length),
         'mcp-session-id': sessionId,
-      })
-      .end(body);
+      },
+      body: bytes,
+    };
   };
 
   /** A session ended (closed by the client, evicted or idle): stateful upstreams drop its process. */
@@ -290,32 +279,34 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     return transport;
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (options.isDraining()) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+  const handle = async (x: Exchange) => {
+    const { req, res } = x;
     const sessionId = req.headers['mcp-session-id'];
-    const body = req.method === 'POST' ? await readJson(req, maxRequestBytes) : undefined;
+    const body = x.method === 'POST' ? await x.json(maxRequestBytes) : undefined;
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
       if (session === undefined) {
         // Spec: an unknown or expired session is 404; the client then starts a new one.
-        return writeRpcError(res, 404, ErrorCode.InvalidRequest, 'session not found');
+        return rpcError(404, ErrorCode.InvalidRequest, 'session not found');
       }
       sessions.delete(sessionId);
       sessions.set(sessionId, session);
       session.lastUsed = performance.now();
-      const fast = asFastToolCall(body, req);
-      if (fast !== undefined) return fastCall(session, sessionId, fast, req, res);
+      const fast = asFastToolCall(body, req.headers);
+      if (fast !== undefined) return fastCall(session, sessionId, fast, x);
       cancelFastCall(session, body);
-      return session.transport.handleRequest(req, res, body);
+      await session.transport.handleRequest(req, res, body);
+      return written(res);
     }
-    if (req.method === 'POST' && isInitializeRequest(body)) {
-      const principal = header(req.headers, principalHeader);
+    if (x.method === 'POST' && isInitializeRequest(body)) {
+      const principal = x.principal;
       makeRoom(principal);
       opening++;
       if (principal !== undefined) openingBy.set(principal, (openingBy.get(principal) ?? 0) + 1);
       try {
         const transport = await open(principal);
         await transport.handleRequest(req, res, body);
+        return written(res);
       } finally {
         opening--;
         if (principal !== undefined) {
@@ -324,19 +315,12 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
           else openingBy.set(principal, left);
         }
       }
-      return;
     }
-    return writeRpcError(res, 400, ErrorCode.InvalidRequest, 'no Mcp-Session-Id: send initialize first');
+    return rpcError(400, ErrorCode.InvalidRequest, 'no Mcp-Session-Id: send initialize first');
   };
 
   return {
-    handler: (req, res) => {
-      const url = req.url ?? '/';
-      if (url !== PATH && !url.startsWith(`${PATH}?`)) return false;
-      handle(req, res).catch((error: unknown) => writeError(res, error));
-      return true;
-    },
-    start: () => registry.start(),
+    endpoint: { route: 'mcp', handle },
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
     },
@@ -345,7 +329,6 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       const open = [...sessions.values()];
       sessions.clear();
       await Promise.all(open.map((session) => session.transport.close().catch(() => {})));
-      await registry.close();
     },
   };
 }
@@ -362,16 +345,13 @@ function cancelled(): GatewayError {
   return new GatewayError('GW_CLIENT_CLOSED', 'the client cancelled the call');
 }
 
-/** Reads a JSON body, bounded: `GW_PAYLOAD_TOO_LARGE` beyond the limit, `GW_BAD_REQUEST` when not JSON. */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  return parseJson(await readBody(req, limit));
-}
-
-function writeRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
-  res
-    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-    .end(body);
+function rpcError(status: number, code: number, message: string): Reply {
+  const body = Buffer.from(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+  return {
+    status,
+    headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+    body,
+  };
 }
 
 /**
@@ -379,7 +359,7 @@ function writeRpcError(res: ServerResponse, status: number, code: number, messag
  * progress token (progress needs an SSE stream), a client that accepts JSON, and a protocol version this
  * SDK supports (anything else goes to the SDK transport, which reports the problem).
  */
-function asFastToolCall(body: unknown, req: IncomingMessage): FastToolCall | undefined {
+function asFastToolCall(body: unknown, headers: Exchange['req']['headers']): FastToolCall | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
   const message = body as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown };
   if (message.jsonrpc !== '2.0' || message.method !== 'tools/call') return undefined;
@@ -391,8 +371,8 @@ function asFastToolCall(body: unknown, req: IncomingMessage): FastToolCall | und
   const args = params.arguments;
   if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args)))
     return undefined;
-  if (req.headers.accept?.includes('application/json') !== true) return undefined;
-  const version = req.headers['mcp-protocol-version'];
+  if (headers.accept?.includes('application/json') !== true) return undefined;
+  const version = headers['mcp-protocol-version'];
   if (version !== undefined && !SUPPORTED_PROTOCOL_VERSIONS.includes(String(version))) return undefined;
   return { id: message.id, params: params as CallToolRequest['params'] };
 }

@@ -1,108 +1,87 @@
 // REST tool calls for plain apps: `GET /tools` (catalogue) and `POST /tools/:server/:tool` (JSON arguments → JSON result).
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../errors.js';
-import { events, publish } from '../telemetry/events.js';
+import type { Endpoint } from '../server/exchange.js';
+import { decodeSegment, parseJson } from '../server/request.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
-import { writeError } from './reply-error.js';
-import { decodeSegment, parseJson, readBody, requestContext } from './request.js';
-import type { ProxyHandler as RawHandler } from './proxy.js';
 
 export interface ToolsEntrypointOptions {
   registry: ToolRegistry;
-  /** Header whose value identifies the caller (lower-case); cached results are scoped by it. */
-  principalHeader: string;
   /** Largest request body, in bytes; more gets 413 `GW_PAYLOAD_TOO_LARGE`. */
   maxRequestBytes: number;
-  /** True once shutdown began. */
-  isDraining: () => boolean;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
- * Builds the raw handler for `/tools`. A tool result is answered `200` with the `CallToolResult` JSON
- * (`{content, structuredContent?, isError?}`), tool errors (`isError`) included; an unknown server or tool is
- * 404 `GW_TOOL_NOT_FOUND`, arguments failing the tool's input schema 400 `GW_TOOL_INVALID_ARGUMENTS`, a body
- * that is not a JSON object 400 `GW_BAD_REQUEST`, an oversized one 413; upstream failures are 5xx.
+ * The `/tools` endpoint. `GET /tools` is the catalogue; `POST /tools/:server/:tool` answers `200` with the
+ * `CallToolResult` JSON (`{content, structuredContent?, isError?}`), tool errors (`isError`) included; an
+ * unknown server or tool is 404 `GW_TOOL_NOT_FOUND`, arguments failing the tool's input schema 400
+ * `GW_TOOL_INVALID_ARGUMENTS`, a body that is not a JSON object 400 `GW_BAD_REQUEST`, an oversized one 413;
+ * upstream failures are 5xx.
  */
-export function createToolsHandler(options: ToolsEntrypointOptions): RawHandler {
-  const { registry, principalHeader, maxRequestBytes } = options;
+export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
+  const { registry, maxRequestBytes } = options;
   /** The catalogue, serialised once per change of the tool set rather than per request. */
-  let catalogue: string | undefined;
+  let catalogue: Buffer | undefined;
   registry.onChange(() => (catalogue = undefined));
-  return (req, res) => {
-    const url = req.url ?? '/';
-    if (url !== '/tools' && !url.startsWith('/tools/') && !url.startsWith('/tools?')) return false;
-    const path = url.split('?', 1)[0]!;
-    handle(path, req, res).catch((error: unknown) => writeError(res, error));
-    return true;
+
+  /** The tool a `/:server/:tool` path names, when both segments decode and it exists. */
+  const toolAt = (rest: string) => {
+    const parts = rest.slice(1).split('/');
+    if (parts.length !== 2) return undefined;
+    const [server, tool] = parts.map(decodeSegment);
+    return server === undefined || tool === undefined ? undefined : registry.lookup(server, tool);
   };
 
-  async function handle(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const method = req.method ?? 'GET';
-    if (path === '/tools' || path === '/tools/') {
-      if (method !== 'GET' && method !== 'HEAD') throw notAllowed(method, path);
-      const body = (catalogue ??= JSON.stringify({ tools: registry.list().map(describe) }));
-      res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) }).end(body);
-      return;
-    }
-    const parts = path.slice('/tools/'.length).split('/');
-    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-      throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool at ${path}; use /tools/{server}/{tool}`);
-    }
-    const [server, tool] = parts.map(decodeSegment);
-    if (server === undefined || tool === undefined) {
-      throw new GatewayError('GW_BAD_REQUEST', `the tool path ${path} has a malformed %-encoding`);
-    }
-    const entry = registry.lookup(server, tool);
+  return {
+    route: 'tools',
     // One label for every unknown name: a client must not be able to grow the metrics' label set.
-    const ctx = requestContext(req.headers, entry?.route ?? 'mcp:unknown');
-    publish(events.requestStart, { ctx, method, path, headers: req.headers });
-    let status = 0;
-    let errorCode: GatewayError['code'] | undefined;
-    try {
-      if (options.isDraining()) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
-      if (method !== 'POST') throw notAllowed(method, path);
+    label: (rest) => (rest === '' || rest === '/' ? 'tools' : (toolAt(rest)?.route ?? 'mcp:unknown')),
+    async handle(x) {
+      if (x.rest === '' || x.rest === '/') {
+        if (x.method !== 'GET' && x.method !== 'HEAD') throw notAllowed(x.method, x.path);
+        const body = (catalogue ??= Buffer.from(JSON.stringify({ tools: registry.list().map(describe) })));
+        return {
+          status: 200,
+          headers: { 'content-type': JSON_TYPE, 'content-length': String(body.length) },
+          body,
+        };
+      }
+      const parts = x.rest.slice(1).split('/');
+      if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+        throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool at ${x.path}; use /tools/{server}/{tool}`);
+      }
+      const [server, tool] = parts.map(decodeSegment);
+      if (server === undefined || tool === undefined) {
+        throw new GatewayError('GW_BAD_REQUEST', `the tool path ${x.path} has a malformed %-encoding`);
+      }
+      if (x.method !== 'POST') throw notAllowed(x.method, x.path);
+      const entry = registry.lookup(server, tool);
       if (entry === undefined) {
         throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool "${tool}" on MCP server "${server}"`, {
           data: { server, tool },
         });
       }
-      const args = await readArguments(req, maxRequestBytes);
-      // REST has no sessions: a stateful server keeps one process per caller.
-      const principal = headerValue(req.headers[principalHeader]);
-      const clientGone = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished)
-          clientGone.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
-      });
+      const args = readArguments(await x.body(maxRequestBytes));
+      const cacheControl = x.req.headers['cache-control'];
       const reply = await registry.invoke(entry, args, {
-        ctx,
-        principal,
-        signal: clientGone.signal,
-        cacheControl: headerValue(req.headers['cache-control']),
-        session: `principal:${principal ?? ''}`,
+        ctx: x.ctx,
+        principal: x.principal,
+        signal: x.signal,
+        cacheControl: Array.isArray(cacheControl) ? cacheControl.join(',') : cacheControl,
+        // REST has no sessions: a stateful server keeps one process per caller.
+        session: `principal:${x.principal ?? ''}`,
       });
       const body = reply.body as Buffer;
-      const headers: Record<string, string | number> = {
+      const headers: Record<string, string> = {
         'content-type': JSON_TYPE,
-        'content-length': body.length,
-        'x-request-id': ctx.id,
+        'content-length': String(body.length),
       };
       const cacheResult = reply.headers['x-slipstream-cache'];
       if (typeof cacheResult === 'string') headers['x-slipstream-cache'] = cacheResult;
-      status = 200;
-      res.writeHead(200, headers).end(body);
-    } catch (error) {
-      if (!req.readableEnded) res.shouldKeepAlive = false;
-      const failure = writeError(res, error, ctx.id);
-      status = failure.status;
-      errorCode = failure.code;
-    } finally {
-      const durationMs = performance.now() - ctx.startedAt;
-      publish(events.requestEnd, { ctx, method, path, status, errorCode, durationMs });
-    }
-  }
+      return { status: 200, headers, body };
+    },
+  };
 }
 
 /** A catalogue row: the namespaced name, where to POST, and the upstream's own definition. */
@@ -121,9 +100,8 @@ function describe(entry: ReturnType<ToolRegistry['list']>[number]) {
   };
 }
 
-/** Reads a JSON object body (empty means `{}`), bounded by `limit` bytes. */
-async function readArguments(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const body = await readBody(req, limit);
+/** The JSON object of tool arguments in a body (an empty body means `{}`). */
+function readArguments(body: Buffer): Record<string, unknown> {
   if (body.length === 0) return {};
   const parsed = parseJson(body);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -134,8 +112,4 @@ async function readArguments(req: IncomingMessage, limit: number): Promise<Recor
 
 function notAllowed(method: string, path: string): GatewayError {
   return new GatewayError('GW_METHOD_NOT_ALLOWED', `method ${method} is not allowed on ${path}`);
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(',') : value;
 }

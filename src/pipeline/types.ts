@@ -14,7 +14,8 @@ export type Body = Buffer | Readable | undefined;
 export interface RequestContext {
   /** Request id, echoed as `x-request-id`. */
   readonly id: string;
-  readonly route: string;
+  /** Metrics label of what the request reached (a route, `mcp:server__tool`, `chat`...): never client-chosen. */
+  route: string;
   /** `performance.now()` when the gateway received the request. */
   readonly startedAt: number;
   /** Milliseconds spent waiting for upstream response headers, summed over attempts. */
@@ -29,26 +30,36 @@ export interface RequestContext {
   readonly controller?: AbortController;
 }
 
-/** One call travelling through a route's policy stack to a transport. */
-export interface Call {
+/** What every call carries, whatever its kind. */
+export interface CallEnvelope {
   readonly ctx: RequestContext;
   /** Name of the upstream the transport will send to. */
   readonly upstream: string;
+  /** True when this call may be sent more than once (idempotent method, or route/tool marked idempotent). */
+  readonly idempotent: boolean;
+  /** Who is asking, for cache scoping; undefined when the caller is anonymous. */
+  readonly principal: string | undefined;
+  /** Aborts when the deadline passes or the client goes away. Every hop must honour it. */
+  readonly signal: AbortSignal;
+  /** Cache / coalescing key, set by the cache policy (or the caller) so inner policies need not compute it again. */
+  readonly key?: string;
+}
+
+/** An HTTP request to an upstream: proxy routes, LLM providers and HTTP fan-out members send these. */
+export interface HttpRequest {
   readonly method: string;
   /** Upstream path including the query string, already rewritten. */
   readonly path: string;
   /** Outgoing headers, hop-by-hop headers already removed. */
   readonly headers: Headers;
   readonly body: Body;
-  /** True when this call may be sent more than once (idempotent method, or route marked idempotent). */
-  readonly idempotent: boolean;
-  /** Who is asking, for cache scoping; undefined when the caller is anonymous. */
-  readonly principal: string | undefined;
-  /** Aborts when the deadline passes or the client goes away. Every hop must honour it. */
-  readonly signal: AbortSignal;
-  /** Cache / coalescing key, set by the cache policy so inner policies need not compute it again. */
-  readonly key?: string;
 }
+
+/**
+ * One call travelling through a policy stack to a transport: the envelope every policy reads, plus the
+ * payload of its kind (`P`: an HTTP request by default; an MCP tool call is `Call<ToolRequest>`).
+ */
+export type Call<P extends object = HttpRequest> = CallEnvelope & Readonly<P>;
 
 /** What comes back from upstream: status, headers, and a body that is streamed, never buffered whole. */
 export interface Reply {
@@ -56,9 +67,17 @@ export interface Reply {
   readonly headers: Headers;
   /** Stream for proxied bodies; Buffer for bodies the gateway produced or cached. */
   readonly body: Readable | Buffer | null;
+  /**
+   * The body's decoded value when the transport produced it (an MCP tool's `CallToolResult`), so a
+   * consumer need not parse the bytes again. Absent on replies served from a cache.
+   */
+  readonly decoded?: unknown;
 }
 
-export type Handler = (call: Call) => Promise<Reply>;
+export type Handler<P extends object = HttpRequest> = (call: Call<P>) => Promise<Reply>;
 
 /** Wraps a handler with one concern (retry, breaker...). Composed once at start-up, never per request. */
-export type Policy = (next: Handler) => Handler;
+export type Policy<P extends object = HttpRequest> = (next: Handler<P>) => Handler<P>;
+
+/** A policy that works for calls of every kind (deadline, bulkhead, breaker...). */
+export type AnyPolicy = <P extends object = HttpRequest>(next: Handler<P>) => Handler<P>;

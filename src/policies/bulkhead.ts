@@ -1,6 +1,6 @@
 // Bulkhead policy: caps concurrent calls on a route, with a bounded wait queue.
 import { GatewayError } from '../errors.js';
-import type { Policy } from '../pipeline/types.js';
+import type { AnyPolicy } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 
 export interface BulkheadOptions {
@@ -24,7 +24,7 @@ interface Waiter {
  * sheds load at the gateway instead of piling it onto a struggling upstream. A waiter whose deadline or
  * client goes away leaves the queue at once.
  */
-export function bulkhead(options: BulkheadOptions): Policy {
+export function bulkhead(options: BulkheadOptions): AnyPolicy {
   const { maxConcurrent, queue, queueTimeoutMs, route } = options;
   let active = 0;
   const waiting = new Set<Waiter>(); // insertion-ordered, O(1) removal when a waiter gives up

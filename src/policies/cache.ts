@@ -4,19 +4,32 @@ import { cacheKey } from '../cache/keys.js';
 import type { KeySpec } from '../cache/keys.js';
 import type { PeerLock } from '../cache/peer-lock.js';
 import type { CacheEntry, CacheStore } from '../cache/store.js';
-import { stripHopByHop } from '../entrypoints/headers.js';
+import { stripHopByHop } from '../pipeline/headers.js';
 import { GatewayError } from '../errors.js';
 import { bufferReply } from '../pipeline/buffer.js';
 import { discard } from '../pipeline/compose.js';
-import type { Call, Handler, Policy, Reply } from '../pipeline/types.js';
+import type { Call, Handler, Headers, HttpRequest, Policy, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { CacheResult } from '../telemetry/events.js';
 import { coalesce } from './coalesce.js';
 
-export interface CachePolicyOptions {
+/** What the cache reads of a call: its key, and the method and headers that RFC 9111 rules look at. */
+export interface CacheRequest {
+  readonly key: string;
+  readonly method: string;
+  readonly headers: Headers;
+}
+
+export interface CachePolicyOptions<P extends object = HttpRequest> {
   route: string;
   store: CacheStore;
+  /** Scope (and, for HTTP calls, what varies the key). */
   key: KeySpec;
+  /**
+   * Reads a call of this kind, or undefined when it is never cached (the cache is bypassed). Default, for
+   * HTTP calls: the key from `cacheKey(route, call, key)`, cached only for `methods`.
+   */
+  request?: (call: Call<P>) => CacheRequest | undefined;
   /** Freshness when the upstream does not say (or when `respectCacheControl` is false), in ms. */
   ttlMs: number;
   /** After freshness ends, serve stale this long while one background refresh runs. Default 0. */
@@ -51,9 +64,20 @@ const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 4
  * Responses with `Set-Cookie`, `Vary: *`, or upstream `no-store` / `no-cache` (and `private` on shared
  * routes) are never stored. Store failures count as misses: a broken cache never fails a request.
  */
-export function cache(options: CachePolicyOptions): Policy {
+export function cache<P extends object = HttpRequest>(options: CachePolicyOptions<P>): Policy<P> {
   const now = options.now ?? Date.now;
   const { route, store, methods } = options;
+  const describe =
+    options.request ??
+    ((call: Call<P>): CacheRequest | undefined => {
+      const http = call as unknown as Call;
+      if (!methods.has(http.method)) return undefined;
+      return {
+        key: call.key ?? cacheKey(route, http, options.key),
+        method: http.method,
+        headers: http.headers,
+      };
+    });
   const refreshing = new Set<string>();
 
   const lookup = async (key: string): Promise<CacheEntry | undefined> => {
@@ -69,11 +93,7 @@ export function cache(options: CachePolicyOptions): Policy {
    * Calls upstream and stores what may be stored. The reply's body is buffered when it fits. With
    * `awaitStore` the write is finished before returning (peers polling the store must find it).
    */
-  const fetchAndStore = async (
-    next: Handler,
-    call: Call & { key: string },
-    awaitStore = false,
-  ): Promise<Reply> => {
+  const fetchAndStore = async (next: Handler<P>, call: Keyed<P>, awaitStore = false): Promise<Reply> => {
     const reply = await next(call);
     const ttlMs = storableFor(reply);
     if (ttlMs === undefined) return reply;
@@ -101,7 +121,7 @@ export function cache(options: CachePolicyOptions): Policy {
    * A miss: with a peer lock, one instance fetches while the others wait for its entry to appear in the
    * shared store (and fetch for themselves only when none does: not cacheable, or the holder died).
    */
-  const fetchMiss = async (next: Handler, call: Call & { key: string }): Promise<Reply> => {
+  const fetchMiss = async (next: Handler<P>, call: Keyed<P>): Promise<Reply> => {
     const lock = options.peerLock;
     if (lock === undefined) return fetchAndStore(next, call);
     const flight = await lock.acquire(call.key);
@@ -147,7 +167,7 @@ export function cache(options: CachePolicyOptions): Policy {
   };
 
   /** RFC 5861: exactly one background refresh per key; its failure leaves the stale entry in place. */
-  const refreshInBackground = (next: Handler, call: Call & { key: string }) => {
+  const refreshInBackground = (next: Handler<P>, call: Keyed<P>) => {
     if (refreshing.has(call.key)) return;
     refreshing.add(call.key);
     const controller = new AbortController();
@@ -179,21 +199,22 @@ export function cache(options: CachePolicyOptions): Policy {
   };
 
   return (next) => {
-    const miss = (call: Call) => fetchMiss(next, call as Call & { key: string });
+    const miss = (call: Call<P>) => fetchMiss(next, call as Keyed<P>);
     // The coalesced miss path (fetch + store) runs once per key in this process; its waiters share the reply.
     const sharedMiss =
       options.coalesce === false
         ? miss
-        : coalesce({
+        : coalesce<P>({
             route,
             key: (call) => call.key!,
             maxBytes: options.maxEntryBytes,
             shareable,
           })(miss);
     return async (call) => {
-      const requested = parseCacheControl(call.headers['cache-control']);
-      if (!methods.has(call.method) || requested.has('no-store')) return tagged(await next(call), 'bypass');
-      const keyed = { ...call, key: call.key ?? cacheKey(route, call, options.key) };
+      const request = describe(call);
+      const requested = parseCacheControl(request?.headers['cache-control']);
+      if (request === undefined || requested.has('no-store')) return tagged(await next(call), 'bypass');
+      const keyed: Keyed<P> = { ...call, key: request.key };
       const entry = requested.has('no-cache') ? undefined : await lookup(keyed.key);
       const at = now();
       if (entry !== undefined && at < entry.freshUntil) return served(entry, 'hit', at);
@@ -221,6 +242,9 @@ export function cache(options: CachePolicyOptions): Policy {
     };
   };
 }
+
+/** A call whose cache key is known. */
+type Keyed<P extends object> = Call<P> & { readonly key: string };
 
 /** Headers kept with an entry: hop-by-hop and per-response ones dropped (`age` is recomputed on each hit). */
 function storedHeaders(reply: Reply): CacheEntry['headers'] {

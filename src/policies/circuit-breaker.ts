@@ -1,8 +1,8 @@
 // Circuit breaker policy: fails fast while an upstream is down, probes it once, closes when it recovers.
 import { CircuitState, ConsecutiveBreaker, SamplingBreaker } from 'cockatiel';
 import type { IBreaker } from 'cockatiel';
-import { GatewayError } from '../errors.js';
-import type { Policy, Reply } from '../pipeline/types.js';
+import { GatewayError, toGatewayError } from '../errors.js';
+import type { AnyPolicy, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { BreakerState } from '../telemetry/events.js';
 
@@ -25,10 +25,23 @@ export type CircuitBreakerOptions = {
     }
 );
 
-/** A failure for the breaker: the upstream erred or answered 5xx. A client hanging up is not the upstream's fault. */
+/**
+ * The policy, with its state readable and observable (as undici's and cockatiel's breakers are), so that
+ * a component that must follow it (a fan-out group skipping open members) asks the breaker itself.
+ */
+export type CircuitBreaker = AnyPolicy & {
+  readonly state: BreakerState;
+  /** Calls `listener` after every transition; returns the function that stops it. */
+  onStateChange(listener: (state: BreakerState) => void): () => void;
+};
+
+/**
+ * A failure for the breaker: the upstream erred or answered 5xx. The client's own faults (a hang-up, a
+ * malformed body: `GatewayError.clientFault`) are not the upstream's and never open it.
+ */
 function isFailure(reply: Reply | undefined, error: unknown): boolean {
   if (reply !== undefined) return reply.status >= 500;
-  return !(error instanceof GatewayError && error.code === 'GW_CLIENT_CLOSED');
+  return !toGatewayError(error).clientFault;
 }
 
 /**
@@ -36,7 +49,7 @@ function isFailure(reply: Reply | undefined, error: unknown): boolean {
  * so that every rejection is immediate: while open, and while the single half-open probe is in flight,
  * calls fail in microseconds with `GW_BREAKER_OPEN` (503) and a `Retry-After` for the remaining open time.
  */
-export function circuitBreaker(options: CircuitBreakerOptions): Policy {
+export function circuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
   const now = options.now ?? Date.now;
   const counter: IBreaker =
     options.mode === 'consecutive'
@@ -48,11 +61,13 @@ export function circuitBreaker(options: CircuitBreakerOptions): Policy {
         });
   let state: BreakerState = 'closed';
   let openedAt = 0;
+  const listeners = new Set<(state: BreakerState) => void>();
 
   const transition = (next: BreakerState) => {
     state = next;
     if (next === 'open') openedAt = now();
     publish(events.breakerState, { name: options.name, state: next });
+    for (const listener of listeners) listener(next);
   };
   const reject = () => {
     const remainingMs = Math.max(0, options.halfOpenAfterMs - (now() - openedAt));
@@ -61,7 +76,7 @@ export function circuitBreaker(options: CircuitBreakerOptions): Policy {
     });
   };
 
-  return (next) => async (call) => {
+  const policy: AnyPolicy = (next) => async (call) => {
     if (state === 'half-open') throw reject();
     let probing = false;
     if (state === 'open') {
@@ -90,4 +105,13 @@ export function circuitBreaker(options: CircuitBreakerOptions): Policy {
       } else counter.success(CircuitState.Closed);
     }
   };
+  return Object.defineProperties(policy, {
+    state: { get: () => state, enumerable: true },
+    onStateChange: {
+      value: (listener: (state: BreakerState) => void) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    },
+  }) as CircuitBreaker;
 }

@@ -2,14 +2,14 @@
 import { bufferReply } from '../pipeline/buffer.js';
 import type { Buffered } from '../pipeline/buffer.js';
 import { untilAborted } from '../pipeline/until-aborted.js';
-import type { Call, Policy, Reply } from '../pipeline/types.js';
+import type { Call, HttpRequest, Policy, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 
-export interface CoalesceOptions {
+export interface CoalesceOptions<P extends object = HttpRequest> {
   /** Route name, for events. */
   route: string;
   /** The key of a call, when the cache policy has not set `call.key` already. */
-  key: (call: Call) => string;
+  key: (call: Call<P>) => string;
   /** Largest body shared between waiters; a larger reply goes to one waiter and the others call alone. */
   maxBytes: number;
   /**
@@ -38,7 +38,7 @@ interface Flight {
  * client hanging up does not fail the others, and it is aborted only when every waiter has gone.
  * Its deadline comes from the policies inside this one.
  */
-export function coalesce(options: CoalesceOptions): Policy {
+export function coalesce<P extends object = HttpRequest>(options: CoalesceOptions<P>): Policy<P> {
   const inFlight = new Map<string, Flight>();
   const shareable = options.shareable ?? withoutCookie;
 

@@ -1,6 +1,6 @@
 // Deadline policy: one total deadline per call, covering queueing, retries and the streamed response body.
 import { GatewayError } from '../errors.js';
-import type { Policy } from '../pipeline/types.js';
+import type { AnyPolicy } from '../pipeline/types.js';
 
 export interface DeadlineOptions {
   /** Total time allowed for the call, from entering this policy until the response body ends. */
@@ -12,7 +12,7 @@ export interface DeadlineOptions {
  * signal aborts (client gone). The timer stays armed while a streamed body is relayed and is cleared when
  * the body ends, so a response that trickles forever is cut at the deadline too.
  */
-export function deadline(options: DeadlineOptions): Policy {
+export function deadline(options: DeadlineOptions): AnyPolicy {
   const { timeoutMs } = options;
   return (next) => async (call) => {
     // The request's own signal: abort it directly. Any other (a coalesced call's): chain a controller to it.

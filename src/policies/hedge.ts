@@ -1,7 +1,7 @@
 // Hedge policy: for idempotent reads, a second attempt after a delay; the first answer wins.
 import { GatewayError } from '../errors.js';
-import { discard } from '../pipeline/compose.js';
-import type { Call, Policy, Reply } from '../pipeline/types.js';
+import type { AnyPolicy, Call, Handler, Reply } from '../pipeline/types.js';
+import { discard, replayable } from '../pipeline/compose.js';
 
 export interface HedgeOptions {
   /** Delay before the hedged attempt in ms, or `'p95'` for the observed 95th percentile of this route. */
@@ -19,7 +19,7 @@ const REFRESH = 64;
  * ("The Tail at Scale", Dean & Barroso 2013). Whichever attempt produces a reply first wins; the other
  * is aborted and its reply discarded. Calls with a streamed (non-replayable) body are never hedged.
  */
-export function hedge(options: HedgeOptions): Policy {
+export function hedge(options: HedgeOptions): AnyPolicy {
   const samples = new Float64Array(SAMPLES);
   let recorded = 0;
   let p95 = options.minDelayMs;
@@ -32,8 +32,7 @@ export function hedge(options: HedgeOptions): Policy {
   };
 
   return (next) => async (call) => {
-    const replayable = call.body === undefined || Buffer.isBuffer(call.body);
-    if (!call.idempotent || !replayable) return next(call);
+    if (!call.idempotent || !replayable(call)) return next(call);
     const delayMs = options.delay === 'p95' ? p95 : options.delay;
     const started = performance.now();
     const reply = await race(next, call, delayMs);
@@ -42,7 +41,7 @@ export function hedge(options: HedgeOptions): Policy {
   };
 }
 
-function race(next: (call: Call) => Promise<Reply>, call: Call, delayMs: number): Promise<Reply> {
+function race<P extends object>(next: Handler<P>, call: Call<P>, delayMs: number): Promise<Reply> {
   return new Promise<Reply>((resolve, reject) => {
     const attempts: AbortController[] = [];
     let settled = false;

@@ -1,8 +1,8 @@
 // Retry policy: exponential backoff with full jitter, Retry-After, idempotent calls only, inside a budget.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
-import { discard } from '../pipeline/compose.js';
-import type { Call, Headers, Policy, Reply } from '../pipeline/types.js';
+import { discard, replayable } from '../pipeline/compose.js';
+import type { AnyPolicy, CallEnvelope, Headers, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -33,14 +33,13 @@ const RETRYABLE_CODES = new Set(['GW_UPSTREAM_UNAVAILABLE', 'GW_UPSTREAM_TIMEOUT
  * Retries stop when the budget is spent, when the call's deadline fires, or when attempts run out;
  * the caller then gets the last reply or error, never a worse one.
  */
-export function retry(options: RetryOptions): Policy {
+export function retry(options: RetryOptions): AnyPolicy {
   const { attempts, baseDelayMs, maxDelayMs, budget, route } = options;
   const retryOn = new Set(options.retryOn);
   const random = options.random ?? Math.random;
 
   return (next) => async (call) => {
-    const replayable = call.body === undefined || Buffer.isBuffer(call.body);
-    if (attempts <= 1 || !call.idempotent || !replayable) return next(call);
+    if (attempts <= 1 || !call.idempotent || !replayable(call)) return next(call);
 
     budget.activeRequests++;
     let holdsRetrySlot = false;
@@ -99,7 +98,7 @@ function retryableError(error: unknown): string | undefined {
   return error instanceof GatewayError && RETRYABLE_CODES.has(error.code) ? error.code : undefined;
 }
 
-function deadlineError(call: Call): unknown {
+function deadlineError(call: CallEnvelope): unknown {
   const reason: unknown = call.signal.reason;
   return reason instanceof GatewayError
     ? reason

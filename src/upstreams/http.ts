@@ -7,6 +7,7 @@ import type { Call, Handler, Headers, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import type { UpstreamConnectionStats } from '../telemetry/metrics.js';
 import { OAuth2TokenProvider } from './oauth2.js';
+import type { Upstream } from './upstream.js';
 
 export interface HttpUpstream {
   readonly name: string;
@@ -17,6 +18,16 @@ export interface HttpUpstream {
   stats(): UpstreamConnectionStats;
   /** Waits for in-flight requests, then closes every connection. */
   close(): Promise<void>;
+}
+
+/** An HTTP upstream in the gateway's lifecycle list (`start` warms the pool). */
+export function asUpstream(upstream: HttpUpstream): Upstream {
+  return {
+    name: upstream.name,
+    start: () => upstream.warm(),
+    stats: () => [upstream.stats()],
+    close: () => upstream.close(),
+  };
 }
 
 /** Concurrent streams per HTTP/2 connection. */

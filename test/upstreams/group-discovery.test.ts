@@ -8,8 +8,8 @@ import type { RunningSpecialists, SpecialistsOptions } from '../../emulators/spe
 import { groupsSchema } from '../../src/config/groups-schema.js';
 import { events } from '../../src/telemetry/events.js';
 import type { DiscoveryRefreshEvent } from '../../src/telemetry/events.js';
-import { fanoutGroup } from '../../src/upstreams/group.js';
-import type { FanoutGroup, GroupOptions } from '../../src/upstreams/group.js';
+import { fanoutGroup } from '../../src/upstreams/group/fanout.js';
+import type { FanoutGroup, GroupOptions } from '../../src/upstreams/group/fanout.js';
 
 const cleanup: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

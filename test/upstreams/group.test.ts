@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startSpecialists } from '../../emulators/specialists.js';
 import type { RunningSpecialists, SpecialistsOptions } from '../../emulators/specialists.js';
 import { groupsSchema } from '../../src/config/groups-schema.js';
-import { fanoutGroup } from '../../src/upstreams/group.js';
-import type { FanoutGroup, MemberResult } from '../../src/upstreams/group.js';
+import { fanoutGroup } from '../../src/upstreams/group/fanout.js';
+import type { FanoutGroup, MemberResult } from '../../src/upstreams/group/fanout.js';
 
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {

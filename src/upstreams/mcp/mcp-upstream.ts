@@ -14,6 +14,19 @@ export interface ToolCallOptions {
   session?: string;
 }
 
+/** An MCP tool call's payload (`Call<ToolRequest>`): what the tool stack and its transport carry. */
+export interface ToolRequest {
+  /** The tool's name on its server. */
+  readonly tool: string;
+  readonly arguments: Record<string, unknown>;
+  /** The client's `cache-control` (no-cache forces a refresh, no-store bypasses the cache). */
+  readonly cacheControl: string | undefined;
+  /** Receives the upstream's progress notifications for this call. */
+  readonly onProgress?: (progress: Progress) => void;
+  /** The client session (an /mcp session id, or one per principal for REST); stateful servers key on it. */
+  readonly session?: string;
+}
+
 /** Counters for one MCP upstream, for tests, metrics and the admin API. */
 export interface McpUpstreamStats {
   server: string;

@@ -2,23 +2,19 @@
 import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { Logger } from 'pino';
-import { cacheKey, canonicalJson } from '../../cache/keys.js';
+import { argumentsKey } from '../../cache/keys.js';
 import type { CacheStore } from '../../cache/store.js';
+import { DEFAULT_TOOL_POLICY } from '../../config/mcp-schema.js';
 import type { McpConfig, McpServerConfig, ToolPolicyConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
-import { compose } from '../../pipeline/compose.js';
+import { buildStack } from '../../pipeline/stack.js';
 import type { Call, Handler, Policy, Reply, RequestContext } from '../../pipeline/types.js';
-import { bulkhead } from '../../policies/bulkhead.js';
 import { cache } from '../../policies/cache.js';
 import type { CachePolicyOptions } from '../../policies/cache.js';
-import { circuitBreaker } from '../../policies/circuit-breaker.js';
 import { coalesce } from '../../policies/coalesce.js';
-import { deadline } from '../../policies/deadline.js';
-import { retry } from '../../policies/retry.js';
-import { RetryBudget } from '../../policies/retry-budget.js';
 import { events, publish } from '../../telemetry/events.js';
 import { httpSession } from './http-session.js';
-import type { McpUpstream, McpUpstreamStats } from './mcp-upstream.js';
+import type { McpUpstream, McpUpstreamStats, ToolRequest } from './mcp-upstream.js';
 import { statefulPool } from './stateful-pool.js';
 import { stdioPool } from './stdio-pool.js';
 
@@ -36,8 +32,8 @@ export interface ToolEntry {
   readonly idempotent: boolean;
   /** Returns the validation message when `args` fail the tool's input schema. */
   readonly validate: (args: Record<string, unknown>) => string | undefined;
-  /** The composed policy stack; the reply body is the JSON `CallToolResult`. */
-  readonly handler: Handler;
+  /** The composed policy stack; the reply body is the JSON `CallToolResult` (`decoded` holds it parsed). */
+  readonly handler: Handler<ToolRequest>;
 }
 
 export interface InvokeOptions {
@@ -82,16 +78,12 @@ export interface ToolRegistryOptions {
 /** Largest tool list kept per server. */
 const MAX_TOOLS_PER_SERVER = 10_000;
 
-const progressByContext = new WeakMap<RequestContext, (progress: Progress) => void>();
-const sessionByContext = new WeakMap<RequestContext, string>();
-const argsByBody = new WeakMap<Buffer, Record<string, unknown>>();
-const resultByBody = new WeakMap<Buffer, CallToolResult>();
-
 /** The `CallToolResult` in a tool reply (parsed again only when it came from a cache). */
 export function resultOf(reply: Reply): CallToolResult {
+  if (reply.decoded !== undefined) return reply.decoded as CallToolResult;
   const body = reply.body;
   if (!Buffer.isBuffer(body)) throw new GatewayError('GW_INTERNAL', 'tool reply without a buffered body');
-  return resultByBody.get(body) ?? (JSON.parse(body.toString('utf8')) as CallToolResult);
+  return JSON.parse(body.toString('utf8')) as CallToolResult;
 }
 
 /** Builds the registry for `config.servers`; nothing is spawned until `start()`. */
@@ -107,7 +99,7 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
           : stdioPool(name, server, options.logger),
   }));
   /** Handlers survive tool-list refreshes: a breaker or cache keeps its state while the tool exists. */
-  const handlers = new Map<string, Handler>();
+  const handlers = new Map<string, Handler<ToolRequest>>();
   let entries: ToolEntry[] = [];
   let byName = new Map<string, ToolEntry>();
   const listeners: Array<() => void> = [];
@@ -125,18 +117,12 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
 
   const entryFor = (upstream: McpUpstream, server: McpServerConfig, tool: Tool): ToolEntry => {
     const namespaced = `${upstream.name}${config.separator}${tool.name}`;
-    const policy = server.tools[tool.name] ?? {};
+    // Tool names come from the server: never look them up in a plain object's prototype.
+    const policy = Object.hasOwn(server.tools, tool.name) ? server.tools[tool.name]! : DEFAULT_TOOL_POLICY;
     const idempotent = policy.idempotent ?? (policy.cache !== undefined || policy.coalesce === true);
     let handler = handlers.get(namespaced);
     if (handler === undefined) {
-      handler = toolHandler(
-        `mcp:${namespaced}`,
-        server,
-        policy,
-        idempotent,
-        transport(upstream, tool.name),
-        options,
-      );
+      handler = toolHandler(`mcp:${namespaced}`, server, policy, idempotent, transport(upstream), options);
       handlers.set(namespaced, handler);
     }
     const check = validator.getValidator<Record<string, unknown>>(tool.inputSchema);
@@ -180,20 +166,17 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
           `invalid arguments for tool "${entry.namespaced}": ${problem}`,
         );
       }
-      const body = Buffer.from(canonicalJson(args));
-      argsByBody.set(body, args);
-      if (invoke.onProgress !== undefined) progressByContext.set(invoke.ctx, invoke.onProgress);
-      if (invoke.session !== undefined) sessionByContext.set(invoke.ctx, invoke.session);
-      const call: Call = {
+      const call: Call<ToolRequest> = {
         ctx: invoke.ctx,
         upstream: entry.server,
-        method: 'POST',
-        path: `/tools/${entry.server}/${entry.name}`,
-        headers: invoke.cacheControl === undefined ? {} : { 'cache-control': invoke.cacheControl },
-        body,
         idempotent: entry.idempotent,
         principal: invoke.principal,
         signal: invoke.signal,
+        tool: entry.name,
+        arguments: args,
+        cacheControl: invoke.cacheControl,
+        ...(invoke.onProgress === undefined ? {} : { onProgress: invoke.onProgress }),
+        ...(invoke.session === undefined ? {} : { session: invoke.session }),
       };
       return entry.handler(call);
     },
@@ -207,31 +190,26 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
   };
 }
 
-/** The transport at the bottom of a tool's stack: the Call's body holds the arguments, the reply's the result. */
-function transport(upstream: McpUpstream, tool: string): Handler {
+/** The transport at the bottom of a tool's stack: the call's arguments go out, the result comes back as JSON. */
+function transport(upstream: McpUpstream): Handler<ToolRequest> {
   return async (call) => {
-    const body = call.body as Buffer;
-    const args = argsByBody.get(body) ?? (JSON.parse(body.toString('utf8')) as Record<string, unknown>);
-    const attempt = { call, headers: call.headers };
-    publish(events.attemptStart, attempt);
+    publish(events.attemptStart, { call, headers: {} });
     call.ctx.attempts++;
     const started = performance.now();
     let status: number | undefined;
     let errorCode: GatewayError['code'] | undefined;
     try {
-      const result = await upstream.callTool(tool, args, {
+      const result = await upstream.callTool(call.tool, call.arguments, {
         signal: call.signal,
-        onProgress: progressByContext.get(call.ctx),
+        onProgress: call.onProgress,
         idempotent: call.idempotent,
-        session: sessionByContext.get(call.ctx),
+        session: call.session,
       });
       status = 200;
-      const json = Buffer.from(JSON.stringify(result));
-      resultByBody.set(json, result);
       // A tool error is an answer (200), but never one to cache.
       const headers: Reply['headers'] = { 'content-type': 'application/json' };
       if (result.isError === true) headers['cache-control'] = 'no-store';
-      return { status, headers, body: json };
+      return { status, headers, body: Buffer.from(JSON.stringify(result)), decoded: result };
     } catch (error) {
       errorCode = error instanceof GatewayError ? error.code : 'GW_INTERNAL';
       throw error;
@@ -248,31 +226,38 @@ const CONCURRENCY_QUEUE = 1_000;
 const CONCURRENCY_QUEUE_TIMEOUT_MS = 1_000;
 
 /**
- * Composes a tool's policies, outermost first, as for proxy routes: cache (misses coalesced), or coalescing
- * alone; one total deadline; the bulkhead (`concurrency`); retry (idempotent tools only); the breaker.
+ * A tool's stack, from the one builder (`pipeline/stack.ts`): in front, the cache keyed by the canonical
+ * arguments (misses coalesced), or coalescing alone; then the tool's deadline, the bulkhead
+ * (`concurrency`), retry (idempotent tools only) and the server's breaker.
  */
 function toolHandler(
   route: string,
   server: McpServerConfig,
   policy: ToolPolicyConfig,
   idempotent: boolean,
-  transportHandler: Handler,
+  transportHandler: Handler<ToolRequest>,
   options: ToolRegistryOptions,
-): Handler {
-  const policies: Policy[] = [];
+): Handler<ToolRequest> {
   const timeoutMs = policy.timeout ?? server.timeout;
-  const keySpec = { query: '*', headers: [], body: '*', scope: policy.cache?.scope ?? 'principal' } as const;
+  const scope = policy.cache?.scope ?? 'principal';
+  const keyOf = (call: Call<ToolRequest>) => argumentsKey(route, call.arguments, call.principal, scope);
+  const front: Policy<ToolRequest>[] = [];
   if (policy.cache !== undefined) {
-    policies.push(
-      cache({
+    front.push(
+      cache<ToolRequest>({
         route,
         store: options.store,
         peerLock: options.peerLock,
         coalesce: policy.coalesce ?? true,
-        key: keySpec,
+        key: { query: '*', headers: [], body: '*', scope },
+        request: (call) => ({
+          key: keyOf(call),
+          method: 'POST',
+          headers: call.cacheControl === undefined ? {} : { 'cache-control': call.cacheControl },
+        }),
         ttlMs: policy.cache.ttl,
         staleWhileRevalidateMs: policy.cache.staleWhileRevalidate,
-        staleIfErrorMs: 0,
+        staleIfErrorMs: policy.cache.staleIfError,
         maxEntryBytes: policy.cache.maxEntryBytes,
         methods: new Set(['POST']),
         respectCacheControl: true,
@@ -280,41 +265,24 @@ function toolHandler(
       }),
     );
   } else if (policy.coalesce === true) {
-    policies.push(coalesce({ route, key: (call) => cacheKey(route, call, keySpec), maxBytes: 1024 ** 2 }));
+    front.push(coalesce<ToolRequest>({ route, key: keyOf, maxBytes: 1024 ** 2 }));
   }
-  policies.push(deadline({ timeoutMs }));
-  if (policy.concurrency !== undefined) {
-    policies.push(
-      bulkhead({
-        route,
-        maxConcurrent: policy.concurrency,
-        queue: CONCURRENCY_QUEUE,
-        queueTimeoutMs: CONCURRENCY_QUEUE_TIMEOUT_MS,
-      }),
-    );
-  }
-  if (idempotent && policy.retry !== false) {
-    const r = policy.retry ?? { attempts: 2, baseDelay: 25, maxDelay: 500 };
-    policies.push(
-      retry({
-        route,
-        attempts: r.attempts,
-        baseDelayMs: r.baseDelay,
-        maxDelayMs: r.maxDelay,
-        retryOn: [],
-        budget: new RetryBudget(),
-      }),
-    );
-  }
-  if (server.breaker !== false) {
-    policies.push(
-      circuitBreaker({
-        name: route,
-        mode: 'consecutive',
-        threshold: server.breaker.threshold,
-        halfOpenAfterMs: server.breaker.halfOpenAfter,
-      }),
-    );
-  }
-  return compose(policies, transportHandler);
+  return buildStack<ToolRequest>(
+    {
+      name: route,
+      front,
+      timeoutMs,
+      bulkhead:
+        policy.concurrency === undefined
+          ? false
+          : {
+              maxConcurrent: policy.concurrency,
+              queue: CONCURRENCY_QUEUE,
+              queueTimeout: CONCURRENCY_QUEUE_TIMEOUT_MS,
+            },
+      retry: idempotent ? policy.retry : false,
+      breaker: server.breaker,
+    },
+    transportHandler,
+  ).handler;
 }

@@ -1,21 +1,20 @@
-// Fan-out groups: HTTP and MCP-tool members, each behind a breaker; one message sent to all in parallel.
+// Fan-out groups: one message sent to every member in parallel, one deadline, partial results as they come.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
-import type { GroupConfig, GroupMemberConfig } from '../config/groups-schema.js';
-import { GatewayError } from '../errors.js';
-import type { ErrorCode } from '../errors.js';
-import { compose } from '../pipeline/compose.js';
-import type { Call, Handler, RequestContext } from '../pipeline/types.js';
-import { circuitBreaker } from '../policies/circuit-breaker.js';
-import { events, publish } from '../telemetry/events.js';
-import type { BreakerState, BreakerStateEvent, FanoutOutcome } from '../telemetry/events.js';
-import type { UpstreamConnectionStats } from '../telemetry/metrics.js';
+import { MAX_GROUP_MEMBERS } from '../../config/groups-schema.js';
+import type { GroupConfig, GroupMemberConfig } from '../../config/groups-schema.js';
+import { GatewayError } from '../../errors.js';
+import type { ErrorCode } from '../../errors.js';
+import type { RequestContext } from '../../pipeline/types.js';
+import { events, publish } from '../../telemetry/events.js';
+import type { FanoutOutcome } from '../../telemetry/events.js';
+import type { UpstreamConnectionStats } from '../../telemetry/metrics.js';
+import type { ToolRegistry } from '../mcp/tool-registry.js';
 import { discovery } from './discovery.js';
 import type { DiscoveredMember, Discovery } from './discovery.js';
-import { httpMemberTransport, mcpMemberTransport, memberAddress } from './group-member.js';
-import type { MemberTransport } from './group-member.js';
-import type { ToolRegistry } from './mcp/tool-registry.js';
+import { createMember } from './member-health.js';
+import type { Member } from './member-health.js';
+import { memberAddress } from './member.js';
 
 /** One member's entry in a fan-out result. */
 export interface MemberResult {
@@ -52,6 +51,8 @@ export interface FanoutSummary {
 export interface FanoutRequest {
   /** The JSON message, already validated; sent as is to every member. */
   body: Buffer;
+  /** The message parsed (when the caller parsed it already); else parsed once here. */
+  message?: unknown;
   requestId: string;
   /** Aborts when the client goes away: every member call is cancelled. */
   signal: AbortSignal;
@@ -84,28 +85,6 @@ export interface GroupOptions {
   tools?: ToolRegistry;
 }
 
-interface Member {
-  readonly name: string;
-  readonly transport: MemberTransport;
-  /** The transport behind the member's breaker; the reply body is read in full. */
-  readonly call: Handler;
-  /** Mirrors the breaker: only `closed` members are called. */
-  state: BreakerState;
-  /**
-   * Calls that timed out but are not torn down yet (the abort runs a tick after the reply). A fan-out starting
-   * in that gap skips the member, as its breaker is about to decide; without a breaker it is always called.
-   */
-  tearingDown: number;
-  probeTimer: NodeJS.Timeout | undefined;
-  closed: boolean;
-  stopWatching: () => void;
-  /** The latest warm-up (start-up, discovery or readmission); never rejects. */
-  warming: Promise<void>;
-}
-
-/** A probe that came too early (the breaker still open) is retried after this. */
-const PROBE_RETRY_MS = 50;
-
 /**
  * Builds a group. Each member is an HTTP endpoint (one undici pool per member, kept alive, warmed at start-up
  * and on readmission) or a tool on one of the gateway's MCP servers (see `group-member.ts`), behind its own
@@ -120,105 +99,10 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
   let members: Member[] = [];
   let closed = false;
 
-  const createMember = (spec: GroupMemberConfig | DiscoveredMember): Member => {
-    const upstreamName = `${route}/${spec.name}`;
-    let transport: MemberTransport;
-    if ('url' in spec) transport = httpMemberTransport(upstreamName, spec, config, memberDeadlineMs);
-    else if (options.tools !== undefined) transport = mcpMemberTransport(spec, options.tools);
-    else {
-      throw new GatewayError(
-        'GW_CONFIG_INVALID',
-        `group "${name}": member "${spec.name}" is an MCP tool but the gateway has no mcp servers`,
-      );
-    }
-    const transportCall = transport.send;
-    const member: Member = {
-      name: spec.name,
-      transport,
-      call:
-        config.breaker === false
-          ? transportCall
-          : compose(
-              [
-                circuitBreaker({
-                  name: upstreamName,
-                  mode: 'consecutive',
-                  threshold: config.breaker.threshold,
-                  halfOpenAfterMs: config.breaker.halfOpenAfter,
-                }),
-              ],
-              transportCall,
-            ),
-      state: 'closed',
-      tearingDown: 0,
-      probeTimer: undefined,
-      closed: false,
-      stopWatching: () => {},
-      warming: Promise.resolve(),
-    };
-    if (config.breaker !== false) {
-      const halfOpenAfterMs = config.breaker.halfOpenAfter;
-      member.stopWatching = watchBreaker(upstreamName, (state) => {
-        const previous = member.state;
-        member.state = state;
-        if (state === 'open') scheduleProbe(member, halfOpenAfterMs + 1);
-        // Readmitted: open connections again before real traffic needs them.
-        else if (state === 'closed' && previous !== 'closed') member.warming = warm(member);
-      });
-    }
-    return member;
-  };
-
-  const scheduleProbe = (member: Member, delayMs: number) => {
-    clearTimeout(member.probeTimer);
-    if (member.closed) return;
-    member.probeTimer = setTimeout(() => probe(member), delayMs);
-    member.probeTimer.unref();
-  };
-
-  /** An `OPTIONS` request to a member: the warm-up and the health probe (not HEAD: undici closes the connection after a HEAD). */
-  const optionsCall = (member: Member, id: string): Call => ({
-    ctx: context(id, route),
-    upstream: `${route}/${member.name}`,
-    method: 'OPTIONS',
-    path: '',
-    headers: {},
-    body: undefined,
-    idempotent: true,
-    principal: undefined,
-    signal: AbortSignal.timeout(memberDeadlineMs),
-  });
-
-  /** Opens `pool.warm` connections to a member, outside its breaker. Never rejects. */
-  const warm = async (member: Member): Promise<void> => {
-    await member.transport.warm(optionsCall(member, 'warm'));
-    // The pool marks a connection free a tick after its response ends; traffic right after start-up should find it.
-    await new Promise((resolve) => setImmediate(resolve));
-  };
-
-  /** One `OPTIONS` through the breaker: success closes it (readmission), failure reopens it (next probe later). */
-  const probe = (member: Member) => {
-    if (member.closed || member.state !== 'open') return;
-    member.call(optionsCall(member, 'probe')).then(
-      () => {},
-      (error: unknown) => {
-        // Fired a hair before the breaker's own clock allowed a probe: try again shortly.
-        if (error instanceof GatewayError && error.code === 'GW_BREAKER_OPEN' && member.state === 'open')
-          scheduleProbe(member, PROBE_RETRY_MS);
-      },
-    );
-  };
-
+  const memberContext = { group: name, config, deadlineMs: memberDeadlineMs, tools: options.tools };
   const closeMember = async (member: Member) => {
-    member.closed = true;
-    publish(events.fanoutMemberRemoved, {
-      group: name,
-      member: member.name,
-      upstream: `${route}/${member.name}`,
-    });
-    clearTimeout(member.probeTimer);
-    member.stopWatching();
-    await member.transport.close();
+    publish(events.fanoutMemberRemoved, { group: name, member: member.name, upstream: member.upstream });
+    await member.close();
   };
 
   /** Static members first (they win a name clash), then discovered ones, up to the group limit. */
@@ -237,8 +121,8 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
         next.push(existing);
         current.delete(spec.name);
       } else {
-        const member = createMember(spec);
-        member.warming = warm(member);
+        const member = createMember(spec, memberContext);
+        member.warm();
         next.push(member);
         added.push(spec.name);
       }
@@ -254,7 +138,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     }
   };
 
-  members = config.members.map(createMember);
+  members = config.members.map((spec) => createMember(spec, memberContext));
   const source: Discovery | undefined =
     config.discovery === undefined
       ? undefined
@@ -293,7 +177,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
         if (problem !== undefined) options.logger?.warn({ group: name, member: member.name }, problem);
       }
       // Static members warm while discovery loads; discovered ones are warmed as they are added.
-      for (const member of members) member.warming = warm(member);
+      for (const member of members) member.warm();
       if (source !== undefined) await source.load().catch(() => {});
       // A hung member must not hold start-up: wait for connections about as long as connecting may take.
       let timer: NodeJS.Timeout | undefined;
@@ -306,6 +190,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
 
     async fanout(request) {
       const targets = await currentMembers();
+      const message = 'message' in request ? request.message : parseMessage(request.body);
       const { minResponses, firstN } = request.mode ?? config;
       const enough = minResponses ?? firstN ?? Infinity;
       const started = performance.now();
@@ -377,7 +262,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
           });
           return;
         }
-        const rejected = member.transport.reject?.(request.body);
+        const rejected = member.transport.reject?.(message);
         if (rejected !== undefined) {
           settle(index, { member: member.name, outcome: 'failed', latencyMs: 0, ...rejected });
           return;
@@ -385,11 +270,12 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
         try {
           const reply = await member.call({
             ctx,
-            upstream: `${route}/${member.name}`,
+            upstream: member.upstream,
             method: 'POST',
             path: '',
             headers,
             body: request.body,
+            message,
             idempotent: false,
             principal: undefined,
             signal: controller.signal,
@@ -502,26 +388,11 @@ function summarize(
   };
 }
 
-/**
- * Member breakers announce state changes on the `breakerState` channel; groups listen there rather than
- * probing the breaker, so a member is skipped from the very next fan-out after its breaker opens. Names are
- * `fanout:<group>/<member>`, unique within one gateway.
- */
-const breakerWatchers = new Map<string, Set<(state: BreakerState) => void>>();
-const onBreakerState = (message: unknown) => {
-  const e = message as BreakerStateEvent;
-  const watchers = breakerWatchers.get(e.name);
-  if (watchers !== undefined) for (const watch of watchers) watch(e.state);
-};
-
-function watchBreaker(name: string, watch: (state: BreakerState) => void): () => void {
-  if (breakerWatchers.size === 0) events.breakerState.subscribe(onBreakerState);
-  let watchers = breakerWatchers.get(name);
-  if (watchers === undefined) breakerWatchers.set(name, (watchers = new Set()));
-  watchers.add(watch);
-  return () => {
-    watchers.delete(watch);
-    if (watchers.size === 0) breakerWatchers.delete(name);
-    if (breakerWatchers.size === 0) events.breakerState.unsubscribe(onBreakerState);
-  };
+/** The message as a value, for members that read it so (tools); undefined when it is not JSON. */
+function parseMessage(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }

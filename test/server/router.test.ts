@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { compileRoute, RouteTable } from '../../src/entrypoints/route-table.js';
+import { compileRoute, RouteTable } from '../../src/server/router.js';
 import { makeReply } from '../helpers/calls.js';
 
 function table(routesYaml: string): RouteTable {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newTurn } from '../../src/entrypoints/chat-request.js';
+import { newTurn } from '../../src/entrypoints/llm/chat-request.js';
 
 describe('the new turn of a chat request', () => {
   it('is the messages after the last assistant message', () => {

@@ -1,8 +1,8 @@
 // Member discovery for fan-out groups: one HTTP list, cached with a TTL, refreshed in the background, last good list kept.
 import { Pool } from 'undici';
 import { z } from 'zod';
-import { GatewayError } from '../errors.js';
-import { events, publish } from '../telemetry/events.js';
+import { GatewayError } from '../../errors.js';
+import { events, publish } from '../../telemetry/events.js';
 
 /** A member as discovery lists it. */
 export interface DiscoveredMember {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { GatewayError } from '../../src/errors.js';
-import { decodeSegment, readBody } from '../../src/entrypoints/request.js';
+import { decodeSegment, readBody } from '../../src/server/request.js';
 
 /** Starts a server that reads each body with `readBody` and reports what happened. */
 async function bodyServer(limit: number) {

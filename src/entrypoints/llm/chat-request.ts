@@ -1,5 +1,5 @@
 // Helpers for the chat entrypoint's request side: the targeted `model` rewrite and the turn to persist.
-import type { TranscriptMessage } from '../streams/transcript-buffer.js';
+import type { TranscriptMessage } from '../../streams/transcript-buffer.js';
 
 const MODEL_KEY = Buffer.from('"model"');
 

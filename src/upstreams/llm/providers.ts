@@ -1,15 +1,13 @@
-// LLM providers: one pooled HTTP upstream per provider behind its retry and breaker, and model → provider resolution.
-import type { LlmConfig, LlmProviderConfig } from '../config/llm-schema.js';
-import type { UpstreamConfig } from '../config/schema.js';
-import { compose } from '../pipeline/compose.js';
-import type { Handler, Policy } from '../pipeline/types.js';
-import { circuitBreaker } from '../policies/circuit-breaker.js';
-import { retry } from '../policies/retry.js';
-import { RetryBudget } from '../policies/retry-budget.js';
-import { httpUpstream } from './http.js';
-import type { HttpUpstream } from './http.js';
+// LLM providers: one pooled HTTP upstream per provider behind its stack, and model → provider resolution.
+import type { LlmConfig, LlmProviderConfig } from '../../config/llm-schema.js';
+import type { UpstreamConfig } from '../../config/schema.js';
+import { buildStack } from '../../pipeline/stack.js';
+import type { Handler } from '../../pipeline/types.js';
+import type { UpstreamConnectionStats } from '../../telemetry/metrics.js';
+import { httpUpstream } from '../http.js';
+import type { HttpUpstream } from '../http.js';
 
-/** One configured provider: its transport (pool + retry + breaker) and config. */
+/** One configured provider: its stack (bulkhead, deadline, retry, breaker, pool) and config. */
 export interface LlmProvider {
   readonly name: string;
   readonly config: LlmProviderConfig;
@@ -18,12 +16,18 @@ export interface LlmProvider {
   readonly upstream: HttpUpstream;
 }
 
-/** Where a model name leads: a provider and the model id to send it. */
+/** Where a model name leads: a provider, the model id to send it, and the provider's stack. */
 export interface LlmTarget {
-  readonly provider: LlmProvider;
+  /** The provider's name. */
+  readonly provider: string;
   readonly model: string;
   /** `provider/model`, for events and errors. */
   readonly label: string;
+  readonly handler: Handler;
+  /** The provider's idle deadline between chunks, in ms. */
+  readonly idleMs: number;
+  /** The provider's whole config. */
+  readonly config: LlmProviderConfig;
 }
 
 export interface LlmProviders {
@@ -32,7 +36,9 @@ export interface LlmProviders {
   /** Model names clients may ask for (aliases), for `GET /v1/models`. */
   models(): ReadonlyArray<{ id: string; provider: string }>;
   /** Opens each provider's `pool.warm` connections. Never throws. */
-  warm(): Promise<void>;
+  start(): Promise<void>;
+  /** Pool counters of every provider (for the connections gauge). */
+  stats(): UpstreamConnectionStats[];
   close(): Promise<void>;
 }
 
@@ -49,22 +55,33 @@ export function llmProviders(config: LlmConfig): LlmProviders {
   const providers = new Map<string, LlmProvider>();
   for (const [name, p] of Object.entries(config.providers)) providers.set(name, buildProvider(name, p));
 
+  const target = (provider: LlmProvider, model: string, label: string): LlmTarget => ({
+    provider: provider.name,
+    model,
+    label,
+    handler: provider.handler,
+    idleMs: provider.config.timeouts.idle,
+    config: provider.config,
+  });
+  // Model names come from clients: only own keys count ("constructor" is no model).
   const direct = (model: string): LlmTarget | undefined => {
     for (const provider of providers.values()) {
-      const id = provider.config.models[model];
-      if (id !== undefined) return { provider, model: id, label: `${provider.name}/${id}` };
+      if (Object.hasOwn(provider.config.models, model)) {
+        const id = provider.config.models[model]!;
+        return target(provider, id, `${provider.name}/${id}`);
+      }
     }
     const slash = model.indexOf('/');
     if (slash <= 0) return undefined;
     const provider = providers.get(model.slice(0, slash));
     const id = model.slice(slash + 1);
-    return provider === undefined || id === '' ? undefined : { provider, model: id, label: model };
+    return provider === undefined || id === '' ? undefined : target(provider, id, model);
   };
   const resolve = (model: string): LlmTarget[] => {
     const first = direct(model);
     if (first === undefined) return [];
     const list = [first];
-    for (const fallback of config.fallbacks[model] ?? []) {
+    for (const fallback of Object.hasOwn(config.fallbacks, model) ? config.fallbacks[model]! : []) {
       const target = direct(fallback);
       if (target !== undefined && !list.some((t) => t.label === target.label)) list.push(target);
     }
@@ -80,9 +97,10 @@ export function llmProviders(config: LlmConfig): LlmProviders {
   return {
     candidates: (model) => table.get(model) ?? resolve(model),
     models: () => aliases,
-    async warm() {
+    async start() {
       await Promise.all([...providers.values()].map((p) => p.upstream.warm()));
     },
+    stats: () => [...providers.values()].map((p) => p.upstream.stats()),
     async close() {
       await Promise.all([...providers.values()].map((p) => p.upstream.close()));
     },
@@ -111,29 +129,16 @@ function buildProvider(name: string, config: LlmProviderConfig): LlmProvider {
     maxResponseBytes: MAX_RESPONSE_BYTES,
   };
   const upstream = httpUpstream(name, upstreamConfig);
-  const policies: Policy[] = [];
-  const route = `llm:${name}`;
-  if (config.retry !== false && config.retry.attempts > 1) {
-    policies.push(
-      retry({
-        route,
-        attempts: config.retry.attempts,
-        baseDelayMs: config.retry.baseDelay,
-        maxDelayMs: config.retry.maxDelay,
-        retryOn: config.retry.on,
-        budget: new RetryBudget(),
-      }),
-    );
-  }
-  if (config.breaker !== false) {
-    policies.push(
-      circuitBreaker({
-        name: route,
-        mode: 'consecutive',
-        threshold: config.breaker.threshold,
-        halfOpenAfterMs: config.breaker.halfOpenAfter,
-      }),
-    );
-  }
-  return { name, config, upstream, handler: compose(policies, upstream.handler) };
+  const { handler } = buildStack(
+    {
+      name: `llm:${name}`,
+      // The whole request, stream included: the deadline stays armed until the body ends.
+      timeoutMs: config.timeouts.total,
+      bulkhead: config.bulkhead,
+      retry: config.retry,
+      breaker: config.breaker,
+    },
+    upstream.handler,
+  );
+  return { name, config, upstream, handler };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stripHopByHop } from '../../src/entrypoints/headers.js';
+import { stripHopByHop } from '../../src/pipeline/headers.js';
 
 describe('stripHopByHop', () => {
   it('drops hop-by-hop headers, host, and headers named by Connection (RFC 9110 §7.6.1)', () => {

@@ -1,0 +1,221 @@
+// The exchange: the one envelope every request runs in (context, events, draining, client hang-up, error reply).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError, toGatewayError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import type { Headers, Reply, RequestContext } from '../pipeline/types.js';
+import { events, publish } from '../telemetry/events.js';
+import { errorReply, writeReply } from './reply.js';
+import { parseJson, readBody, requestContext } from './request.js';
+import type { CompiledRoute } from './router.js';
+
+/** What an endpoint sees of one request. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  /** For endpoints that write the response themselves (a relayed stream, the MCP SDK's transport). */
+  readonly res: ServerResponse;
+  readonly ctx: RequestContext;
+  readonly method: string;
+  /** The request path, without the query string. */
+  readonly path: string;
+  /** `''` or the query string with its `?`. */
+  readonly query: string;
+  /** The path under the endpoint's prefix (`/quotes/get_quote` under `/tools`). */
+  readonly rest: string;
+  /** The proxy route and the rewritten upstream path, for the proxy endpoint. */
+  readonly proxied: { route: CompiledRoute; upstreamPath: string } | undefined;
+  /** Who is asking (today the `server.principalHeader` value), or undefined for an anonymous caller. */
+  readonly principal: string | undefined;
+  /** Aborts with `GW_CLIENT_CLOSED` when the client goes away before the response is complete. */
+  readonly signal: AbortSignal;
+  /** Reads the body, at most `limit` bytes: `GW_PAYLOAD_TOO_LARGE` beyond, `GW_CLIENT_CLOSED` on a hang-up. */
+  body(limit: number): Promise<Buffer>;
+  /** Reads and parses a JSON body (see `body`); `GW_BAD_REQUEST` when it is not JSON. */
+  json(limit: number): Promise<unknown>;
+  /**
+   * Registers what to do if the gateway's shutdown grace ends while this exchange still streams (end the
+   * stream with the wire format's own error event). Without one, the connection is cut.
+   */
+  onShutdown(end: () => void): void;
+}
+
+/** The endpoint wrote (or is writing) the response itself; the exchange only records how it went. */
+export interface Written {
+  readonly written: true;
+  readonly status: number;
+  readonly errorCode?: ErrorCode;
+}
+
+/** What an endpoint returns: a Reply for the exchange to write, or word that it wrote one. */
+export type Outcome = Reply | Written;
+
+/** Marks a response the endpoint wrote itself; `status` defaults to what `res` carries. */
+export function written(res: ServerResponse, errorCode?: ErrorCode): Written {
+  return errorCode === undefined
+    ? { written: true, status: res.statusCode }
+    : { written: true, status: res.statusCode, errorCode };
+}
+
+/** One protocol surface behind the router: REST tools, MCP, an LLM wire format, fan-out, admin, the proxy. */
+export interface Endpoint {
+  /** Metrics route label (never client-chosen). */
+  readonly route: string;
+  /** A finer label from the path under the prefix (a tool, a group), known before the request starts. */
+  label?(rest: string): string;
+  handle(x: Exchange): Promise<Outcome>;
+  /** This surface's error shape (JSON-RPC, a provider's format). Default: `{"error":{"code","message"}}`. */
+  errorReply?(failure: GatewayError, x: Exchange): Reply;
+}
+
+export interface ExchangeOptions {
+  /** True once shutdown began: new requests get 503 `GW_SHUTTING_DOWN` and `Connection: close`. */
+  isDraining: () => boolean;
+  /** Header whose value identifies the caller (lower-case). */
+  principalHeader: string;
+  /** Adds `x-slipstream-overhead-us` (gateway time minus upstream time) to replies the exchange writes. */
+  overheadHeader: boolean;
+  /**
+   * Publish `requestStart` / `requestEnd` (metrics, logs, traces). Default true; the admin listener turns
+   * it off, so scrapes and health checks never show up as traffic.
+   */
+  events?: boolean;
+}
+
+interface Active {
+  readonly res: ServerResponse;
+  shutdown: (() => void) | undefined;
+}
+
+/**
+ * Runs requests through endpoints. For each: a request context and id, `requestStart` / `requestEnd`
+ * events (exactly once each), the draining check, an abort signal that fires when the client goes away
+ * (reported as 499), the reply written with `x-request-id`, and any error in the endpoint's shape (the GW
+ * JSON shape by default). An unread request body closes the connection after an error reply, so it cannot
+ * poison a kept-alive connection. Tracks every exchange in flight, streams included, for the drain.
+ */
+export class Exchanges {
+  private readonly active = new Set<Active>();
+  private idle: (() => void) | undefined;
+
+  private readonly events: boolean;
+
+  constructor(private readonly options: ExchangeOptions) {
+    this.events = options.events ?? true;
+  }
+
+  /** Requests in flight (streams included). */
+  get size(): number {
+    return this.active.size;
+  }
+
+  /** Serves one request on `endpoint`; never rejects. */
+  serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: Endpoint,
+    target: { path: string; query: string; rest: string; proxied?: Exchange['proxied'] },
+  ): void {
+    const controller = new AbortController();
+    const route =
+      target.proxied?.route.name ??
+      (endpoint.label === undefined ? endpoint.route : endpoint.label(target.rest));
+    const ctx = requestContext(req.headers, route, controller);
+    const method = req.method ?? 'GET';
+    const active: Active = { res, shutdown: undefined };
+    this.active.add(active);
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        controller.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+      }
+      this.active.delete(active);
+      if (this.active.size === 0) this.idle?.();
+    });
+    if (this.events) publish(events.requestStart, { ctx, method, path: target.path, headers: req.headers });
+    const x: Exchange = {
+      req,
+      res,
+      ctx,
+      method,
+      path: target.path,
+      query: target.query,
+      rest: target.rest,
+      proxied: target.proxied,
+      principal: headerValue(req.headers[this.options.principalHeader]),
+      signal: controller.signal,
+      body: (limit) => readBody(req, limit),
+      json: async (limit) => parseJson(await readBody(req, limit)),
+      onShutdown: (end) => (active.shutdown = end),
+    };
+    this.run(x, endpoint).catch(() => res.destroy());
+  }
+
+  private async run(x: Exchange, endpoint: Endpoint): Promise<void> {
+    const { req, res, ctx } = x;
+    let status = 0;
+    let errorCode: ErrorCode | undefined;
+    try {
+      if (this.options.isDraining()) {
+        throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+      }
+      const outcome = await endpoint.handle(x);
+      if ('written' in outcome) {
+        status = outcome.status;
+        errorCode = outcome.errorCode;
+      } else {
+        status = outcome.status;
+        this.write(x, outcome);
+      }
+    } catch (error) {
+      const failure = toGatewayError(x.signal.aborted ? (x.signal.reason ?? error) : error);
+      status = failure.status;
+      errorCode = failure.code;
+      // An unread request body would poison a kept-alive connection: close it after this reply.
+      if (!req.readableEnded || this.options.isDraining()) res.shouldKeepAlive = false;
+      if (res.headersSent || res.destroyed) res.destroy();
+      else this.write(x, endpoint.errorReply?.(failure, x) ?? errorReply(failure));
+    } finally {
+      if (this.events)
+        publish(events.requestEnd, {
+          ctx,
+          method: x.method,
+          path: x.path,
+          status,
+          errorCode,
+          durationMs: performance.now() - ctx.startedAt,
+        });
+    }
+  }
+
+  private write(x: Exchange, reply: Reply): void {
+    const headers: Headers = { ...reply.headers, 'x-request-id': x.ctx.id };
+    if (this.options.overheadHeader) {
+      const overheadUs = (performance.now() - x.ctx.startedAt - x.ctx.upstreamMs) * 1000;
+      headers['x-slipstream-overhead-us'] = String(Math.max(0, Math.round(overheadUs)));
+    }
+    if (this.options.isDraining()) x.res.shouldKeepAlive = false;
+    writeReply(x.res, reply.status, headers, reply.body);
+  }
+
+  /**
+   * Waits up to `graceMs` for every exchange in flight to finish; then ends what still runs (an exchange's
+   * `onShutdown`, else its connection is cut). Call after the listener stopped accepting.
+   */
+  async drain(graceMs: number): Promise<void> {
+    if (this.active.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => (this.idle = resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+      this.idle = undefined;
+    }
+    for (const active of [...this.active]) {
+      if (active.shutdown !== undefined) active.shutdown();
+      else active.res.destroy();
+    }
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value;
+}
