@@ -1,8 +1,7 @@
 // Prometheus metrics for the LLM relay and the transcript writer, fed by their diagnostics_channel events.
-import type { Channel } from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { events } from '../telemetry/events.js';
+import { events } from '../events.js';
 import type {
   LlmChunkEvent,
   LlmFallbackEvent,
@@ -11,7 +10,8 @@ import type {
   TranscriptDropEvent,
   TranscriptFlushEvent,
   TranscriptStoreErrorEvent,
-} from '../telemetry/events.js';
+} from '../events.js';
+import type { Subscription } from './subscription.js';
 
 /** Seconds, from 10 us (an inter-chunk gap on loopback) to 30 s (a slow first token). */
 const STREAM_BUCKETS = [
@@ -25,7 +25,7 @@ const FLUSH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
  * subscriptions that feed them (the caller subscribes and unsubscribes). Per-chunk work is one cached
  * histogram child and one counter child per provider.
  */
-export function llmSubscriptions(registry: Registry): Array<[Channel, (message: unknown) => void]> {
+export function llmMetrics(registry: Registry): Subscription[] {
   const registers = [registry];
   const firstByte = new Histogram({
     name: 'slipstream_llm_first_byte_seconds',

@@ -1,0 +1,25 @@
+// MCP metrics: pooled stdio processes started, exited and recycled.
+import { Counter } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { events } from '../events.js';
+import type { McpProcessEvent } from '../events.js';
+import type { Subscription } from './subscription.js';
+
+/** Registers the MCP pool metrics and returns the subscriptions that feed them. */
+export function mcpMetrics(registry: Registry): Subscription[] {
+  const processes = new Counter({
+    name: 'slipstream_mcp_processes_total',
+    help: 'MCP stdio pool processes started, exited unexpectedly (recycled ones included), or recycled for missing a ping.',
+    labelNames: ['server', 'event'] as const,
+    registers: [registry],
+  });
+  return [
+    [
+      events.mcpProcess,
+      (message) => {
+        const e = message as McpProcessEvent;
+        processes.inc({ server: e.server, event: e.event });
+      },
+    ],
+  ];
+}
