@@ -14,14 +14,15 @@ import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
 import { toolsEndpoint } from './entrypoints/tools.js';
-import { buildStack } from './pipeline/stack.js';
+import { buildStack } from './policies/stack.js';
 import type { Handler, Policy } from './pipeline/types.js';
 import { batch } from './policies/batch.js';
 import { cache } from './policies/cache.js';
 import { coalesce } from './policies/coalesce.js';
 import { createListener } from './server/listener.js';
 import type { Listener } from './server/listener.js';
-import { compileRoute, Router, RouteTable } from './server/router.js';
+import { compileRoute, RouteTable } from './server/route-table.js';
+import { Router } from './server/router.js';
 import type { EndpointRoute } from './server/router.js';
 import { postgresStore } from './stores/postgres.js';
 import { sqliteStore } from './stores/sqlite.js';
@@ -269,7 +270,7 @@ const DEFAULT_KEY: KeySpec = { query: '*', headers: [], body: '*', scope: 'princ
 const DEFAULT_SHARED_BYTES = 1024 ** 2;
 
 /**
- * A proxy route's stack, from the one builder (`pipeline/stack.ts`): in front, the HTTP-specific policies
+ * A proxy route's stack, from the one builder (`policies/stack.ts`): in front, the HTTP-specific policies
  * (the cache, whose identical misses share one fetch, across instances too with Redis; or coalescing alone
  * on uncached routes; then batching), and then the order every kind shares.
  */

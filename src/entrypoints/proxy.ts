@@ -6,7 +6,7 @@ import { stripHopByHop } from '../pipeline/headers.js';
 import type { Body, Call, Headers } from '../pipeline/types.js';
 import type { Endpoint } from '../server/exchange.js';
 import { readBody, tooLarge } from '../server/request.js';
-import type { CompiledRoute } from '../server/router.js';
+import type { CompiledRoute } from '../server/route-table.js';
 
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 

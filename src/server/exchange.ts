@@ -6,7 +6,7 @@ import type { Headers, Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { errorReply, writeReply } from './reply.js';
 import { parseJson, readBody, requestContext } from './request.js';
-import type { CompiledRoute } from './router.js';
+import type { CompiledRoute } from './route-table.js';
 
 /** What an endpoint sees of one request. */
 export interface Exchange {

@@ -1,7 +1,7 @@
 // A fan-out member's health: its stack (breaker) from the one builder, probes that readmit it, and warm-ups.
 import type { GroupConfig, GroupMemberConfig } from '../../config/groups-schema.js';
 import { GatewayError } from '../../errors.js';
-import { buildStack } from '../../pipeline/stack.js';
+import { buildStack } from '../../policies/stack.js';
 import type { Call, Handler } from '../../pipeline/types.js';
 import type { BreakerState } from '../../telemetry/events.js';
 import type { ToolRegistry } from '../mcp/tool-registry.js';

@@ -1,7 +1,7 @@
 // LLM providers: one pooled HTTP upstream per provider behind its stack, and model → provider resolution.
 import type { LlmConfig, LlmProviderConfig } from '../../config/llm-schema.js';
 import type { UpstreamConfig } from '../../config/schema.js';
-import { buildStack } from '../../pipeline/stack.js';
+import { buildStack } from '../../policies/stack.js';
 import type { Handler } from '../../pipeline/types.js';
 import type { UpstreamConnectionStats } from '../../telemetry/metrics.js';
 import { httpUpstream } from '../http.js';

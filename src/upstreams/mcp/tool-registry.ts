@@ -7,7 +7,7 @@ import type { CacheStore } from '../../cache/store.js';
 import { DEFAULT_TOOL_POLICY } from '../../config/mcp-schema.js';
 import type { McpConfig, McpServerConfig, ToolPolicyConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
-import { buildStack } from '../../pipeline/stack.js';
+import { buildStack } from '../../policies/stack.js';
 import type { Call, Handler, Policy, Reply, RequestContext } from '../../pipeline/types.js';
 import { cache } from '../../policies/cache.js';
 import type { CachePolicyOptions } from '../../policies/cache.js';
@@ -226,7 +226,7 @@ const CONCURRENCY_QUEUE = 1_000;
 const CONCURRENCY_QUEUE_TIMEOUT_MS = 1_000;
 
 /**
- * A tool's stack, from the one builder (`pipeline/stack.ts`): in front, the cache keyed by the canonical
+ * A tool's stack, from the one builder (`policies/stack.ts`): in front, the cache keyed by the canonical
  * arguments (misses coalesced), or coalescing alone; then the tool's deadline, the bulkhead
  * (`concurrency`), retry (idempotent tools only) and the server's breaker.
  */

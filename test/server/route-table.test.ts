@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { compileRoute, RouteTable } from '../../src/server/router.js';
+import { compileRoute, RouteTable } from '../../src/server/route-table.js';
 import { makeReply } from '../helpers/calls.js';
 
 function table(routesYaml: string): RouteTable {

@@ -1,14 +1,14 @@
 // The one policy-stack builder: every upstream kind (route, MCP tool, LLM provider, fan-out member) gets its stack here.
 import type { BreakerSpec, BulkheadSpec, HedgeSpec, RetrySpec } from '../config/policy-schema.js';
-import { bulkhead } from '../policies/bulkhead.js';
-import { circuitBreaker } from '../policies/circuit-breaker.js';
-import type { CircuitBreaker } from '../policies/circuit-breaker.js';
-import { deadline } from '../policies/deadline.js';
-import { hedge } from '../policies/hedge.js';
-import { retry } from '../policies/retry.js';
-import { RetryBudget } from '../policies/retry-budget.js';
-import { compose } from './compose.js';
-import type { Handler, Policy } from './types.js';
+import { bulkhead } from './bulkhead.js';
+import { circuitBreaker } from './circuit-breaker.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { deadline } from './deadline.js';
+import { hedge } from './hedge.js';
+import { retry } from './retry.js';
+import { RetryBudget } from './retry-budget.js';
+import { compose } from '../pipeline/compose.js';
+import type { Handler, Policy } from '../pipeline/types.js';
 
 /** What one stack is made of: the validated policy config of one route, tool, provider or member. */
 export interface StackSpec<P extends object> {
