@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError, toGatewayError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import type { Headers, Reply, RequestContext } from '../pipeline/types.js';
+import type { Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { errorReply, writeReply } from './reply.js';
 import { parseJson, readBody, requestContext } from './request.js';
@@ -120,6 +120,8 @@ export class Exchanges {
       (endpoint.label === undefined ? endpoint.route : endpoint.label(target.rest));
     const ctx = requestContext(req.headers, route, controller);
     const method = req.method ?? 'GET';
+    // Set up front so responses an endpoint writes itself (a stream, the MCP SDK's transport) carry it too.
+    res.setHeader('x-request-id', ctx.id);
     const active: Active = { res, shutdown: undefined };
     this.active.add(active);
     res.once('close', () => {
@@ -186,12 +188,12 @@ export class Exchanges {
   }
 
   private write(x: Exchange, reply: Reply): void {
-    const headers: Headers = { ...reply.headers, 'x-request-id': x.ctx.id };
+    let headers = reply.headers;
     if (this.options.overheadHeader) {
+      headers = { ...headers };
       const overheadUs = (performance.now() - x.ctx.startedAt - x.ctx.upstreamMs) * 1000;
       headers['x-slipstream-overhead-us'] = String(Math.max(0, Math.round(overheadUs)));
     }
-    if (this.options.isDraining()) x.res.shouldKeepAlive = false;
     writeReply(x.res, reply.status, headers, reply.body);
   }
 

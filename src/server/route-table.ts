@@ -72,11 +72,11 @@ export class RouteTable {
     return { route: undefined, methodMismatch };
   }
 
-  /** The methods some route allows at `path` (for a 405's `Allow`), or undefined when one allows every method. */
+  /** The methods the routes above the catch-all allow at `path` (a 405's `Allow`); undefined when one allows every method. */
   allowed(host: string | undefined, path: string): string[] | undefined {
     const methods = new Set<string>();
     for (const route of this.routes) {
-      if (route.prefix !== '/' && !underPrefix(path, route.prefix)) continue;
+      if (route.prefix === '/' || !underPrefix(path, route.prefix)) continue;
       if (route.host !== undefined && stripPort(host) !== route.host) continue;
       if (route.methods === undefined) return undefined;
       for (const m of route.methods) methods.add(m);
