@@ -19,7 +19,8 @@ interface Waiter {
 }
 
 /**
- * Lets `maxConcurrent` calls run; up to `queue` more wait in FIFO order for at most `queueTimeoutMs`.
+ * Lets `maxConcurrent` calls run; up to `queue` more wait in FIFO order for at most `queueTimeoutMs`. A call
+ * holds its slot until its reply body ends: a stream counts for its whole life.
  * A call that cannot run or wait is rejected with `GW_BULKHEAD_FULL` (503, `Retry-After: 1`) so overload
  * sheds load at the gateway instead of piling it onto a struggling upstream. A waiter whose deadline or
  * client goes away leaves the queue at once.
@@ -71,10 +72,18 @@ export function bulkhead(options: BulkheadOptions): AnyPolicy {
       publish(events.bulkheadReject, { route, reason: 'queue-full' });
       throw full(`${maxConcurrent} calls in flight and ${queue} waiting`);
     }
+    let streaming = false;
     try {
-      return await next(call);
+      const reply = await next(call);
+      const body = reply.body;
+      // A streamed body (an LLM stream, a large download) still holds its upstream connection: so does the slot.
+      if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded && !body.destroyed) {
+        streaming = true;
+        body.once('close', release);
+      }
+      return reply;
     } finally {
-      release();
+      if (!streaming) release();
     }
   };
 }

@@ -211,11 +211,34 @@ export class Exchanges {
       clearTimeout(timer);
       this.idle = undefined;
     }
+    const ending: Array<Promise<void>> = [];
     for (const active of [...this.active]) {
-      if (active.shutdown !== undefined) active.shutdown();
-      else active.res.destroy();
+      if (active.shutdown === undefined) {
+        active.res.destroy();
+        continue;
+      }
+      active.shutdown();
+      ending.push(flushed(active.res));
     }
+    // The final events must reach the socket before the listener closes every connection.
+    await Promise.all(ending);
   }
+}
+
+/** Most time given to an ended stream's last bytes to leave before its connection is cut. */
+const FLUSH_MS = 1_000;
+
+function flushed(res: Exchange['res']): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, FLUSH_MS);
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+    res.once('finish', done);
+    res.once('close', done);
+  });
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -38,12 +38,12 @@ describe('transcript durability of a real `slipstream serve` process', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function serve(name: string) {
+  async function serve(name: string, grace = '10s') {
     const db = join(dir, `${name}.db`);
     const config = join(dir, `${name}.yaml`);
     writeFileSync(
       config,
-      `server: { listen: "127.0.0.1:0", shutdownGrace: 10s }
+      `server: { listen: "127.0.0.1:0", shutdownGrace: ${grace} }
 admin: { listen: "127.0.0.1:0" }
 telemetry: { log: { level: warn } }
 upstreams: {}
@@ -98,6 +98,20 @@ llm:
     expect(await exited).toBe(0);
     expect(contentOf(text)).toBe(expectedContent(30));
     expect(stored(db, 'term')).toEqual({ content: expectedContent(30), complete: true });
+  });
+
+  it('ends a stream still open when the grace runs out with an SSE error event, and stores it as incomplete', async () => {
+    const { db, child } = await serve('grace', '400ms');
+    const stream = await open(child.url, 'grace', 1_000, 20);
+    await expect.poll(() => contentOf(stream.received.at(-1)?.text ?? '').length).toBeGreaterThan(20);
+    const exited = child.stop('SIGTERM');
+    const text = await stream.done;
+    expect(await exited).toBe(0);
+    expect(text).toMatch(/event: error\ndata: \{"error":\{"code":"GW_SHUTTING_DOWN"[^\n]*\n\n$/);
+    const row = stored(db, 'grace');
+    expect(row?.complete).toBe(false);
+    expect(contentOf(text).startsWith(row!.content)).toBe(true);
+    expect(row!.content.length).toBeGreaterThan(20);
   });
 
   it('loses at most one flush interval of the reply on SIGKILL', async () => {

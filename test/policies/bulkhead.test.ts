@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Reply } from '../../src/pipeline/types.js';
 import { bulkhead } from '../../src/policies/bulkhead.js';
@@ -65,5 +66,28 @@ describe('bulkhead policy', () => {
     expect(upstream.started()).toBe(2);
     upstream.gates[1]!();
     await next;
+  });
+
+  it('holds the slot of a streamed reply until its body ends (a stream counts for its whole life)', async () => {
+    const body = new PassThrough();
+    let calls = 0;
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 0, queueTimeoutMs: 1_000 })(async () => {
+      calls++;
+      return calls === 1 ? { status: 200, headers: {}, body } : makeReply(200);
+    });
+    const streaming = await policy(makeCall());
+    expect(streaming.body).toBe(body);
+    await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_BULKHEAD_FULL' });
+    body.end('done');
+    body.resume();
+    await expect
+      .poll(
+        async () =>
+          await policy(makeCall()).then(
+            (r) => r.status,
+            () => 0,
+          ),
+      )
+      .toBe(200);
   });
 });
