@@ -1,66 +1,20 @@
 // Fan-out groups: one message sent to every member in parallel, one deadline, partial results as they come.
-import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { MAX_GROUP_MEMBERS } from '../../config/groups-schema.js';
 import type { GroupConfig, GroupMemberConfig } from '../../config/groups-schema.js';
 import { GatewayError } from '../../errors.js';
-import type { ErrorCode } from '../../errors.js';
-import type { RequestContext } from '../../pipeline/types.js';
 import { events, publish } from '../../telemetry/events.js';
-import type { FanoutOutcome } from '../../telemetry/events.js';
 import type { UpstreamConnectionStats } from '../../telemetry/metrics.js';
 import type { ToolRegistry } from '../mcp/tool-registry.js';
 import { discovery } from './discovery.js';
 import type { DiscoveredMember, Discovery } from './discovery.js';
 import { createMember } from './member-health.js';
 import type { Member } from './member-health.js';
+import { dispatch } from './dispatch.js';
+import type { FanoutRequest, FanoutSummary, MemberResult } from './dispatch.js';
 import { memberAddress } from './member.js';
 
-/** One member's entry in a fan-out result. */
-export interface MemberResult {
-  member: string;
-  outcome: FanoutOutcome;
-  /** From the start of the fan-out to this member settling, in ms (0 when skipped). */
-  latencyMs: number;
-  /** The member's HTTP status, when it answered at all. */
-  status?: number;
-  /** The member's answer: parsed JSON, or text. */
-  body?: unknown;
-  /** Why the member has no answer (timed out, failed, skipped, cancelled). */
-  error?: { code: ErrorCode; message: string };
-}
-
-/** What a fan-out came to: counts, who ended how, and each member's latency. */
-export interface FanoutSummary {
-  group: string;
-  members: number;
-  answered: number;
-  failed: number;
-  timedOut: number;
-  skipped: number;
-  cancelled: number;
-  /** With `minResponses`: how many answers were required and whether they came. */
-  quorum?: { required: number; met: boolean };
-  durationMs: number;
-  /** Member names by outcome. */
-  outcomes: Record<FanoutOutcome, string[]>;
-  /** Each member's latency in ms (skipped members are left out). */
-  latencyMs: Record<string, number>;
-}
-
-export interface FanoutRequest {
-  /** The JSON message, already validated; sent as is to every member. */
-  body: Buffer;
-  /** The message parsed (when the caller parsed it already); else parsed once here. */
-  message?: unknown;
-  requestId: string;
-  /** Aborts when the client goes away: every member call is cancelled. */
-  signal: AbortSignal;
-  /** Called as each member settles, in arrival order (skipped members first, at once). */
-  onResult?: (result: MemberResult) => void;
-  /** This request's own quorum or first-N (instead of the group's); at most one of the two is set. */
-  mode?: { minResponses?: number; firstN?: number };
-}
+export type { FanoutRequest, FanoutSummary, MemberResult };
 
 export interface FanoutGroup {
   readonly name: string;
@@ -95,7 +49,6 @@ export interface GroupOptions {
  */
 export function fanoutGroup(name: string, config: GroupConfig, options: GroupOptions = {}): FanoutGroup {
   const memberDeadlineMs = Math.min(config.memberTimeout, config.timeout);
-  const route = `fanout:${name}`;
   let members: Member[] = [];
   let closed = false;
 
@@ -191,137 +144,13 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     async fanout(request) {
       const targets = await currentMembers();
       const message = 'message' in request ? request.message : parseMessage(request.body);
-      const { minResponses, firstN } = request.mode ?? config;
-      const enough = minResponses ?? firstN ?? Infinity;
-      const started = performance.now();
-      const ctx = context(request.requestId, route);
-      const controller = new AbortController();
-      // Every member call listens on this one signal: up to the group limit, that is expected, not a leak.
-      setMaxListeners(MAX_GROUP_MEMBERS + 8, controller.signal);
-      const timedOut = new GatewayError('GW_UPSTREAM_TIMEOUT', `no answer within ${memberDeadlineMs} ms`);
-      const cancelled = new GatewayError('GW_CLIENT_CLOSED', 'cancelled: enough members answered');
-      const onClientGone = () =>
-        controller.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
-      if (request.signal.aborted) onClientGone();
-      else request.signal.addEventListener('abort', onClientGone, { once: true });
-      const headers = { 'content-type': 'application/json', 'x-request-id': request.requestId };
-      const results = new Array<MemberResult>(targets.length);
-      /** Members cut by the deadline whose calls are still being torn down. */
-      const tornDown = new Set<number>();
-      /** Members not settled yet, by index; each settles exactly once. */
-      const pending = new Set(targets.keys());
-      let answered = 0;
-      let finish!: () => void;
-      const finished = new Promise<void>((resolve) => (finish = resolve));
-      const elapsed = () => Math.round((performance.now() - started) * 100) / 100;
-
-      /**
-       * Settles every member still pending (timed out, or cancelled once enough answered) and only then
-       * aborts their calls, a tick later: tearing down in-flight requests costs ~1 ms (~10 ms the first
-       * time), which the reply need not wait for. Members still see the abort right after the reply.
-       */
-      const cutPending = (outcome: 'timedOut' | 'cancelled', reason: GatewayError) => {
-        for (const index of [...pending]) {
-          if (outcome === 'timedOut' && config.breaker !== false) {
-            targets[index]!.tearingDown++;
-            tornDown.add(index);
-          }
-          settle(index, {
-            member: targets[index]!.name,
-            outcome,
-            latencyMs: elapsed(),
-            error: { code: reason.code, message: reason.message },
-          });
-        }
-        setImmediate(() => controller.abort(reason));
-      };
-
-      const settle = (index: number, result: MemberResult) => {
-        if (!pending.delete(index)) return;
-        results[index] = result;
-        publish(events.fanoutMember, {
-          group: name,
-          member: result.member,
-          outcome: result.outcome,
-          durationMs: result.latencyMs,
-        });
-        request.onResult?.(result);
-        if (result.outcome === 'answered' && ++answered === enough && pending.size > 0) {
-          cutPending('cancelled', cancelled);
-        }
-        if (pending.size === 0) finish();
-      };
-
-      const one = async (member: Member, index: number): Promise<void> => {
-        if (member.state !== 'closed' || member.tearingDown > 0) {
-          settle(index, {
-            member: member.name,
-            outcome: 'skipped',
-            latencyMs: 0,
-            error: { code: 'GW_BREAKER_OPEN', message: 'skipped: the member failed recently (breaker open)' },
-          });
-          return;
-        }
-        const rejected = member.transport.reject?.(message);
-        if (rejected !== undefined) {
-          settle(index, { member: member.name, outcome: 'failed', latencyMs: 0, ...rejected });
-          return;
-        }
-        try {
-          const reply = await member.call({
-            ctx,
-            upstream: member.upstream,
-            method: 'POST',
-            path: '',
-            headers,
-            body: request.body,
-            message,
-            idempotent: false,
-            principal: undefined,
-            signal: controller.signal,
-          });
-          const answer = member.transport.answer(reply);
-          settle(index, {
-            member: member.name,
-            outcome: answer.ok ? 'answered' : 'failed',
-            latencyMs: elapsed(),
-            ...(answer.status === undefined ? {} : { status: answer.status }),
-            ...(answer.body === undefined ? {} : { body: answer.body }),
-            ...(answer.error === undefined ? {} : { error: answer.error }),
-          });
-        } catch (error) {
-          const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
-          const failure = reason instanceof GatewayError ? reason : toMemberError(error);
-          settle(index, {
-            member: member.name,
-            outcome: outcomeOf(failure, reason === timedOut),
-            latencyMs: failure.code === 'GW_BREAKER_OPEN' ? 0 : elapsed(),
-            error: { code: failure.code, message: failure.message },
-          });
-        } finally {
-          // The breaker has counted this call by now: later fan-outs follow its state again.
-          if (tornDown.delete(index)) member.tearingDown--;
-        }
-      };
-
-      // Every member starts now with the same deadline, so one timer serves them all.
-      const timer = setTimeout(() => cutPending('timedOut', timedOut), memberDeadlineMs);
-      try {
-        // `one` never rejects: every outcome is a settled entry.
-        targets.forEach((member, index) => void one(member, index));
-        await finished;
-      } finally {
-        clearTimeout(timer);
-        request.signal.removeEventListener('abort', onClientGone);
-      }
-      const summary = summarize(name, results, performance.now() - started, minResponses);
-      publish(events.fanoutEnd, {
+      return dispatch(targets, request, message, {
         group: name,
-        durationMs: summary.durationMs,
-        answered: summary.answered,
-        members: summary.members,
+        deadlineMs: memberDeadlineMs,
+        breakers: config.breaker !== false,
+        minResponses: request.mode === undefined ? config.minResponses : request.mode.minResponses,
+        firstN: request.mode === undefined ? config.firstN : request.mode.firstN,
       });
-      return { results, summary };
     },
 
     stats: () => members.flatMap((m) => m.transport.stats() ?? []),
@@ -331,60 +160,6 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
       await source?.close();
       await Promise.all(members.map(closeMember));
     },
-  };
-}
-
-function context(id: string, route: string): RequestContext {
-  return { id, route, startedAt: performance.now(), upstreamMs: 0, attempts: 0 };
-}
-
-function outcomeOf(failure: GatewayError, deadlinePassed: boolean): FanoutOutcome {
-  if (deadlinePassed || failure.code === 'GW_UPSTREAM_TIMEOUT') return 'timedOut';
-  if (failure.code === 'GW_BREAKER_OPEN') return 'skipped';
-  if (failure.code === 'GW_CLIENT_CLOSED') return 'cancelled';
-  return 'failed';
-}
-
-function toMemberError(error: unknown): GatewayError {
-  return error instanceof GatewayError
-    ? error
-    : new GatewayError('GW_UPSTREAM_UNAVAILABLE', error instanceof Error ? error.message : String(error), {
-        cause: error,
-      });
-}
-
-function summarize(
-  group: string,
-  results: readonly MemberResult[],
-  durationMs: number,
-  minResponses: number | undefined,
-): FanoutSummary {
-  const outcomes: Record<FanoutOutcome, string[]> = {
-    answered: [],
-    failed: [],
-    timedOut: [],
-    skipped: [],
-    cancelled: [],
-  };
-  const latencyMs: Record<string, number> = {};
-  for (const r of results) {
-    outcomes[r.outcome].push(r.member);
-    if (r.outcome !== 'skipped') latencyMs[r.member] = r.latencyMs;
-  }
-  return {
-    group,
-    members: results.length,
-    answered: outcomes.answered.length,
-    failed: outcomes.failed.length,
-    timedOut: outcomes.timedOut.length,
-    skipped: outcomes.skipped.length,
-    cancelled: outcomes.cancelled.length,
-    ...(minResponses === undefined
-      ? {}
-      : { quorum: { required: minResponses, met: outcomes.answered.length >= minResponses } }),
-    durationMs: Math.round(durationMs * 100) / 100,
-    outcomes,
-    latencyMs,
   };
 }
 
