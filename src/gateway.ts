@@ -8,10 +8,12 @@ import type { TranscriptsConfig } from './config/llm-schema.js';
 import type { Config, RouteConfig } from './config/schema.js';
 import { adminRoutes } from './entrypoints/admin.js';
 import { fanoutEndpoint } from './entrypoints/fanout.js';
+import type { FanoutEntrypointOptions } from './entrypoints/fanout.js';
 import { chatCompletionsEndpoint } from './entrypoints/llm/chat-completions.js';
 import { modelsEndpoint } from './entrypoints/llm/models.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
+import type { McpEntrypoint } from './entrypoints/mcp.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
 import { toolsEndpoint } from './entrypoints/tools.js';
 import { buildStack } from './policies/stack.js';
@@ -34,7 +36,9 @@ import { startTracing } from './telemetry/tracing.js';
 import { fanoutGroup } from './upstreams/group/fanout.js';
 import { asUpstream, httpUpstream } from './upstreams/http.js';
 import { llmProviders } from './upstreams/llm/providers.js';
+import type { LlmProviders } from './upstreams/llm/providers.js';
 import { toolRegistry } from './upstreams/mcp/tool-registry.js';
+import type { ToolRegistry } from './upstreams/mcp/tool-registry.js';
 
 export interface GatewayOptions {
   /** Logger to use instead of one built from `telemetry.log`. */
@@ -144,39 +148,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         });
 
   // The data plane: built-in endpoints first (they win over proxy routes, even a catch-all "/"), then routes.
-  const endpoints: EndpointRoute[] = [];
-  if (mcp !== undefined && tools !== undefined && config.mcp !== undefined) {
-    endpoints.push(
-      { path: '/mcp', exact: true, endpoint: mcp.endpoint },
-      {
-        path: '/tools',
-        endpoint: toolsEndpoint({ registry: tools, maxRequestBytes: config.mcp.maxRequestBytes }),
-      },
-    );
-  }
-  if (providers !== undefined && config.llm !== undefined) {
-    endpoints.push(
-      {
-        path: '/v1/chat/completions',
-        exact: true,
-        methods: ['POST'],
-        endpoint: chatCompletionsEndpoint({
-          providers,
-          transcripts,
-          maxRequestBytes: config.llm.maxRequestBytes,
-        }),
-      },
-      { path: '/v1/models', exact: true, methods: ['GET'], endpoint: modelsEndpoint(providers) },
-    );
-    if (transcripts !== undefined) {
-      endpoints.push({
-        path: '/v1/sessions',
-        methods: ['GET'],
-        endpoint: sessionsEndpoint({ transcripts, principalHeader }),
-      });
-    }
-  }
-  if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups }) });
+  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups });
   const routes = new RouteTable(
     config.routes.map((route) =>
       compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, caches)),
@@ -235,6 +207,55 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       await tracing?.shutdown();
     },
   };
+}
+
+/** The built-in endpoints of the data plane, for the parts the config turned on. */
+function builtInEndpoints(
+  config: Config,
+  parts: {
+    tools: ToolRegistry | undefined;
+    mcp: McpEntrypoint | undefined;
+    providers: LlmProviders | undefined;
+    transcripts: TranscriptBuffer | undefined;
+    groups: FanoutEntrypointOptions['groups'];
+  },
+): EndpointRoute[] {
+  const { tools, mcp, providers, transcripts, groups } = parts;
+  const principalHeader = config.server.principalHeader.toLowerCase();
+  const endpoints: EndpointRoute[] = [];
+  if (mcp !== undefined && tools !== undefined && config.mcp !== undefined) {
+    endpoints.push(
+      { path: '/mcp', exact: true, endpoint: mcp.endpoint },
+      {
+        path: '/tools',
+        endpoint: toolsEndpoint({ registry: tools, maxRequestBytes: config.mcp.maxRequestBytes }),
+      },
+    );
+  }
+  if (providers !== undefined && config.llm !== undefined) {
+    endpoints.push(
+      {
+        path: '/v1/chat/completions',
+        exact: true,
+        methods: ['POST'],
+        endpoint: chatCompletionsEndpoint({
+          providers,
+          transcripts,
+          maxRequestBytes: config.llm.maxRequestBytes,
+        }),
+      },
+      { path: '/v1/models', exact: true, methods: ['GET'], endpoint: modelsEndpoint(providers) },
+    );
+    if (transcripts !== undefined) {
+      endpoints.push({
+        path: '/v1/sessions',
+        methods: ['GET'],
+        endpoint: sessionsEndpoint({ transcripts, principalHeader }),
+      });
+    }
+  }
+  if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups }) });
+  return endpoints;
 }
 
 /** Builds the transcript buffer and its store from config. */
