@@ -22,7 +22,7 @@ import { batch } from './policies/batch.js';
 import { cache } from './policies/cache.js';
 import { coalesce } from './policies/coalesce.js';
 import { createListener } from './server/listener.js';
-import type { Listener } from './server/listener.js';
+import type { ConnectionLimits, Listener } from './server/listener.js';
 import { compileRoute, RouteTable } from './server/route-table.js';
 import { Router } from './server/router.js';
 import type { EndpointRoute } from './server/router.js';
@@ -159,7 +159,9 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   let draining = false;
   const proxy = createListener({
     router: new Router(endpoints, routes),
-    proxy: proxyEndpoint(),
+    proxy: proxyEndpoint({ trustedProxies: config.server.trustedProxies }),
+    limits: connectionLimits(config),
+    maxJsonDepth: config.server.limits.maxJsonDepth,
     isDraining: () => draining,
     principalHeader,
     overheadHeader: config.server.overheadHeader,
@@ -256,6 +258,17 @@ function builtInEndpoints(
   }
   if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups }) });
   return endpoints;
+}
+
+function connectionLimits(config: Config): ConnectionLimits {
+  const l = config.server.limits;
+  return {
+    maxConnections: l.maxConnections,
+    maxConnectionsPerIp: l.maxConnectionsPerIp,
+    headersTimeoutMs: l.headersTimeout,
+    requestTimeoutMs: l.requestTimeout,
+    keepAliveTimeoutMs: l.keepAliveTimeout,
+  };
 }
 
 /** Builds the transcript buffer and its store from config. */

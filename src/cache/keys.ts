@@ -1,6 +1,7 @@
 // Cache keys: route, method and path in clear (for purging by prefix), the varying parts canonicalised and hashed.
 import { createHash } from 'node:crypto';
 import type { Call } from '../pipeline/types.js';
+import { MAX_JSON_DEPTH, nestingExceeds } from '../pipeline/json.js';
 
 export interface KeySpec {
   /** Query parameters that vary the response: names, or `'*'` for all (default). */
@@ -55,11 +56,13 @@ export function argumentsKey(
 }
 
 function bodyPart(body: Buffer, fields: KeySpec['body']): unknown {
+  // Not JSON, or too deep to canonicalise safely: the exact bytes vary the response.
+  if (nestingExceeds(body, MAX_JSON_DEPTH)) return body.toString('base64');
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
-    return body.toString('base64'); // not JSON: the exact bytes vary the response
+    return body.toString('base64');
   }
   if (fields === '*' || parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return parsed;
   const object = parsed as Record<string, unknown>;

@@ -1,4 +1,5 @@
 // Field types every part of the config schema shares: durations, sizes, names, URLs, header maps.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDurationMs, parseSizeBytes } from './units.js';
 
@@ -32,3 +33,22 @@ export const headerMap = z.record(
   z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name'),
   z.string(),
 );
+
+/** An address or CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`), parsed to `{ address, prefix, family }`. */
+export const cidr = z.string().transform((value, ctx) => {
+  const [address = '', bits] = value.split('/');
+  const family = isIP(address);
+  const max = family === 6 ? 128 : 32;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (
+    family === 0 ||
+    !Number.isInteger(prefix) ||
+    prefix < 0 ||
+    prefix > max ||
+    (bits !== undefined && !/^\d+$/.test(bits))
+  ) {
+    ctx.addIssue({ code: 'custom', message: 'expected an IP address or a CIDR block like "10.0.0.0/8"' });
+    return z.NEVER;
+  }
+  return { address, prefix, family: family === 6 ? ('ipv6' as const) : ('ipv4' as const) };
+});

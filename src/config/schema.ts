@@ -1,7 +1,8 @@
 // The slipstream.yaml schema (zod): every key, its default and its unit. slipstream.example.yaml documents it.
 import { readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import { duration, headerMap, httpUrl, name, size } from './fields.js';
+import { cidr, duration, headerMap, httpUrl, name, size } from './fields.js';
 import { groupsSchema } from './groups-schema.js';
 import { llmSchema } from './llm-schema.js';
 import { mcpSchema } from './mcp-schema.js';
@@ -186,13 +187,36 @@ export const configSchema = z
   .strictObject({
     server: z
       .strictObject({
-        listen: listen('0.0.0.0', 8080),
+        /** The data plane binds loopback unless told otherwise (beyond loopback needs `auth`). */
+        listen: listen('127.0.0.1', 8080),
+        /** Bounds on what clients may hold: connections, slow heads and bodies, idle keep-alive, JSON nesting. */
+        limits: z
+          .strictObject({
+            /** Connections open at once; more are closed as they arrive. */
+            maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+            /** Connections one client address may hold at once; more are closed as they arrive. */
+            maxConnectionsPerIp: z.number().int().min(1).max(1_000_000).default(256),
+            /** Longest wait for a request's head (a slowloris client is cut after it). */
+            headersTimeout: duration.default(10_000),
+            /** Longest wait for a whole request, body included (not the response). */
+            requestTimeout: duration.default(60_000),
+            /** An idle kept-alive connection is closed after this. */
+            keepAliveTimeout: duration.default(5_000),
+            /** Deepest JSON nesting accepted in bodies the gateway parses; deeper gets 400. */
+            maxJsonDepth: z.number().int().min(1).max(1_000).default(64),
+          })
+          .prefault({}),
         /** Adds `x-slipstream-overhead-us` (gateway time minus upstream time) to every response. */
         overheadHeader: z.boolean().default(false),
         /** On SIGTERM, how long in-flight requests may take before connections are closed. */
         shutdownGrace: duration.default(10_000),
         /** Header whose value identifies the caller (cache scoping); the API key header is a good choice. */
         principalHeader: z.string().default('authorization'),
+        /**
+         * Peers whose `X-Forwarded-For` / `-Proto` / `-Host` and `Forwarded` headers are believed (a load balancer
+         * in front). From anyone else they are overwritten with what the gateway itself saw.
+         */
+        trustedProxies: z.array(cidr).default([]),
       })
       .prefault({}),
     admin: z
@@ -328,9 +352,17 @@ export const configSchema = z
     }
   });
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+/** Whether `host` is a loopback address (parsed, not matched as text: `127.evil.example` is not). */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  if (isIP(v4) === 4) return LOOPBACK.check(v4, 'ipv4');
+  return isIP(host) === 6 && LOOPBACK.check(host, 'ipv6');
 }
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
 
 /** A validated config with every default filled in and units parsed (ms, bytes). */
 export type Config = z.output<typeof configSchema>;

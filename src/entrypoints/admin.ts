@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import type { Reply } from '../pipeline/types.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
-import { parseJson } from '../server/request.js';
+import { parseJson } from '../pipeline/json.js';
 import type { EndpointRoute } from '../server/router.js';
 
 export interface AdminOptions {

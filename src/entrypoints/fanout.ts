@@ -4,7 +4,7 @@ import type { GroupConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
 import { written } from '../server/exchange.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
-import { decodeSegment, parseJson } from '../server/request.js';
+import { decodeSegment } from '../server/request.js';
 import type { FanoutGroup, FanoutRequest, MemberResult } from '../upstreams/group/fanout.js';
 
 export interface FanoutEntrypointOptions {
@@ -56,7 +56,7 @@ export function fanoutEndpoint(options: FanoutEntrypointOptions): Endpoint {
       const mode = modeOf(x.query.slice(1));
       const body = await x.body(config.maxRequestBytes);
       if (body.length === 0) throw new GatewayError('GW_BAD_REQUEST', 'a JSON message body is required');
-      const message = parseJson(body);
+      const message = x.parse(body);
       const format = formatOf(x.req.headers.accept);
       const request = { body, message, requestId: x.ctx.id, signal: x.signal, mode };
       if (format === 'json') {

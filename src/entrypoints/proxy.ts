@@ -1,5 +1,6 @@
 // Proxy entrypoint: turns a request on a configured route into a Call for the route's stack; the Reply streams back.
 import type { IncomingMessage } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { stripHopByHop } from '../pipeline/headers.js';
@@ -10,12 +11,25 @@ import type { CompiledRoute } from '../server/route-table.js';
 
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
+export interface ProxyOptions {
+  /**
+   * Peers whose forwarding headers are believed (`server.trustedProxies`). Default: none, so a client can
+   * never choose the `X-Forwarded-*` an upstream sees.
+   */
+  trustedProxies?: ReadonlyArray<{ address: string; prefix: number; family: 'ipv4' | 'ipv6' }>;
+}
+
 /**
  * The endpoint behind every proxy route (the router says which one, in `Exchange.proxied`). Request bodies
  * are streamed to the upstream, except for calls that may be retried, whose body is read into memory
  * (bounded by the route's `maxRequestBytes`) so it can be replayed. Response bodies are always streamed.
  */
-export function proxyEndpoint(): Endpoint {
+export function proxyEndpoint(options: ProxyOptions = {}): Endpoint {
+  const trusted = new BlockList();
+  for (const { address, prefix, family } of options.trustedProxies ?? [])
+    trusted.addSubnet(address, prefix, family);
+  const isTrusted =
+    (options.trustedProxies ?? []).length === 0 ? () => false : (peer: string) => check(trusted, peer);
   return {
     route: 'proxy',
     async handle(x) {
@@ -26,7 +40,7 @@ export function proxyEndpoint(): Endpoint {
         upstream: route.upstream,
         method: x.method,
         path: upstreamPath,
-        headers: forwardHeaders(x.req, x.ctx.id),
+        headers: forwardHeaders(x.req, x.ctx.id, isTrusted),
         body: await requestBody(x.req, route, idempotent && route.bufferBodies),
         idempotent,
         principal: x.principal,
@@ -42,16 +56,39 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** Request headers for the upstream: hop-by-hop removed, `x-forwarded-*` and `x-request-id` set. */
-function forwardHeaders(req: IncomingMessage, requestId: string): Headers {
+/**
+ * Request headers for the upstream: hop-by-hop removed, `x-request-id` set, and the forwarding headers
+ * (`X-Forwarded-For` / `-Proto` / `-Host`, RFC 7239 `Forwarded`): a trusted proxy's are extended, anyone
+ * else's replaced by what the gateway saw, so a client cannot spoof its address, scheme or host upstream.
+ */
+function forwardHeaders(
+  req: IncomingMessage,
+  requestId: string,
+  isTrusted: (peer: string) => boolean,
+): Headers {
   const headers = stripHopByHop(req.headers);
   const remote = req.socket.remoteAddress ?? '';
   const previous = req.headers['x-forwarded-for'];
-  headers['x-forwarded-for'] = previous === undefined ? remote : `${headerValue(previous)}, ${remote}`;
-  headers['x-forwarded-proto'] ??= 'http';
-  if (req.headers.host !== undefined) headers['x-forwarded-host'] ??= req.headers.host;
+  if (isTrusted(remote)) {
+    headers['x-forwarded-for'] = previous === undefined ? remote : `${headerValue(previous)}, ${remote}`;
+    headers['x-forwarded-proto'] ??= 'http';
+    if (req.headers.host !== undefined) headers['x-forwarded-host'] ??= req.headers.host;
+  } else {
+    headers['x-forwarded-for'] = remote;
+    headers['x-forwarded-proto'] = 'http';
+    if (req.headers.host === undefined) delete headers['x-forwarded-host'];
+    else headers['x-forwarded-host'] = req.headers.host;
+    delete headers.forwarded;
+    delete headers['x-real-ip'];
+  }
   headers['x-request-id'] = requestId;
   return headers;
+}
+
+function check(list: BlockList, peer: string): boolean {
+  // Node reports IPv4 peers of a dual-stack socket as "::ffff:a.b.c.d".
+  const v4 = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
+  return isIP(v4) === 4 ? list.check(v4, 'ipv4') : isIP(peer) === 6 && list.check(peer, 'ipv6');
 }
 
 /**

@@ -1,7 +1,7 @@
 // REST tool calls for plain apps: `GET /tools` (catalogue) and `POST /tools/:server/:tool` (JSON arguments → JSON result).
 import { GatewayError } from '../errors.js';
 import type { Endpoint } from '../server/exchange.js';
-import { decodeSegment, parseJson } from '../server/request.js';
+import { decodeSegment } from '../server/request.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 
 export interface ToolsEntrypointOptions {
@@ -62,7 +62,7 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
           data: { server, tool },
         });
       }
-      const args = readArguments(await x.body(maxRequestBytes));
+      const args = readArguments(await x.body(maxRequestBytes), (body) => x.parse(body));
       const cacheControl = x.req.headers['cache-control'];
       const reply = await registry.invoke(entry, args, {
         ctx: x.ctx,
@@ -101,9 +101,9 @@ function describe(entry: ReturnType<ToolRegistry['list']>[number]) {
 }
 
 /** The JSON object of tool arguments in a body (an empty body means `{}`). */
-function readArguments(body: Buffer): Record<string, unknown> {
+function readArguments(body: Buffer, parse: (body: Buffer) => unknown): Record<string, unknown> {
   if (body.length === 0) return {};
-  const parsed = parseJson(body);
+  const parsed = parse(body);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new GatewayError('GW_BAD_REQUEST', 'request body must be a JSON object of tool arguments');
   }

@@ -15,6 +15,9 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
   'http2-settings',
+  // RFC 9110 §10.1.1: the gateway answers `Expect: 100-continue` itself (Node sends the 100); forwarding it
+  // would make the upstream client refuse the request, and a client's header must never fail an upstream.
+  'expect',
 ]);
 
 /**

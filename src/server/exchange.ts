@@ -5,7 +5,8 @@ import type { ErrorCode } from '../errors.js';
 import type { Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { errorReply, writeReply } from './reply.js';
-import { parseJson, readBody, requestContext } from './request.js';
+import { parseJson } from '../pipeline/json.js';
+import { readBody, requestContext } from './request.js';
 import type { CompiledRoute } from './route-table.js';
 
 /** What an endpoint sees of one request. */
@@ -29,8 +30,10 @@ export interface Exchange {
   readonly signal: AbortSignal;
   /** Reads the body, at most `limit` bytes: `GW_PAYLOAD_TOO_LARGE` beyond, `GW_CLIENT_CLOSED` on a hang-up. */
   body(limit: number): Promise<Buffer>;
-  /** Reads and parses a JSON body (see `body`); `GW_BAD_REQUEST` when it is not JSON. */
+  /** Reads and parses a JSON body (see `body` and `parse`). */
   json(limit: number): Promise<unknown>;
+  /** Parses JSON the client sent: `GW_BAD_REQUEST` when not UTF-8, deeper than `server.limits.maxJsonDepth`, or not JSON. */
+  parse(body: Buffer): unknown;
   /**
    * Registers what to do if the gateway's shutdown grace ends while this exchange still streams (end the
    * stream with the wire format's own error event). Without one, the connection is cut.
@@ -73,6 +76,8 @@ export interface ExchangeOptions {
   principalHeader: string;
   /** Adds `x-slipstream-overhead-us` (gateway time minus upstream time) to replies the exchange writes. */
   overheadHeader: boolean;
+  /** Deepest JSON nesting `Exchange.parse` accepts. Default 64. */
+  maxJsonDepth?: number;
   /**
    * Publish `requestStart` / `requestEnd` (metrics, logs, traces). Default true; the admin listener turns
    * it off, so scrapes and health checks never show up as traffic.
@@ -144,7 +149,8 @@ export class Exchanges {
       principal: headerValue(req.headers[this.options.principalHeader]),
       signal: controller.signal,
       body: (limit) => readBody(req, limit),
-      json: async (limit) => parseJson(await readBody(req, limit)),
+      json: async (limit) => parseJson(await readBody(req, limit), this.options.maxJsonDepth),
+      parse: (body) => parseJson(body, this.options.maxJsonDepth),
       onShutdown: (end) => (active.shutdown = end),
     };
     this.run(x, endpoint).catch(() => res.destroy());

@@ -8,12 +8,33 @@ import { Exchanges } from './exchange.js';
 import type { Endpoint, ExchangeOptions } from './exchange.js';
 import { errorReply as defaultErrorReply } from './reply.js';
 import type { Router } from './router.js';
+import { parseTarget } from './target.js';
+import type { Target } from './target.js';
+
+/** What one listener lets its clients hold (`server.limits`). */
+export interface ConnectionLimits {
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
 
 export interface ListenerOptions extends ExchangeOptions {
   router: Router;
   /** Serves the requests that reach a proxy route (`Exchange.proxied` says which). */
   proxy?: Endpoint;
+  /** Default: the `server.limits` defaults. */
+  limits?: ConnectionLimits;
 }
+
+const DEFAULT_LIMITS: ConnectionLimits = {
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 256,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+};
 
 export interface Listener {
   readonly server: Server;
@@ -44,6 +65,26 @@ function unmatched(allow: readonly string[] | undefined): Endpoint {
       return allow === undefined
         ? reply
         : { ...reply, headers: { ...reply.headers, allow: allow.join(', ') } };
+    },
+  };
+}
+
+/** How many Host fields a request carries (Node keeps only the first in `req.headers`). */
+function hostCount(raw: string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
+}
+
+/** Answers a request whose target cannot be routed (see `parseTarget`) with that error. */
+function refuse(error: unknown): Endpoint {
+  return {
+    route: 'unmatched',
+    handle: async () => {
+      throw error;
     },
   };
 }
@@ -80,33 +121,76 @@ function rawError(socket: Socket, status: number, code: ErrorCode, message: stri
   );
 }
 
+/**
+ * Closes a new connection at once when its peer address already holds `max`: one client (a slowloris
+ * flood, a leaky pool) cannot take the descriptors every other client needs. The map holds only peers
+ * with connections open, so it is bounded by `maxConnections`.
+ */
+function limitPerPeer(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const peer = socket.remoteAddress ?? '';
+    const count = open.get(peer) ?? 0;
+    if (count >= max) {
+      socket.destroy();
+      return;
+    }
+    open.set(peer, count + 1);
+    socket.once('close', () => {
+      const left = open.get(peer)! - 1;
+      if (left === 0) open.delete(peer);
+      else open.set(peer, left);
+    });
+  });
+}
+
 /** Builds (but does not bind) a listener. */
 export function createListener(options: ListenerOptions): Listener {
   const { router, proxy } = options;
   const exchanges = new Exchanges(options);
-  const server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    const query = queryAt === -1 ? '' : url.slice(queryAt);
-    const match = router.match(req.method ?? 'GET', req.headers.host, path);
-    if (match.kind === 'endpoint') {
-      exchanges.serve(req, res, match.endpoint, { path, query, rest: match.rest });
-    } else if (match.kind === 'proxy' && proxy !== undefined) {
-      exchanges.serve(req, res, proxy, {
-        path,
-        query,
-        rest: path,
-        proxied: { route: match.route, upstreamPath: match.upstreamPath + query },
-      });
-    } else {
-      exchanges.serve(req, res, unmatched(match.kind === 'none' ? match.allow : undefined), {
-        path,
-        query,
-        rest: path,
-      });
-    }
-  });
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this interval (30 s by default): slow clients are cut near time.
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      let target: Target;
+      try {
+        target = parseTarget(req.url ?? '/');
+        if (hostCount(req.rawHeaders) > 1) {
+          // RFC 9112 §3.2: a request with more than one Host field must be answered 400.
+          throw new GatewayError('GW_BAD_REQUEST', 'the request has more than one Host header');
+        }
+      } catch (error) {
+        exchanges.serve(req, res, refuse(error), { path: '(invalid target)', query: '', rest: '' });
+        return;
+      }
+      const { path, query } = target;
+      const match = router.match(req.method ?? 'GET', req.headers.host, path);
+      if (match.kind === 'endpoint') {
+        exchanges.serve(req, res, match.endpoint, { path, query, rest: match.rest });
+      } else if (match.kind === 'proxy' && proxy !== undefined) {
+        exchanges.serve(req, res, proxy, {
+          path,
+          query,
+          rest: path,
+          proxied: { route: match.route, upstreamPath: match.upstreamPath + query },
+        });
+      } else {
+        exchanges.serve(req, res, unmatched(match.kind === 'none' ? match.allow : undefined), {
+          path,
+          query,
+          rest: path,
+        });
+      }
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  limitPerPeer(server, limits.maxConnectionsPerIp);
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const known = CLIENT_ERRORS[error.code ?? ''];
     if (error.code === 'ECONNRESET') socket.destroy();

@@ -65,15 +65,6 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-/** Parses a JSON body; `GW_BAD_REQUEST` with the parser's reason when it is not JSON. */
-export function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new GatewayError('GW_BAD_REQUEST', `request body is not valid JSON: ${(error as Error).message}`);
-  }
-}
-
 /** A percent-decoded path segment, or undefined when its encoding is malformed (`%E0%A4`). */
 export function decodeSegment(text: string): string | undefined {
   try {

@@ -23,7 +23,8 @@ routes:
 describe('config loading', () => {
   it('fills defaults and parses units for a minimal file', () => {
     const config = parseConfig(MINIMAL, FILE, {});
-    expect(config.server.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    // Secure by default (issue 15): the data plane binds loopback unless told otherwise.
+    expect(config.server.listen).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(config.admin.listen).toEqual({ host: '127.0.0.1', port: 9090 });
     const route = config.routes[0]!;
     expect(route.timeout).toBe(30_000);

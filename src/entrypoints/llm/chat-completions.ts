@@ -44,7 +44,7 @@ export function chatCompletionsEndpoint(options: ChatCompletionsOptions): Endpoi
     route: 'chat',
     async handle(x) {
       const raw = await x.body(options.maxRequestBytes);
-      const body = parseBody(raw);
+      const body = parseBody(x.parse(raw));
       const model = body.model as string;
       const targets = providers.candidates(model);
       if (targets.length === 0) {
@@ -73,13 +73,7 @@ export function chatCompletionsEndpoint(options: ChatCompletionsOptions): Endpoi
   };
 }
 
-function parseBody(raw: Buffer): Record<string, unknown> {
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new GatewayError('GW_BAD_REQUEST', 'request body is not valid JSON');
-  }
+function parseBody(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new GatewayError('GW_BAD_REQUEST', 'request body must be a JSON object');
   }
