@@ -1,36 +1,9 @@
 // Anthropic Messages as the emulator writes them: a `message`, or its SSE events from `message_start` to `message_stop`.
+import { anthropicErrorType } from '../../src/entrypoints/llm/messages.js';
 import { CONTEXT_TOKENS, namedEvent } from './surface.js';
 import type { Surface, SurfaceStream } from './surface.js';
 
-/**
- * Anthropic's `error.type` for a status (https://docs.claude.com/en/api/errors): 400 invalid_request_error
- * (also used for other 4xx), 401 authentication_error, 402 billing_error, 403 permission_error,
- * 404 not_found_error, 413 request_too_large, 429 rate_limit_error, 500 api_error, 529 overloaded_error.
- */
-export function anthropicErrorType(status: number): string {
-  switch (status) {
-    case 401:
-      return 'authentication_error';
-    case 402:
-      return 'billing_error';
-    case 403:
-      return 'permission_error';
-    case 404:
-      return 'not_found_error';
-    case 413:
-      return 'request_too_large';
-    case 429:
-      return 'rate_limit_error';
-    case 504:
-      return 'timeout_error';
-    case 529:
-      return 'overloaded_error';
-    default:
-      return status >= 500 ? 'api_error' : 'invalid_request_error';
-  }
-}
-
-/** Anthropic's error body: `{"type":"error","error":{"type","message"}}`. */
+/** Anthropic's error body, `{"type":"error","error":{"type","message"}}`, its type by status as the gateway maps it. */
 export function anthropicError(status: number, message: string): unknown {
   return { type: 'error', error: { type: anthropicErrorType(status), message } };
 }
