@@ -6,10 +6,12 @@ import Anthropic from '@anthropic-ai/sdk';
 import { APICallError, generateText, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatSurface } from '../../../emulators/llm/chat.js';
 import { messagesSurface } from '../../../emulators/llm/messages.js';
 import { responsesSurface } from '../../../emulators/llm/responses.js';
 import type { Surface } from '../../../emulators/llm/surface.js';
 import { GatewayError } from '../../../src/errors.js';
+import { chatCompletionsFormat } from '../../../src/entrypoints/llm/chat-completions.js';
 import { embeddingsFormat } from '../../../src/entrypoints/llm/embeddings.js';
 import type { LlmFormat, StreamingFormat } from '../../../src/entrypoints/llm/format.js';
 import { messagesFormat } from '../../../src/entrypoints/llm/messages.js';
@@ -115,6 +117,22 @@ describe('OpenAI clients reading Responses and embeddings errors', () => {
     await expect(
       openaiClient(origin).responses.stream({ model: 'm', input: 'x' }).finalResponse(),
     ).rejects.toThrow('no chunk for 300 ms');
+  });
+
+  it('raise APIError from the error event that ends a broken chat completions stream', async () => {
+    breakStream(chatSurface, chatCompletionsFormat, 'chatcmpl-x', idle);
+    const stream = await openaiClient(origin).chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+      stream: true,
+    });
+    let text = '';
+    const broken = await failure(async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    });
+    expect(text).toBe('tok0');
+    expect(broken.message).toBe('one/emu: no chunk for 300 ms');
+    expect((broken as InstanceType<typeof OpenAI.APIError>).code).toBe('GW_UPSTREAM_TIMEOUT');
   });
 
   it('report the error event as a stream error in the AI SDK', async () => {
