@@ -97,6 +97,7 @@ export function jsonStringAt(data: Buffer, open: number, end: number): string | 
 
 /** Decodes the non-negative integer at `at` (before `end`); undefined when there is none. */
 export function intAt(data: Buffer, at: number, end: number): number | undefined {
+  if (at < 0) return undefined;
   let value = 0;
   let i = at;
   for (; i < end; i++) {
@@ -104,7 +105,7 @@ export function intAt(data: Buffer, at: number, end: number): number | undefined
     if (byte < 0x30 || byte > 0x39) break;
     value = value * 10 + (byte - 0x30);
   }
-  return i === at || at < 0 ? undefined : value;
+  return i === at ? undefined : value;
 }
 
 /** Parses the JSON of a whole `data:` line (for the rare events read in full, like a final usage). */

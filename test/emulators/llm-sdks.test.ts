@@ -264,7 +264,7 @@ describe("the AI SDK's default OpenAI provider (the Responses API)", () => {
     await abortSeen('responses');
   });
 
-  it('also speaks chat completions through @ai-sdk/openai-compatible', async () => {
+  it('also speaks chat completions through @ai-sdk/openai-compatible, with its 429 and 400', async () => {
     const compatible = aiSdkCompatible(emulator.url);
     const generated = await generateText({ model: compatible('emu-small'), prompt: 'hello', maxRetries: 0 });
     expect(generated.text).toBe(CONTENT);
@@ -274,6 +274,14 @@ describe("the AI SDK's default OpenAI provider (the Responses API)", () => {
     expect(text).toBe(CONTENT);
     expect((await streamed.usage).outputTokens).toBe(TOKENS);
     expect(emulator.stats().surfaces.chat.requests).toBe(2);
+    const limited = await failure(() =>
+      generateText({ model: compatible('emu-small'), prompt: 'x', maxRetries: 0, headers: RATE_LIMITED }),
+    );
+    expect((limited as APICallError).statusCode).toBe(429);
+    const refused = await failure(() =>
+      generateText({ model: compatible('emu-small'), prompt: 'x', maxRetries: 0, headers: REFUSED }),
+    );
+    expect(refused.message).toContain('maximum context length is 8192 tokens');
   });
 });
 
