@@ -32,7 +32,7 @@ beforeEach(() => emulator.reset());
 
 /** Waits until the emulator saw the client leave one request on `surface`. */
 async function abortSeen(surface: LlmSurfaceName): Promise<void> {
-  await expect.poll(() => emulator.stats().surfaces[surface].aborted).toBe(1);
+  await expect.poll(() => emulator.stats().surfaces[surface].aborted, { timeout: 10_000 }).toBe(1);
 }
 
 /** The error a call rejects with (fails the test when it resolves). */

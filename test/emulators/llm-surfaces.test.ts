@@ -326,7 +326,7 @@ describe('the LLM emulator injects faults on every surface in that surface’s o
       received += (chunk as Buffer).toString();
       if (received.includes('" tok1"')) break; // leaves the stream: undici aborts the request
     }
-    await expect.poll(() => emulator.stats().surfaces.responses.aborted).toBe(1);
+    await expect.poll(() => emulator.stats().surfaces.responses.aborted, { timeout: 10_000 }).toBe(1);
     const controller = new AbortController();
     const hung = request(`${emulator.url}/v1/embeddings`, {
       method: 'POST',
@@ -334,10 +334,10 @@ describe('the LLM emulator injects faults on every surface in that surface’s o
       body: JSON.stringify({ model: 'e', input: 'x' }),
       signal: controller.signal,
     });
-    await expect.poll(() => emulator.stats().hangs).toBe(2);
+    await expect.poll(() => emulator.stats().hangs, { timeout: 10_000 }).toBe(2);
     controller.abort();
     await expect(hung).rejects.toThrow();
-    await expect.poll(() => emulator.stats().surfaces.embeddings.aborted).toBe(1);
+    await expect.poll(() => emulator.stats().surfaces.embeddings.aborted, { timeout: 10_000 }).toBe(1);
     expect(emulator.stats()).toMatchObject({ aborted: 2, abortedStreams: 1, completedStreams: 0 });
   });
 });
