@@ -33,8 +33,12 @@ const CODES = {
   GW_TOOL_ERROR: { status: 502, rpc: -32002, client: false },
   /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */
   GW_LLM_NO_PROVIDER: { status: 404, rpc: -32602, client: true },
-  /** Every provider for the model answered 429; `Retry-After` says when to come back. */
-  GW_UPSTREAM_RATE_LIMITED: { status: 503, rpc: -32003, client: false },
+  /**
+   * Every provider for the model answered 429 (after retries); relayed as 429 with the provider's
+   * `Retry-After`, so SDKs raise their rate-limit error (openai `RateLimitError`, LangChain
+   * `MODEL_RATE_LIMIT`) instead of a server error.
+   */
+  GW_UPSTREAM_RATE_LIMITED: { status: 429, rpc: -32003, client: false },
   /** A caller reached its own limit of open `/mcp` sessions (`mcp.maxSessionsPerPrincipal`). */
   GW_TOO_MANY_SESSIONS: { status: 429, rpc: -32003, client: true },
   /** `POST /fanout/<group>` names no configured group. */

@@ -9,7 +9,8 @@ import type { Config, RouteConfig } from './config/schema.js';
 import { adminRoutes } from './entrypoints/admin.js';
 import { fanoutEndpoint } from './entrypoints/fanout.js';
 import type { FanoutEntrypointOptions } from './entrypoints/fanout.js';
-import { chatCompletionsEndpoint } from './entrypoints/llm/chat-completions.js';
+import { chatCompletionsFormat } from './entrypoints/llm/chat-completions.js';
+import { llmEndpoint } from './entrypoints/llm/endpoint.js';
 import { modelsEndpoint } from './entrypoints/llm/models.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
@@ -240,7 +241,9 @@ function builtInEndpoints(
         path: '/v1/chat/completions',
         exact: true,
         methods: ['POST'],
-        endpoint: chatCompletionsEndpoint({
+        endpoint: llmEndpoint({
+          route: 'chat',
+          format: chatCompletionsFormat,
           providers,
           transcripts,
           maxRequestBytes: config.llm.maxRequestBytes,

@@ -88,17 +88,22 @@ export function registerEmulate(program: Command): void {
     });
   emulate
     .command('llm')
-    .description('an OpenAI-compatible LLM upstream streaming deterministic tokens, with pacing and faults')
+    .description(
+      'an LLM provider (chat completions, Responses, Anthropic Messages, embeddings) with pacing and faults',
+    )
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port (0 = any free port)', '0')
     .option('--ttft <spec>', 'time to first token (latency spec)', '0ms')
     .option('--gap <spec>', 'gap between tokens (latency spec)', '0ms')
     .option('--tokens <n>', 'tokens per completion', '16')
-    .option('--errors <rate>', 'fraction of completions answered with --error-status (0..1)', '0')
+    .option('--errors <rate>', 'fraction of requests answered with --error-status (0..1)', '0')
     .option('--error-status <status>', 'status for injected errors (429, 500...)', '500')
+    .option('--error-message <text>', 'message of injected errors (default: context length for 400)')
     .option('--retry-after <s>', 'send Retry-After (seconds) with injected errors')
-    .option('--hang <rate>', 'fraction of completions never answered (0..1)', '0')
+    .option('--hang <rate>', 'fraction of requests never answered (0..1)', '0')
     .option('--hang-after <n>', 'stall every stream after this many tokens')
+    .option('--api-key <key>', 'require this key (Bearer on OpenAI surfaces, x-api-key on Anthropic ones)')
+    .option('--dimensions <n>', 'embedding length when a request sets none', '32')
     .action(async (flags: LlmFlags) => {
       let options: LlmEmulatorOptions;
       try {
@@ -278,9 +283,12 @@ interface LlmFlags {
   tokens: string;
   errors: string;
   errorStatus: string;
+  errorMessage?: string;
   retryAfter?: string;
   hang: string;
   hangAfter?: string;
+  apiKey?: string;
+  dimensions: string;
 }
 
 function toLlmOptions(flags: LlmFlags): LlmEmulatorOptions {
@@ -294,11 +302,14 @@ function toLlmOptions(flags: LlmFlags): LlmEmulatorOptions {
     tokens: numberFlag(flags.tokens, 'tokens', 0, 1_000_000),
     errorRate: numberFlag(flags.errors, 'errors', 0, 1),
     errorStatus: numberFlag(flags.errorStatus, 'error-status', 100, 599),
+    errorMessage: flags.errorMessage,
     retryAfterS:
       flags.retryAfter === undefined ? undefined : numberFlag(flags.retryAfter, 'retry-after', 0, 86_400),
     hangRate: numberFlag(flags.hang, 'hang', 0, 1),
     hangAfter:
       flags.hangAfter === undefined ? undefined : numberFlag(flags.hangAfter, 'hang-after', 0, 1_000_000),
+    apiKey: flags.apiKey,
+    dimensions: numberFlag(flags.dimensions, 'dimensions', 1, 4096, true),
   };
 }
 

@@ -1,4 +1,4 @@
-// The `llm:` config key (zod): OpenAI-compatible providers, model aliases, fallbacks and transcript storage.
+// The `llm:` config key (zod): OpenAI and Anthropic providers, model aliases, fallbacks and transcript storage.
 import { z } from 'zod';
 import { duration, headerMap, httpUrl, name, size } from './fields.js';
 import { breakerSchema, bulkheadSchema, retrySchema } from './policy-schema.js';
@@ -16,15 +16,28 @@ const retry = retrySchema({
 const breaker = breakerSchema({ threshold: 5, halfOpenAfterMs: 10_000 });
 const bulkhead = bulkheadSchema({ maxConcurrent: 10_000, queue: 1_000, queueTimeoutMs: 5_000 });
 
+/**
+ * A client-keyed map without a prototype: a model named `constructor` or `__proto__` finds nothing
+ * in it instead of an Object.prototype member.
+ */
+function ownOnly<T>(record: Record<string, T>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, record);
+}
+
 const provider = z.strictObject({
-  /** The provider's OpenAI-compatible base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`. */
+  /**
+   * What the provider speaks: `openai` (chat completions, Responses, embeddings: OpenAI and every
+   * OpenAI-compatible server) or `anthropic` (Messages and count_tokens): the formats it accepts.
+   */
+  type: z.enum(['openai', 'anthropic']).default('openai'),
+  /** The provider's API base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`, `{baseUrl}/messages`… */
   baseUrl: httpUrl,
   /** Sent as `Authorization: Bearer`; use `${ENV}`. */
   apiKey: z.string().min(1).optional(),
   /** Static headers added to every request (they win over the client's). */
   headers: headerMap.default({}),
   /** Model names clients may ask for → the provider's model id. `provider/model` always works too. */
-  models: z.record(z.string().min(1), z.string().min(1)).default({}),
+  models: z.record(z.string().min(1), z.string().min(1)).default({}).transform(ownOnly),
   pool: z
     .strictObject({
       /** Max connections: size it for peak concurrent streams (a stream holds its connection throughout). */
@@ -100,7 +113,7 @@ export const llmSchema = z
   .strictObject({
     providers: z.record(name, provider),
     /** Model → other models (aliases or `provider/model`) tried in order, only before the first byte. */
-    fallbacks: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+    fallbacks: z.record(z.string(), z.array(z.string()).min(1)).default({}).transform(ownOnly),
     maxRequestBytes: size.default(4 * 1024 ** 2),
     /** Persist conversations that carry `x-slipstream-session` or `metadata.session_id`. */
     transcripts: transcripts.optional(),
@@ -123,7 +136,7 @@ export const llmSchema = z
     const known = (model: string) => {
       if (owners.has(model)) return true;
       const slash = model.indexOf('/');
-      return slash > 0 && model.slice(0, slash) in llm.providers;
+      return slash > 0 && Object.hasOwn(llm.providers, model.slice(0, slash));
     };
     for (const [model, list] of Object.entries(llm.fallbacks)) {
       if (!known(model)) {

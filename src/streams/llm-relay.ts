@@ -22,26 +22,31 @@ export interface RelayTarget {
   readonly idleMs: number;
 }
 
-/** What the relay needs of a wire format (chat completions, Responses, Messages...). */
-export interface RelayFormat {
+/** What the relay needs of a wire format (chat completions, Responses, Messages...): its adapter's streaming half. */
+export interface RelayFormat<T extends Tap = Tap> {
   /** Path appended to the provider's base URL. */
   readonly upstreamPath: string;
-  /** A tap that reads transcript text out of a streamed reply's raw bytes. */
-  streamTap(onText: (text: string) => void): { push(chunk: Buffer): void };
+  /** A tap that reads transcript text (and usage) out of a streamed reply's raw bytes. */
+  readonly streamTap: (onText: (text: string) => void) => T;
   /** Transcript text of a whole (non-streamed) reply. */
-  replyText(body: Buffer): string | undefined;
-  /** Bytes that end a broken SSE stream with this format's own error event. */
-  streamError(failure: GatewayError): string;
+  readonly readReply: (body: Buffer) => { text: string | undefined };
+  /** Bytes that end a broken SSE stream with this format's own error event (`tap`: the stream's, if any). */
+  readonly streamError: (failure: GatewayError, tap?: T) => Buffer;
 }
 
-export interface RelayRequest {
+/** What the relay streams through: something that reads relayed bytes. */
+export interface Tap {
+  push(chunk: Buffer): void;
+}
+
+export interface RelayRequest<T extends Tap = Tap> {
   readonly res: ServerResponse;
   readonly ctx: RequestContext;
   /** Aborts when the client goes away; the provider call is cancelled at once. */
   readonly signal: AbortSignal;
   /** The target for the model, then its fallbacks. */
   readonly targets: readonly RelayTarget[];
-  readonly format: RelayFormat;
+  readonly format: RelayFormat<T>;
   /** Request headers for the provider (client credentials already removed). */
   readonly headers: Headers;
   /** The request body for a target (the model rewritten for it). */
@@ -62,7 +67,7 @@ const MAX_COMPLETION_BYTES = 8 * 1024 ** 2;
  * target; any other 4xx is about the client's request and is relayed as the provider sent it. Throws only
  * before the first byte (the last target's error).
  */
-export async function relay(request: RelayRequest): Promise<number> {
+export async function relay<T extends Tap>(request: RelayRequest<T>): Promise<number> {
   const { targets, signal, transcript } = request;
   let streaming = false;
   try {
@@ -132,8 +137,8 @@ export async function relay(request: RelayRequest): Promise<number> {
 }
 
 /** Writes headers and the first chunk, then every further chunk as it arrives, with backpressure. */
-function relayStream(
-  request: RelayRequest,
+function relayStream<T extends Tap>(
+  request: RelayRequest<T>,
   reply: Reply,
   stream: Readable,
   first: Buffer | null,
@@ -148,7 +153,7 @@ function relayStream(
   if (sse) headers['x-accel-buffering'] = 'no';
   headers['x-request-id'] = ctx.id;
   res.writeHead(reply.status, headers as OutgoingHttpHeaders);
-  let tap: { push(chunk: Buffer): void } | undefined;
+  let tap: T | undefined;
   let kept: Buffer[] | undefined;
   let keptBytes = 0;
   if (transcript !== undefined) {
@@ -181,7 +186,7 @@ function relayStream(
     done = true;
     res.off('close', onClientGone);
     if (kept !== undefined && outcome === 'complete') {
-      const content = format.replyText(Buffer.concat(kept, keptBytes));
+      const content = format.readReply(Buffer.concat(kept, keptBytes)).text;
       if (content !== undefined) transcript!.append(content);
     }
     transcript?.end(outcome === 'complete');
@@ -206,7 +211,7 @@ function relayStream(
   };
   /** Ends the stream with the format's error event (SSE), else cuts the connection. */
   const fail = (failure: GatewayError) => {
-    if (sse && !res.writableEnded) res.end(format.streamError(failure));
+    if (sse && !res.writableEnded) res.end(format.streamError(failure, tap));
     else res.destroy(failure);
     finish('error');
   };

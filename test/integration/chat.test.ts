@@ -171,13 +171,13 @@ llm:
     expect(secondary.stats().requests).toBe(0);
   });
 
-  it('answers 503 GW_UPSTREAM_RATE_LIMITED with Retry-After when the only provider keeps answering 429', async () => {
+  it('answers 429 GW_UPSTREAM_RATE_LIMITED with Retry-After when the only provider keeps answering 429', async () => {
     primary.configure({ errorRate: 1, errorStatus: 429, retryAfterS: 7 });
     const response = await call(`${gw.url}/v1/chat/completions`, {
       method: 'POST',
       body: JSON.stringify({ model: 'solo', messages: [] }),
     });
-    expect(response.status).toBe(503);
+    expect(response.status).toBe(429);
     expect(response.body.error.code).toBe('GW_UPSTREAM_RATE_LIMITED');
     expect(response.headers['retry-after']).toBe('7');
     // Retry-After beyond maxDelay: no retry, the client is told to wait instead.

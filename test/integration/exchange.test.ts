@@ -113,7 +113,7 @@ const CASES: Record<string, Case> = {
     bad: {
       method: 'POST',
       path: '/v1/chat/completions',
-      body: '{"model":"constructor"}',
+      body: '{"model":"constructor","messages":[]}',
       code: 'GW_LLM_NO_PROVIDER',
       status: 404,
     },

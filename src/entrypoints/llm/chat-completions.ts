@@ -1,114 +1,95 @@
-// OpenAI chat completions (`POST /v1/chat/completions`): the wire-format adapter in front of the LLM relay.
-import { createHash } from 'node:crypto';
-import { GatewayError } from '../../errors.js';
-import type { GatewayError as Failure } from '../../errors.js';
-import { stripHopByHop } from '../../pipeline/headers.js';
-import type { Headers } from '../../pipeline/types.js';
-import type { Endpoint, Exchange } from '../../server/exchange.js';
-import { relay } from '../../streams/llm-relay.js';
-import type { RelayFormat } from '../../streams/llm-relay.js';
-import { completionContent, SseContentTap } from '../../streams/sse-tap.js';
-import type { TranscriptBuffer } from '../../streams/transcript-buffer.js';
-import type { LlmProviders } from '../../upstreams/llm/providers.js';
-import { newTurn, rewriteModel } from './chat-request.js';
+// OpenAI chat completions (`POST /v1/chat/completions`): requests, `chat.completion.chunk` SSE, replies, error shape.
+import type { GatewayError } from '../../errors.js';
+import { jsonStringAt, parseDataLine, SseDataLines, valueAt } from '../../streams/sse-scan.js';
+import { badRequest, readStream, requireModel } from './format.js';
+import type { LlmRequest, ReplyContent, StreamingFormat, StreamTap, Usage } from './format.js';
+import { openaiErrorObject, openaiErrorReply } from './openai-errors.js';
+import { newTurn } from './turn.js';
 
-export interface ChatCompletionsOptions {
-  providers: LlmProviders;
-  /** Where conversations are persisted, when `llm.transcripts` is configured. */
-  transcripts: TranscriptBuffer | undefined;
-  /** Largest request body, in bytes. */
-  maxRequestBytes: number;
-}
+const CONTENT_KEY = Buffer.from('"content"');
+const USAGE_KEY = Buffer.from('"usage"');
+const OPEN_BRACE = 0x7b;
 
-/** The header naming the conversation a request belongs to (else `metadata.session_id`). */
-export const SESSION_HEADER = 'x-slipstream-session';
-/** Request headers that stay with the client: credentials, and encodings the transcript tap could not read. */
-const CLIENT_ONLY = ['authorization', 'cookie', 'content-length', 'accept-encoding', SESSION_HEADER];
-
-/** OpenAI chat completions as the relay sees it: SSE `delta.content` for transcripts, `event: error` on failure. */
-export const chatCompletionsFormat: RelayFormat = {
-  upstreamPath: '/chat/completions',
-  streamTap: (onText) => new SseContentTap(onText),
-  replyText: completionContent,
-  streamError: (failure: Failure) => `event: error\ndata: ${JSON.stringify(failure.toJSON())}\n\n`,
-};
-
-/**
- * The endpoint. The hot path: read the (small) request body, parse it once, resolve the model, rewrite
- * only `model`, hand the rest to the relay (fallback before the first byte, then chunks relayed byte for
- * byte). A client that goes away aborts the upstream request at once.
- */
-export function chatCompletionsEndpoint(options: ChatCompletionsOptions): Endpoint {
-  const { providers, transcripts } = options;
+/** A chat `usage` object (`prompt_tokens`, `completion_tokens`) as Usage. */
+function usageOf(usage: unknown): Usage | undefined {
+  const u = usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+  if (u === null || typeof u !== 'object') return undefined;
   return {
-    route: 'chat',
-    async handle(x) {
-      const raw = await x.body(options.maxRequestBytes);
-      const body = parseBody(x.parse(raw));
-      const model = body.model as string;
-      const targets = providers.candidates(model);
-      if (targets.length === 0) {
-        throw new GatewayError('GW_LLM_NO_PROVIDER', `no provider serves model "${model}"`, {
-          data: { model },
-        });
-      }
-      const sessionId = sessionOf(x, body);
-      const transcript =
-        transcripts !== undefined && sessionId !== undefined
-          ? transcripts.start(scopedSession(x.principal, sessionId), newTurn(body.messages))
-          : undefined;
-      const status = await relay({
-        res: x.res,
-        ctx: x.ctx,
-        signal: x.signal,
-        targets,
-        format: chatCompletionsFormat,
-        headers: upstreamHeaders(x),
-        body: (target) => rewriteModel(raw, body, model, target.model),
-        transcript,
-        onShutdown: (end) => x.onShutdown(end),
-      });
-      return { written: true, status };
-    },
+    inputTokens: typeof u.prompt_tokens === 'number' ? u.prompt_tokens : undefined,
+    outputTokens: typeof u.completion_tokens === 'number' ? u.completion_tokens : undefined,
   };
 }
 
-function parseBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new GatewayError('GW_BAD_REQUEST', 'request body must be a JSON object');
+/**
+ * Scans `chat.completion.chunk` events: the first `"content"` string of each line is `delta.content`
+ * (tool-call arguments are JSON-escaped strings, so their inner keys never match); a line whose
+ * `usage` is an object (the final chunk with `stream_options.include_usage`; others carry
+ * `"usage":null`) is parsed in full for it.
+ */
+class ChatTap implements StreamTap {
+  private seen: Usage | undefined;
+  private readonly lines: SseDataLines;
+
+  constructor(onText: (text: string) => void) {
+    this.lines = new SseDataLines((data, start, end) => {
+      const text = jsonStringAt(data, valueAt(data, CONTENT_KEY, start, end), end);
+      if (text !== undefined && text !== '') onText(text);
+      if (data[valueAt(data, USAGE_KEY, start, end)] === OPEN_BRACE) {
+        const chunk = parseDataLine(data, start, end) as { usage?: unknown } | undefined;
+        this.seen = usageOf(chunk?.usage) ?? this.seen;
+      }
+    });
   }
-  const record = body as Record<string, unknown>;
-  if (typeof record.model !== 'string' || record.model === '') {
-    throw new GatewayError('GW_BAD_REQUEST', '"model" is required');
+
+  push(chunk: Buffer): void {
+    this.lines.push(chunk);
   }
-  return record;
+
+  usage(): Usage | undefined {
+    return this.seen;
+  }
 }
 
 /**
- * The key a conversation is stored under: the caller's identity (hashed, never stored in clear) and
- * the conversation id, so one caller can never read another's transcript by guessing its id.
- * Callers without an identity share one anonymous scope.
+ * The chat completions format. A broken stream ends with `event: error` and an OpenAI error object,
+ * which the openai SDK raises as an `APIError` with its message and `code`.
  */
-export function scopedSession(principal: string | undefined, id: string): string {
-  const scope =
-    principal === undefined || principal === ''
-      ? 'anon'
-      : createHash('sha256').update(principal).digest('base64url').slice(0, 22);
-  return `${scope}:${id}`;
-}
+export const chatCompletionsFormat: StreamingFormat = {
+  name: 'chat-completions',
+  providerTypes: new Set(['openai']),
+  upstreamPath: '/chat/completions',
 
-/** The conversation id: the `x-slipstream-session` header, else `metadata.session_id`. */
-function sessionOf(x: Exchange, body: Record<string, unknown>): string | undefined {
-  const header = x.req.headers[SESSION_HEADER];
-  if (typeof header === 'string' && header !== '') return header.slice(0, 256);
-  const id = (body.metadata as { session_id?: unknown } | undefined)?.session_id;
-  return typeof id === 'string' && id !== '' ? id.slice(0, 256) : undefined;
-}
+  readRequest(body): LlmRequest {
+    const model = requireModel(body);
+    const stream = readStream(body);
+    if (!Array.isArray(body.messages)) throw badRequest('"messages" must be an array of messages');
+    const session = (body.metadata as { session_id?: unknown } | null | undefined)?.session_id;
+    return {
+      model,
+      stream,
+      conversation: typeof session === 'string' && session !== '' ? session.slice(0, 256) : undefined,
+      turn: newTurn(body.messages),
+      pinned: false,
+    };
+  },
 
-function upstreamHeaders(x: Exchange): Headers {
-  const headers = stripHopByHop(x.req.headers);
-  for (const name of CLIENT_ONLY) delete headers[name];
-  headers['content-type'] = 'application/json';
-  headers['x-request-id'] = x.ctx.id;
-  return headers;
-}
+  readReply(body): ReplyContent {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as {
+        choices?: Array<{ message?: { content?: unknown } }>;
+        usage?: unknown;
+      };
+      const content = parsed.choices?.[0]?.message?.content;
+      return { text: typeof content === 'string' ? content : undefined, usage: usageOf(parsed.usage) };
+    } catch {
+      return { text: undefined, usage: undefined };
+    }
+  },
+
+  errorBody: openaiErrorReply,
+
+  streamTap: (onText) => new ChatTap(onText),
+
+  streamError: (error: GatewayError) =>
+    Buffer.from(`event: error\ndata: ${JSON.stringify({ error: openaiErrorObject(error) })}\n\n`),
+};

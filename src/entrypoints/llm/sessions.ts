@@ -3,7 +3,7 @@ import { GatewayError } from '../../errors.js';
 import type { Endpoint } from '../../server/exchange.js';
 import { decodeSegment } from '../../server/request.js';
 import type { TranscriptBuffer } from '../../streams/transcript-buffer.js';
-import { scopedSession } from './chat-completions.js';
+import { scopedSession } from './endpoint.js';
 
 export interface SessionsOptions {
   transcripts: TranscriptBuffer;

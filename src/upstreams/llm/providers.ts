@@ -31,8 +31,11 @@ export interface LlmTarget {
 }
 
 export interface LlmProviders {
-  /** The target for `model` followed by its fallbacks, or an empty list when no provider serves it. */
-  candidates(model: string): readonly LlmTarget[];
+  /**
+   * The target for `model` followed by its fallbacks, keeping only providers whose `type` is in `types`
+   * (those that speak the request's wire format); an empty list when none serves it.
+   */
+  candidates(model: string, types: ReadonlySet<string>): readonly LlmTarget[];
   /** Model names clients may ask for (aliases), for `GET /v1/models`. */
   models(): ReadonlyArray<{ id: string; provider: string }>;
   /** Opens each provider's `pool.warm` connections. Never throws. */
@@ -95,7 +98,13 @@ export function llmProviders(config: LlmConfig): LlmProviders {
   );
 
   return {
-    candidates: (model) => table.get(model) ?? resolve(model),
+    candidates(model, types) {
+      const list = table.get(model) ?? resolve(model);
+      // The common case (every target speaks the format) allocates nothing.
+      return list.every((t) => types.has(t.config.type))
+        ? list
+        : list.filter((t) => types.has(t.config.type));
+    },
     models: () => aliases,
     async start() {
       await Promise.all([...providers.values()].map((p) => p.upstream.warm()));
@@ -109,7 +118,11 @@ export function llmProviders(config: LlmConfig): LlmProviders {
 
 function buildProvider(name: string, config: LlmProviderConfig): LlmProvider {
   const headers: Record<string, string> = { ...config.headers };
-  if (config.apiKey !== undefined) headers.authorization = `Bearer ${config.apiKey}`;
+  // Each API's own credential header: OpenAI's bearer token, Anthropic's `x-api-key`.
+  if (config.apiKey !== undefined) {
+    if (config.type === 'anthropic') headers['x-api-key'] = config.apiKey;
+    else headers.authorization = `Bearer ${config.apiKey}`;
+  }
   const upstreamConfig: UpstreamConfig = {
     url: config.baseUrl,
     pool: {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { completionContent, SseContentTap } from '../../src/streams/sse-tap.js';
+import { chatCompletionsFormat } from '../../../src/entrypoints/llm/chat-completions.js';
+
+const completionContent = (body: Buffer) => chatCompletionsFormat.readReply(body).text;
 
 function chunk(content: string): string {
   return `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}},"finish_reason":null}]}\n\n`;
@@ -7,7 +9,7 @@ function chunk(content: string): string {
 
 function collect(pieces: Buffer[]): string {
   const parts: string[] = [];
-  const tap = new SseContentTap((text) => parts.push(text));
+  const tap = chatCompletionsFormat.streamTap((text) => parts.push(text));
   for (const piece of pieces) tap.push(piece);
   return parts.join('');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { newTurn } from '../../src/entrypoints/llm/chat-request.js';
+import { newTurn } from '../../../src/entrypoints/llm/turn.js';
 
 describe('the new turn of a chat request', () => {
   it('is the messages after the last assistant message', () => {
@@ -22,6 +22,7 @@ describe('the new turn of a chat request', () => {
       { role: 'user', content: 'x'.repeat(700_000) },
       { role: 'user', content: 'y'.repeat(700_000) },
     ];
-    expect(newTurn(huge).map((m) => m.content[0])).toEqual(['x']);
+    // The newest message within the budget is the one kept (the old helper kept the oldest, against its own comment).
+    expect(newTurn(huge).map((m) => m.content[0])).toEqual(['y']);
   });
 });

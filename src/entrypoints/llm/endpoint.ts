@@ -1,0 +1,109 @@
+// One endpoint for every streaming LLM wire format: read the request with the format's adapter, relay it.
+import { createHash } from 'node:crypto';
+import { GatewayError } from '../../errors.js';
+import { stripHopByHop } from '../../pipeline/headers.js';
+import type { Headers } from '../../pipeline/types.js';
+import type { Endpoint, Exchange } from '../../server/exchange.js';
+import { relay } from '../../streams/llm-relay.js';
+import type { TranscriptBuffer } from '../../streams/transcript-buffer.js';
+import type { LlmProviders } from '../../upstreams/llm/providers.js';
+import { rewriteModel } from './rewrite-model.js';
+import type { StreamingFormat } from './format.js';
+
+export interface LlmEndpointOptions {
+  /** Metrics route label. */
+  route: string;
+  format: StreamingFormat;
+  providers: LlmProviders;
+  /** Where conversations are persisted, when `llm.transcripts` is configured. */
+  transcripts: TranscriptBuffer | undefined;
+  /** Largest request body, in bytes. */
+  maxRequestBytes: number;
+}
+
+/** The header naming the conversation a request belongs to (else the body's own id, e.g. `metadata.session_id`). */
+export const SESSION_HEADER = 'x-slipstream-session';
+/** Request headers that stay with the client: credentials, and encodings the transcript tap could not read. */
+const CLIENT_ONLY = [
+  'authorization',
+  'x-api-key',
+  'cookie',
+  'content-length',
+  'accept-encoding',
+  SESSION_HEADER,
+];
+
+/**
+ * The endpoint for one wire format. The hot path: read the (small) request body, parse it once, let the
+ * format's adapter read it (model, stream flag, conversation, the new turn), resolve the model to providers
+ * that speak this format, rewrite only `model`, and hand the rest to the relay (fallback before the first
+ * byte, then chunks relayed byte for byte). Errors are in the format's own shape.
+ */
+export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
+  const { format, providers, transcripts } = options;
+  return {
+    route: options.route,
+    async handle(x) {
+      const raw = await x.body(options.maxRequestBytes);
+      const body = x.parse(raw);
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new GatewayError('GW_BAD_REQUEST', 'request body must be a JSON object');
+      }
+      const parsed = body as Record<string, unknown>;
+      const request = format.readRequest(parsed);
+      const targets = providers.candidates(request.model, format.providerTypes);
+      if (targets.length === 0) {
+        throw new GatewayError('GW_LLM_NO_PROVIDER', `no provider serves model "${request.model}"`, {
+          data: { model: request.model },
+        });
+      }
+      const sessionId = sessionOf(x, request.conversation);
+      const transcript =
+        transcripts !== undefined && sessionId !== undefined
+          ? transcripts.start(scopedSession(x.principal, sessionId), request.turn)
+          : undefined;
+      const status = await relay({
+        res: x.res,
+        ctx: x.ctx,
+        signal: x.signal,
+        // State one provider holds (a previous response) goes to that provider only, never to a fallback.
+        targets: request.pinned ? targets.slice(0, 1) : targets,
+        format,
+        headers: upstreamHeaders(x),
+        body: (target) => rewriteModel(raw, parsed, request.model, target.model),
+        transcript,
+        onShutdown: (end) => x.onShutdown(end),
+      });
+      return { written: true, status };
+    },
+    errorReply: (failure) => format.errorBody(failure),
+  };
+}
+
+/**
+ * The key a conversation is stored under: the caller's identity (hashed, never stored in clear) and
+ * the conversation id, so one caller can never read another's transcript by guessing its id.
+ * Callers without an identity share one anonymous scope.
+ */
+export function scopedSession(principal: string | undefined, id: string): string {
+  const scope =
+    principal === undefined || principal === ''
+      ? 'anon'
+      : createHash('sha256').update(principal).digest('base64url').slice(0, 22);
+  return `${scope}:${id}`;
+}
+
+/** The conversation id: the `x-slipstream-session` header, else the one the body carries. */
+function sessionOf(x: Exchange, fromBody: string | undefined): string | undefined {
+  const header = x.req.headers[SESSION_HEADER];
+  if (typeof header === 'string' && header !== '') return header.slice(0, 256);
+  return fromBody;
+}
+
+function upstreamHeaders(x: Exchange): Headers {
+  const headers = stripHopByHop(x.req.headers);
+  for (const name of CLIENT_ONLY) delete headers[name];
+  headers['content-type'] = 'application/json';
+  headers['x-request-id'] = x.ctx.id;
+  return headers;
+}

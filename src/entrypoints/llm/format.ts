@@ -1,0 +1,106 @@
+// The contract every LLM wire format adapter implements in front of the one format-neutral relay.
+import { GatewayError } from '../../errors.js';
+import type { TranscriptMessage } from '../../streams/transcript-buffer.js';
+
+/** What a provider speaks: OpenAI's formats (chat completions, Responses, embeddings) or Anthropic's Messages. */
+export type ProviderType = 'openai' | 'anthropic';
+
+/** Token counts a provider reported; a field is absent when the provider did not say. */
+export interface Usage {
+  inputTokens?: number;
+  outputTokens?: number;
+}
+
+/** What the relay needs from a client's request, read once from its parsed body. */
+export interface LlmRequest {
+  /** The `model` the client asked for (routing and aliases are the relay's). */
+  model: string;
+  stream: boolean;
+  /** A conversation id the body itself carries (the `x-slipstream-session` header still wins). */
+  conversation: string | undefined;
+  /** The new turn's messages, for the transcript (bounded: the newest are kept). */
+  turn: TranscriptMessage[];
+  /**
+   * The request refers to state one provider holds (a Responses `previous_response_id` or
+   * `conversation`): it must go to the model's first provider only, never to a fallback that would
+   * not know that state (and would answer as if the conversation were new).
+   */
+  pinned: boolean;
+}
+
+/** A non-streamed reply's transcript text and usage, read with one parse. */
+export interface ReplyContent {
+  text: string | undefined;
+  usage: Usage | undefined;
+}
+
+/** The error reply a format's clients understand. */
+export interface ErrorReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Scans one streamed reply's bytes as they are relayed (never parsing every chunk). */
+export interface StreamTap {
+  /** Feeds relayed bytes, in order. Never throws. */
+  push(chunk: Buffer): void;
+  /** The usage seen so far (complete once the stream ended). */
+  usage(): Usage | undefined;
+}
+
+/** One wire format: how to read its requests and replies, and how to say "no" in it. Its functions use no `this`. */
+export interface LlmFormat {
+  readonly name: 'chat-completions' | 'responses' | 'messages' | 'count-tokens' | 'embeddings';
+  /** Provider types that accept requests in this format. */
+  readonly providerTypes: ReadonlySet<ProviderType>;
+  /** Path appended to the provider's base URL (which ends in `/v1`). */
+  readonly upstreamPath: string;
+  /** Validates a parsed JSON body. Throws GatewayError `GW_BAD_REQUEST` with a precise message. */
+  readonly readRequest: (body: Record<string, unknown>) => LlmRequest;
+  /** Transcript text and usage of a non-streamed reply body; fields undefined when it holds none. */
+  readonly readReply: (body: Buffer) => ReplyContent;
+  /** The error body this format's clients understand, with the `GW_*` code in it. */
+  readonly errorBody: (error: GatewayError) => ErrorReply;
+}
+
+/** A format whose replies can stream (all but embeddings and token counts). */
+export interface StreamingFormat extends LlmFormat {
+  /** A tap for one streamed reply: `onText` gets each piece of transcript text. */
+  readonly streamTap: (onText: (text: string) => void) => StreamTap;
+  /**
+   * The SSE bytes that end a broken stream with this format's own error event. `tap` is the stream's
+   * tap when it has one (Responses numbers its error event after the last event it saw).
+   */
+  readonly streamError: (error: GatewayError, tap?: StreamTap) => Buffer;
+}
+
+/** A `GW_BAD_REQUEST` about the request body. */
+export function badRequest(message: string): GatewayError {
+  return new GatewayError('GW_BAD_REQUEST', message);
+}
+
+/** Reads `body.model`: a non-empty string, or GW_BAD_REQUEST. */
+export function requireModel(body: Record<string, unknown>): string {
+  const { model } = body;
+  if (typeof model !== 'string' || model === '') {
+    throw badRequest('"model" is required and must be a non-empty string');
+  }
+  return model;
+}
+
+/** Reads `body.stream`: absent or a boolean, or GW_BAD_REQUEST. */
+export function readStream(body: Record<string, unknown>): boolean {
+  const { stream } = body;
+  if (stream !== undefined && stream !== null && typeof stream !== 'boolean') {
+    throw badRequest('"stream" must be a boolean');
+  }
+  return stream === true;
+}
+
+/** An error reply with `body` as JSON, the error's status and its `Retry-After`. */
+export function jsonErrorReply(error: GatewayError, body: unknown): ErrorReply {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  if (error.retryAfterS !== undefined) headers['retry-after'] = String(error.retryAfterS);
+  return { status: error.status, headers, body: Buffer.from(JSON.stringify(body)) };
+}

@@ -1,0 +1,159 @@
+// OpenAI Responses (`POST /v1/responses`): its request fields, typed SSE events, reply and error shapes.
+import type { GatewayError } from '../../errors.js';
+import {
+  includesIn,
+  intAt,
+  jsonStringAt,
+  parseDataLine,
+  SseDataLines,
+  valueAt,
+} from '../../streams/sse-scan.js';
+import { badRequest, readStream, requireModel } from './format.js';
+import type { LlmRequest, ReplyContent, StreamingFormat, StreamTap, Usage } from './format.js';
+import { openaiErrorReply } from './openai-errors.js';
+import { newTurn } from './turn.js';
+
+const TEXT_DELTA = Buffer.from('"response.output_text.delta"');
+/** The events that end a response, each carrying the final `response` (with `usage`). */
+const FINAL = [
+  Buffer.from('"response.completed"'),
+  Buffer.from('"response.incomplete"'),
+  Buffer.from('"response.failed"'),
+];
+const DELTA_KEY = Buffer.from('"delta"');
+const SEQUENCE_KEY = Buffer.from('"sequence_number"');
+
+/** A Responses `usage` object (`input_tokens`, `output_tokens`) as Usage; undefined when absent. */
+function usageOf(usage: unknown): Usage | undefined {
+  const u = usage as { input_tokens?: unknown; output_tokens?: unknown } | null | undefined;
+  if (u === null || typeof u !== 'object') return undefined;
+  return {
+    inputTokens: typeof u.input_tokens === 'number' ? u.input_tokens : undefined,
+    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : undefined,
+  };
+}
+
+/**
+ * Scans a Responses event stream: `response.output_text.delta` text goes to the transcript, the final
+ * event's `response.usage` is read (that one line is parsed in full, once per stream), and the last
+ * `sequence_number` is remembered so that an error event can follow it.
+ */
+class ResponsesTap implements StreamTap {
+  /** The `sequence_number` an event appended now would carry. */
+  nextSequence = 0;
+  private seen: Usage | undefined;
+  private readonly lines: SseDataLines;
+
+  constructor(onText: (text: string) => void) {
+    this.lines = new SseDataLines((data, start, end) => {
+      const sequence = intAt(data, valueAt(data, SEQUENCE_KEY, start, end), end);
+      if (sequence !== undefined) this.nextSequence = sequence + 1;
+      if (includesIn(data, TEXT_DELTA, start, end)) {
+        const text = jsonStringAt(data, valueAt(data, DELTA_KEY, start, end), end);
+        if (text !== undefined && text !== '') onText(text);
+        return;
+      }
+      if (FINAL.some((type) => includesIn(data, type, start, end))) {
+        const event = parseDataLine(data, start, end) as { response?: { usage?: unknown } } | undefined;
+        this.seen = usageOf(event?.response?.usage) ?? this.seen;
+      }
+    });
+  }
+
+  push(chunk: Buffer): void {
+    this.lines.push(chunk);
+  }
+
+  usage(): Usage | undefined {
+    return this.seen;
+  }
+}
+
+/** An input item as a transcript message: messages keep their role; tool outputs and other items are named by type. */
+function asMessage(item: unknown): { role: string; content: unknown } {
+  const i = (item ?? {}) as { role?: unknown; content?: unknown; type?: unknown; output?: unknown };
+  if (typeof i.role === 'string') return { role: i.role, content: i.content };
+  if (i.type === 'function_call_output') return { role: 'tool', content: i.output };
+  return { role: typeof i.type === 'string' ? i.type : 'item', content: JSON.stringify(item) };
+}
+
+/** The conversation a request continues: `conversation` (an id or `{id}`), else `metadata.session_id`. */
+function conversationOf(body: Record<string, unknown>): string | undefined {
+  const { conversation, metadata } = body;
+  const id =
+    typeof conversation === 'string'
+      ? conversation
+      : (conversation as { id?: unknown } | null | undefined)?.id;
+  if (typeof id === 'string' && id !== '') return id.slice(0, 256);
+  const session = (metadata as { session_id?: unknown } | null | undefined)?.session_id;
+  return typeof session === 'string' && session !== '' ? session.slice(0, 256) : undefined;
+}
+
+/**
+ * The Responses format. Streams are typed SSE events (`response.created` … `response.completed`, no
+ * `[DONE]`); a broken stream ends with an `error` event (`{"type":"error","code","message","param",
+ * "sequence_number"}`), which the openai SDK raises as an `APIError` and the AI SDK reports as a stream
+ * error. A `previous_response_id` or `conversation` pins the request to its first provider.
+ */
+export const responsesFormat: StreamingFormat = {
+  name: 'responses',
+  providerTypes: new Set(['openai']),
+  upstreamPath: '/responses',
+
+  readRequest(body): LlmRequest {
+    const model = requireModel(body);
+    const stream = readStream(body);
+    const { input, previous_response_id: previous, conversation, instructions } = body;
+    if (input !== undefined && typeof input !== 'string' && !Array.isArray(input)) {
+      throw badRequest('"input" must be a string or an array of input items');
+    }
+    if (previous !== undefined && previous !== null && (typeof previous !== 'string' || previous === '')) {
+      throw badRequest('"previous_response_id" must be a response id');
+    }
+    const items =
+      typeof input === 'string' ? [{ role: 'user', content: input }] : (input ?? []).map(asMessage);
+    const continued = typeof previous === 'string' || (conversation !== undefined && conversation !== null);
+    return {
+      model,
+      stream,
+      conversation: conversationOf(body),
+      // A continued response's input is only the new turn; its instructions were stored with the first.
+      turn: newTurn(items, continued ? undefined : instructions),
+      pinned: continued,
+    };
+  },
+
+  readReply(body): ReplyContent {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { output?: unknown; usage?: unknown };
+      let text: string | undefined;
+      if (Array.isArray(parsed.output)) {
+        for (const item of parsed.output as Array<{ type?: unknown; content?: unknown }>) {
+          if (item?.type !== 'message' || !Array.isArray(item.content)) continue;
+          for (const part of item.content as Array<{ type?: unknown; text?: unknown }>) {
+            if (part?.type === 'output_text' && typeof part.text === 'string')
+              text = (text ?? '') + part.text;
+          }
+        }
+      }
+      return { text, usage: usageOf(parsed.usage) };
+    } catch {
+      return { text: undefined, usage: undefined };
+    }
+  },
+
+  errorBody: openaiErrorReply,
+
+  streamTap: (onText) => new ResponsesTap(onText),
+
+  streamError(error: GatewayError, tap?: StreamTap): Buffer {
+    const event = {
+      type: 'error',
+      sequence_number: tap instanceof ResponsesTap ? tap.nextSequence : 0,
+      code: error.code,
+      message: error.message,
+      param: null,
+    };
+    return Buffer.from(`event: error\ndata: ${JSON.stringify(event)}\n\n`);
+  },
+};
