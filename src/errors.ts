@@ -18,6 +18,8 @@ const CODES = {
   GW_BULKHEAD_FULL: { status: 503, rpc: -32003 },
   GW_SHUTTING_DOWN: { status: 503, rpc: -32003 },
   GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004 },
+  /** A request said `Cache-Control: only-if-cached` and nothing usable is stored (RFC 9111 §5.2.1.7). */
+  GW_NOT_CACHED: { status: 504, rpc: -32004 },
   GW_CONFIG_INVALID: { status: 500, rpc: -32603 },
   GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602 },
   GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602 },

@@ -97,7 +97,15 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
 
   const table = new RouteTable(
     config.routes.map((route) =>
-      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, caches)),
+      compileRoute(
+        route,
+        routeHandler(
+          route,
+          upstreams.get(route.upstream)!.handler,
+          caches,
+          config.upstreams[route.upstream]!.url,
+        ),
+      ),
     ),
   );
 
@@ -263,7 +271,12 @@ const DEFAULT_SHARED_BYTES = 1024 ** 2;
  * deadline), retry, whose every attempt passes the breaker (so an open breaker stops retries at once),
  * the optional hedge, then the transport.
  */
-function routeHandler(route: RouteConfig, transport: Handler, caches: CacheTier): Handler {
+function routeHandler(
+  route: RouteConfig,
+  transport: Handler,
+  caches: CacheTier,
+  upstreamUrl: string,
+): Handler {
   const name = route.name ?? route.match.prefix;
   const policies: Policy[] = [];
   const keySpec = route.cache === undefined ? DEFAULT_KEY : { ...route.cache.key, scope: route.cache.scope };
@@ -281,6 +294,8 @@ function routeHandler(route: RouteConfig, transport: Handler, caches: CacheTier)
         maxEntryBytes: route.cache.maxEntryBytes,
         methods: new Set(route.cache.methods),
         respectCacheControl: route.cache.respectCacheControl,
+        credentialHeaders: route.cache.credentialHeaders,
+        upstreamUrl,
         refreshTimeoutMs: route.timeout,
       }),
     );
