@@ -1,9 +1,10 @@
 // A small, real, configurable slow HTTP upstream: latency, errors, hangs, body size, OAuth2; counts connections.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
 import { answerConfig, listenCounting, rate, sendJson } from './http-kit.js';
@@ -58,6 +59,10 @@ export interface EmulatorStats {
   unauthorized: number;
   /** Work requests received over HTTP/2 (TLS emulators only). */
   http2Requests: number;
+  /** Work requests carrying `If-None-Match` or `If-Modified-Since`. */
+  conditional: number;
+  /** 304 replies sent because such a condition matched. */
+  notModified: number;
 }
 
 /** Fields `POST /__emulator/config` may change while running. */
@@ -96,6 +101,10 @@ interface State {
  * latency, then error, hang or answer 200 with a JSON body of about `bodyBytes`. Request headers may override
  * per request: `x-emulate-latency`, `x-emulate-status`, `x-emulate-hang: 1`, `x-emulate-body-bytes`,
  * `x-emulate-retry-after`, `x-emulate-cache-control`, `x-emulate-set-cookie`. `?echo=headers` adds the request headers to the reply.
+ * `x-emulate-reply-<name>: <value>` adds header `<name>` to the reply (a JSON array value sends one line per
+ * element). A 200 whose `ETag` / `Last-Modified` (set that way) matches the request's `If-None-Match` /
+ * `If-Modified-Since` becomes a bodiless 304 (RFC 9110 §13.1). `x-emulate-gzip: 1` negotiates the content
+ * coding: gzip when the request's `Accept-Encoding` allows it, identity otherwise, with `Vary: Accept-Encoding`.
  */
 export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Promise<RunningEmulator> {
   const random = options.random ?? Math.random;
@@ -121,6 +130,8 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
     tokensIssued: 0,
     unauthorized: 0,
     http2Requests: 0,
+    conditional: 0,
+    notModified: 0,
   });
   const stats = zero();
   const sockets = new Set<Socket>();
@@ -178,8 +189,8 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       if (forcedStatus !== undefined || (state.errorRate > 0 && random() < state.errorRate)) {
         stats.errors++;
         const retryAfter = header('x-emulate-retry-after') ?? state.retryAfterS;
-        const extra: Record<string, string> =
-          retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) };
+        const extra = replyHeaders(req.headers);
+        if (retryAfter !== undefined) extra['retry-after'] = String(retryAfter);
         sendJson(
           res,
           forcedStatus !== undefined ? Number(forcedStatus) : state.errorStatus,
@@ -194,12 +205,29 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
       const reply: Record<string, unknown> = { ok: true, n, method: req.method, path: url, bodyBytes };
       if (url.includes('echo=headers')) reply.headers = req.headers;
       reply.pad = pad(size);
-      const extra: Record<string, string> = {};
+      const extra = replyHeaders(req.headers);
       const cacheControl = header('x-emulate-cache-control');
       const setCookie = header('x-emulate-set-cookie');
       if (cacheControl !== undefined) extra['cache-control'] = cacheControl;
       if (setCookie !== undefined) extra['set-cookie'] = setCookie;
-      sendJson(res, 200, reply, extra);
+      const conditional =
+        req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined;
+      if (conditional) stats.conditional++;
+      if (conditional && notModified(req.headers, extra)) {
+        stats.notModified++;
+        res.writeHead(304, extra);
+        res.end();
+      } else if (header('x-emulate-gzip') === '1') {
+        extra.vary = 'Accept-Encoding';
+        const text = Buffer.from(JSON.stringify(reply));
+        const gzip = /\bgzip\b/i.test(header('accept-encoding') ?? '');
+        if (gzip) extra['content-encoding'] = 'gzip';
+        const body = gzip ? gzipSync(text) : text;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, ...extra });
+        res.end(body);
+      } else {
+        sendJson(res, 200, reply, extra);
+      }
       finish();
     };
     if (delayMs <= 0) respond();
@@ -335,4 +363,42 @@ export async function startHttpEmulator(options: HttpEmulatorOptions = {}): Prom
         for (const socket of sockets) socket.destroy();
       }),
   };
+}
+
+const REPLY_PREFIX = 'x-emulate-reply-';
+
+/** The reply headers a request asks for with `x-emulate-reply-<name>`; a JSON array value is several lines. */
+function replyHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (!name.startsWith(REPLY_PREFIX) || typeof value !== 'string') continue;
+    let lines: string | string[] = value;
+    if (value.startsWith('[')) {
+      try {
+        lines = (JSON.parse(value) as unknown[]).map(String);
+      } catch {
+        // not JSON: the value as sent
+      }
+    }
+    out[name.slice(REPLY_PREFIX.length)] = lines;
+  }
+  return out;
+}
+
+/**
+ * Whether a conditional GET matches the reply's validators (RFC 9110 §13.1): `If-None-Match` by weak
+ * comparison (`*` matches anything), else `If-Modified-Since` against `Last-Modified`.
+ */
+function notModified(request: IncomingHttpHeaders, reply: OutgoingHttpHeaders): boolean {
+  const ifNoneMatch = request['if-none-match'];
+  if (ifNoneMatch !== undefined) {
+    const etag = reply.etag;
+    if (typeof etag !== 'string') return false;
+    const weak = (tag: string) => tag.trim().replace(/^W\//, '');
+    return ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || weak(tag) === weak(etag));
+  }
+  const since = Date.parse(request['if-modified-since'] ?? '');
+  const modified = typeof reply['last-modified'] === 'string' ? Date.parse(reply['last-modified']) : NaN;
+  return modified <= since;
 }

@@ -24,6 +24,8 @@ const CODES = {
   GW_BULKHEAD_FULL: { status: 503, rpc: -32003, client: false },
   GW_SHUTTING_DOWN: { status: 503, rpc: -32003, client: false },
   GW_UPSTREAM_TIMEOUT: { status: 504, rpc: -32004, client: false },
+  /** A request said `Cache-Control: only-if-cached` and nothing usable is stored (RFC 9111 §5.2.1.7). */
+  GW_NOT_CACHED: { status: 504, rpc: -32004, client: true },
   GW_CONFIG_INVALID: { status: 500, rpc: -32603, client: false },
   /** No such tool; counted against a fan-out member's breaker when its server stopped listing the tool. */
   GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602, client: false },

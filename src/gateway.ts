@@ -152,7 +152,15 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups });
   const routes = new RouteTable(
     config.routes.map((route) =>
-      compileRoute(route, routeHandler(route, upstreams.get(route.upstream)!.handler, caches)),
+      compileRoute(
+        route,
+        routeHandler(
+          route,
+          upstreams.get(route.upstream)!.handler,
+          caches,
+          config.upstreams[route.upstream]!.url,
+        ),
+      ),
     ),
   );
 
@@ -311,7 +319,12 @@ const DEFAULT_SHARED_BYTES = 1024 ** 2;
  * (the cache, whose identical misses share one fetch, across instances too with Redis; or coalescing alone
  * on uncached routes; then batching), and then the order every kind shares.
  */
-function routeHandler(route: RouteConfig, transport: Handler, caches: CacheTier): Handler {
+function routeHandler(
+  route: RouteConfig,
+  transport: Handler,
+  caches: CacheTier,
+  upstreamUrl: string,
+): Handler {
   const name = route.name ?? route.match.prefix;
   const front: Policy[] = [];
   const keySpec = route.cache === undefined ? DEFAULT_KEY : { ...route.cache.key, scope: route.cache.scope };
@@ -329,6 +342,8 @@ function routeHandler(route: RouteConfig, transport: Handler, caches: CacheTier)
         maxEntryBytes: route.cache.maxEntryBytes,
         methods: new Set(route.cache.methods),
         respectCacheControl: route.cache.respectCacheControl,
+        credentialHeaders: route.cache.credentialHeaders,
+        upstreamUrl,
         refreshTimeoutMs: route.timeout,
       }),
     );

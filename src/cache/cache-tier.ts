@@ -13,6 +13,7 @@ import { tieredCache } from './tiered.js';
 
 /** Everything cached routes share. */
 export interface CacheTier {
+  /** The store cached routes use; with a tiered store, its `invalidate` also reaches every instance's L1. */
   readonly store: CacheStore;
   /** Set when misses are coalesced across instances (Redis stores with `coalesce: true`). */
   readonly peerLock: PeerLock | undefined;
@@ -45,12 +46,33 @@ export function createCacheTier(config: Config['cache']): CacheTier {
     commandTimeoutMs: redisConfig.commandTimeout,
     connectTimeoutMs: redisConfig.connectTimeout,
   });
-  const shared = redisCache({ connection, keyPrefix: `${redisConfig.keyPrefix}cache:` });
+  const shared = redisCache({
+    connection,
+    keyPrefix: `${redisConfig.keyPrefix}cache:`,
+    indexPrefix: `${redisConfig.keyPrefix}cache-index:`,
+  });
   const memory =
     config.store === 'tiered' ? memoryCache({ ...config.memory, maxTtlMs: redisConfig.l1Ttl }) : undefined;
-  const store = memory === undefined ? shared : tieredCache({ l1: memory, l2: shared, connection });
+  const tiers = memory === undefined ? shared : tieredCache({ l1: memory, l2: shared, connection });
   const bus: PurgeBus | undefined =
-    memory === undefined ? undefined : purgeBus({ connection, onPurge: (prefix) => memory.purge(prefix) });
+    memory === undefined
+      ? undefined
+      : purgeBus({
+          connection,
+          onPurge: (op) => ('prefix' in op ? memory.purge(op.prefix) : memory.invalidate(op.groups)),
+        });
+  // A write through this instance must also drop the other instances' L1 copies (RFC 9111 §4.4).
+  const store: CacheStore =
+    bus === undefined
+      ? tiers
+      : {
+          ...tiers,
+          async invalidate(groups) {
+            const deleted = await tiers.invalidate(groups);
+            await bus.announce({ groups });
+            return deleted;
+          },
+        };
   return {
     store,
     peerLock: redisConfig.coalesce
@@ -59,7 +81,7 @@ export function createCacheTier(config: Config['cache']): CacheTier {
     stats: () => memory?.stats(),
     async purge(prefix) {
       const purged = await store.purge(prefix);
-      await bus?.announce(prefix);
+      await bus?.announce({ prefix });
       return purged;
     },
     ready: (timeoutMs) => connection.ready(timeoutMs),

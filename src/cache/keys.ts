@@ -15,7 +15,7 @@ export interface KeySpec {
 }
 
 /**
- * Builds `route|METHOD /path|<sha256>` where the hash covers the selected query parameters, headers and
+ * Builds `route|METHOD /path|<sha256>` (its {@link keyGroup} and a hash) where the hash covers the selected query parameters, headers and
  * body fields in canonical form (sorted keys, so `?b=2&a=1` and `?a=1&b=2` share an entry) and, for
  * principal-scoped routes, the caller's identity, so one caller can never read another's entry.
  * The identity is only ever stored hashed.
@@ -38,7 +38,20 @@ export function cacheKey(route: string, call: Call, spec: KeySpec): string {
   if (Buffer.isBuffer(call.body) && call.body.length > 0) parts.b = bodyPart(call.body, spec.body);
   if (spec.scope === 'principal') parts.p = call.principal ?? null;
   const hash = createHash('sha256').update(canonicalJson(parts)).digest('base64url');
-  return `${route}|${call.method} ${path}|${hash}`;
+  return keyGroup(route, call.method, path) + hash;
+}
+
+/**
+ * The prefix every key of one method and path on a route starts with, whatever its query, principal or
+ * Vary variant: `route|METHOD /path|`. Invalidation after a write drops whole groups (RFC 9111 §4.4).
+ */
+export function keyGroup(route: string, method: string, path: string): string {
+  return `${route}|${method} ${path}|`;
+}
+
+/** The group of a key: everything up to its last `|` (hashes and variant suffixes hold none). */
+export function groupOf(key: string): string {
+  return key.slice(0, key.lastIndexOf('|') + 1);
 }
 
 /**

@@ -1,6 +1,7 @@
-// In-process cache store on lru-cache, bounded by entries and by bytes.
+// In-process cache store on lru-cache, bounded by entries and by bytes, with an index of key groups.
 import { LRUCache } from 'lru-cache';
-import { entryBytes, expiresAt } from './store.js';
+import { groupOf } from './keys.js';
+import { entryBytes } from './store.js';
 import type { CacheEntry, CacheStore } from './store.js';
 import { events, publish } from '../telemetry/events.js';
 
@@ -25,15 +26,27 @@ export interface MemoryCacheOptions {
   now?: () => number;
 }
 
-/** An LRU store: least recently used entries go first when either bound is hit; expired ones go on read. */
+/**
+ * An LRU store: least recently used entries go first when either bound is hit; expired ones go on read.
+ * Every key is also indexed under its group (`groupOf`), so invalidating a path touches only its own
+ * keys, never the whole store; the index holds exactly the keys the LRU holds.
+ */
 export function memoryCache(options: MemoryCacheOptions = {}): MemoryCacheStore {
   const now = options.now ?? Date.now;
   const maxTtlMs = options.maxTtlMs;
+  const groups = new Map<string, Set<string>>();
+  const unindex = (key: string) => {
+    const group = groupOf(key);
+    const keys = groups.get(group);
+    if (keys?.delete(key) === true && keys.size === 0) groups.delete(group);
+  };
   const lru = new LRUCache<string, CacheEntry>({
     max: options.maxEntries ?? 10_000,
     maxSize: options.maxBytes ?? 64 * 1024 ** 2,
     sizeCalculation: entryBytes,
     dispose: (_value, key, reason) => {
+      if (reason === 'set') return; // replaced under the same key: still indexed
+      unindex(key);
       if (reason !== 'evict') return;
       options.onEvict?.(key);
       publish(events.cacheEvict, { store: 'memory' });
@@ -42,15 +55,21 @@ export function memoryCache(options: MemoryCacheOptions = {}): MemoryCacheStore 
   return {
     async get(key) {
       const entry = lru.get(key);
-      if (entry === undefined || expiresAt(entry) > now()) return entry;
+      if (entry === undefined || entry.keepUntil > now()) return entry;
       lru.delete(key);
       return undefined;
     },
     async set(key, entry) {
-      const lifeMs = expiresAt(entry) - now();
+      const lifeMs = entry.keepUntil - now();
       if (lifeMs <= 0) return;
       if (maxTtlMs === undefined || lifeMs <= maxTtlMs) lru.set(key, entry);
-      else lru.set(key, { ...entry, ...capped(entry, now() + maxTtlMs) });
+      // Only the copy's life is capped: it is dropped (and re-read from L2) by then, its freshness unchanged.
+      else lru.set(key, { ...entry, keepUntil: now() + maxTtlMs });
+      if (!lru.has(key)) return; // too large to keep
+      const group = groupOf(key);
+      let keys = groups.get(group);
+      if (keys === undefined) groups.set(group, (keys = new Set()));
+      keys.add(key);
     },
     async purge(prefix) {
       let purged = 0;
@@ -62,21 +81,17 @@ export function memoryCache(options: MemoryCacheOptions = {}): MemoryCacheStore 
       }
       return purged;
     },
+    async invalidate(keyGroups) {
+      let deleted = 0;
+      for (const group of keyGroups) {
+        for (const key of [...(groups.get(group) ?? [])]) if (lru.delete(key)) deleted++;
+      }
+      return deleted;
+    },
     async close() {
       lru.clear();
+      groups.clear();
     },
     stats: () => ({ entries: lru.size, bytes: lru.calculatedSize }),
-  };
-}
-
-/** The entry's deadlines, none later than `until`: the copy is dropped (and re-read from L2) by then. */
-function capped(
-  entry: CacheEntry,
-  until: number,
-): Pick<CacheEntry, 'freshUntil' | 'staleUntil' | 'errorUntil'> {
-  return {
-    freshUntil: Math.min(entry.freshUntil, until),
-    staleUntil: Math.min(entry.staleUntil, until),
-    errorUntil: Math.min(entry.errorUntil, until),
   };
 }

@@ -1,24 +1,28 @@
-// Purges across instances: an admin purge on one gateway is published on Redis and applied to every L1.
+// Purges across instances: a purge or invalidation on one gateway is published on Redis and applied to every L1.
 import { randomBytes } from 'node:crypto';
 import type { RedisConnection } from './redis-connection.js';
+
+/** What to drop from the in-process tier: keys by prefix (admin purge), or whole key groups (a write, RFC 9111 §4.4). */
+export type PurgeOperation = { prefix: string } | { groups: readonly string[] };
 
 export interface PurgeBusOptions {
   connection: RedisConnection;
   /** Pub/sub channel. Default `slipstream:purge`. */
   channel?: string;
-  /** Applies a purge announced by another instance (to this instance's in-process tier). */
-  onPurge: (prefix: string) => Promise<unknown>;
+  /** Applies an operation announced by another instance (to this instance's in-process tier). */
+  onPurge: (operation: PurgeOperation) => Promise<unknown>;
 }
 
 export interface PurgeBus {
-  /** Tells every other instance to purge `prefix`; resolves false when Redis could not be told. */
-  announce(prefix: string): Promise<boolean>;
+  /** Tells every other instance to apply `operation`; resolves false when Redis could not be told. */
+  announce(operation: PurgeOperation): Promise<boolean>;
   close(): Promise<void>;
 }
 
 /**
  * Subscribes on a second connection (a subscribed connection can do nothing else) and re-subscribes
- * after every reconnect. Messages are `<origin id> <prefix>`; an instance ignores its own.
+ * after every reconnect. Messages are `<origin id> <operation as JSON>`; an instance ignores its own,
+ * and any message it cannot read.
  */
 export function purgeBus(options: PurgeBusOptions): PurgeBus {
   const channel = options.channel ?? 'slipstream:purge';
@@ -28,7 +32,8 @@ export function purgeBus(options: PurgeBusOptions): PurgeBus {
     const text = message.toString();
     const space = text.indexOf(' ');
     if (space === -1 || text.slice(0, space) === origin) return;
-    options.onPurge(text.slice(space + 1)).catch(() => {});
+    const operation = readOperation(text.slice(space + 1));
+    if (operation !== undefined) options.onPurge(operation).catch(() => {});
   };
   const subscribe = () => {
     subscriber.subscribe(channel, onMessage).catch(() => {}); // retried on the next 'ready'
@@ -38,9 +43,10 @@ export function purgeBus(options: PurgeBusOptions): PurgeBus {
   subscriber.connect().catch(() => {});
 
   return {
-    async announce(prefix) {
+    async announce(operation) {
       try {
-        await options.connection.timed(options.connection.client.publish(channel, `${origin} ${prefix}`));
+        const message = `${origin} ${JSON.stringify(operation)}`;
+        await options.connection.timed(options.connection.client.publish(channel, message));
         return true;
       } catch {
         return false;
@@ -50,4 +56,16 @@ export function purgeBus(options: PurgeBusOptions): PurgeBus {
       if (subscriber.isOpen) subscriber.destroy();
     },
   };
+}
+
+function readOperation(json: string): PurgeOperation | undefined {
+  try {
+    const value = JSON.parse(json) as { prefix?: unknown; groups?: unknown };
+    if (typeof value.prefix === 'string') return { prefix: value.prefix };
+    if (Array.isArray(value.groups) && value.groups.every((g) => typeof g === 'string'))
+      return { groups: value.groups };
+  } catch {
+    // not ours
+  }
+  return undefined;
 }

@@ -1,18 +1,44 @@
 // Redis cache store: entries as one binary value each (metadata + exact body bytes), expiry set in Redis.
+import { groupOf } from './keys.js';
 import type { RedisConnection } from './redis-connection.js';
-import { expiresAt } from './store.js';
 import type { CacheEntry, CacheStore } from './store.js';
 
 export interface RedisCacheOptions {
   connection: RedisConnection;
-  /** Prefix of every key this store writes. Default `slipstream:cache:`. */
+  /** Prefix of every entry key this store writes. Default `slipstream:cache:`. */
   keyPrefix?: string;
+  /** Prefix of the key-group index sets (one per method and path, listing its keys). Default `slipstream:cache-index:`. */
+  indexPrefix?: string;
   /** Injectable clock for tests. Default `Date.now`. */
   now?: () => number;
 }
 
 /** Keys deleted per UNLINK while purging. */
 const PURGE_BATCH = 500;
+
+/**
+ * Writes the entry and lists its key in its group's index set, whose expiry is kept at least as late as
+ * the entry's (PTTL rather than PEXPIRE GT, which Redis 6 lacks). One script, so an entry is never
+ * stored unindexed. KEYS: entry, index; ARGV: value, ttl ms, key.
+ */
+const SET_INDEXED = `redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+redis.call('sadd', KEYS[2], ARGV[3])
+if redis.call('pttl', KEYS[2]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[2], ARGV[2]) end
+return 1`;
+
+/**
+ * Deletes every key listed in the given index sets, and the sets. Atomic, so an entry stored meanwhile is
+ * either deleted or listed in a fresh set. The entry keys are computed here from the index (a single
+ * Redis, as the store is: not for Redis Cluster). KEYS: index sets; ARGV: entry key prefix.
+ */
+const INVALIDATE = `local deleted = 0
+for _, index in ipairs(KEYS) do
+  for _, key in ipairs(redis.call('smembers', index)) do
+    deleted = deleted + redis.call('unlink', ARGV[1] .. key)
+  end
+  redis.call('unlink', index)
+end
+return deleted`;
 
 /**
  * A shared store for many gateway instances. Values are binary-safe; Redis drops each entry at its last
@@ -22,20 +48,24 @@ const PURGE_BATCH = 500;
 export function redisCache(options: RedisCacheOptions): CacheStore {
   const { client, timed } = options.connection;
   const prefix = options.keyPrefix ?? 'slipstream:cache:';
+  const indexPrefix = options.indexPrefix ?? 'slipstream:cache-index:';
   const now = options.now ?? Date.now;
   return {
     async get(key) {
       const value = await timed(client.get(prefix + key));
       if (value === null) return undefined;
       const entry = decodeEntry(value);
-      return entry !== undefined && expiresAt(entry) > now() ? entry : undefined;
+      return entry !== undefined && entry.keepUntil > now() ? entry : undefined;
     },
     async set(key, entry) {
-      const ttlMs = Math.ceil(expiresAt(entry) - now());
-      if (ttlMs > 0)
-        await timed(
-          client.set(prefix + key, encodeEntry(entry), { expiration: { type: 'PX', value: ttlMs } }),
-        );
+      const ttlMs = Math.ceil(entry.keepUntil - now());
+      if (ttlMs <= 0) return;
+      await timed(
+        client.eval(SET_INDEXED, {
+          keys: [prefix + key, indexPrefix + groupOf(key)],
+          arguments: [encodeEntry(entry), String(ttlMs), key],
+        }),
+      );
     },
     async purge(keyPrefix) {
       let purged = 0;
@@ -46,6 +76,13 @@ export function redisCache(options: RedisCacheOptions): CacheStore {
         }
       }
       return purged;
+    },
+    async invalidate(groups) {
+      if (groups.length === 0) return 0;
+      const deleted = await timed(
+        client.eval(INVALIDATE, { keys: groups.map((g) => indexPrefix + g), arguments: [prefix] }),
+      );
+      return Number(deleted);
     },
     async close() {
       // The connection is shared; its owner closes it.
@@ -63,9 +100,13 @@ export function encodeEntry(entry: CacheEntry): Buffer {
       s: entry.status,
       h: entry.headers,
       t: entry.storedAt,
+      a: entry.initialAgeMs,
       f: entry.freshUntil,
       w: entry.staleUntil,
       e: entry.errorUntil,
+      k: entry.keepUntil,
+      r: entry.mustRevalidate ? 1 : 0,
+      ...(entry.vary === undefined ? {} : { v: entry.vary }),
     }),
   );
   const head = Buffer.allocUnsafe(4);
@@ -83,17 +124,26 @@ export function decodeEntry(value: Buffer): CacheEntry | undefined {
       s: number;
       h: CacheEntry['headers'];
       t: number;
+      a?: number;
       f: number;
       w: number;
       e: number;
+      k?: number;
+      r?: number;
+      v?: string[];
     };
     return {
       status: meta.s,
       headers: meta.h,
       storedAt: meta.t,
+      // Entries written before Age and revalidation were tracked: age 0, kept to their last deadline.
+      initialAgeMs: meta.a ?? 0,
       freshUntil: meta.f,
       staleUntil: meta.w,
       errorUntil: meta.e,
+      keepUntil: meta.k ?? Math.max(meta.f, meta.w, meta.e),
+      mustRevalidate: meta.r === 1,
+      ...(meta.v === undefined ? {} : { vary: meta.v }),
       body: value.subarray(4 + metaLength),
     };
   } catch {

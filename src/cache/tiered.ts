@@ -13,13 +13,14 @@ export interface TieredCacheOptions {
 }
 
 /**
- * Reads L1, then L2 (copying an L2 hit into L1); writes both. While Redis is down every operation uses
+ * Reads L1, then L2 (copying an L2 hit into L1); writes, purges and invalidates both (other instances'
+ * L1 copies are dropped through the purge bus, see `createCacheTier`). While Redis is down every operation uses
  * L1 alone, with no per-request error or wait, and goes back to both tiers as soon as the connection is
  * ready again (`redisConnection` publishes both transitions). An L2 failure is never a request failure.
  */
 export function tieredCache(options: TieredCacheOptions): CacheStore {
   const { l1, l2, connection } = options;
-  const failed = (operation: 'get' | 'set' | 'purge') => (error: unknown) => {
+  const failed = (operation: 'get' | 'set' | 'purge' | 'invalidate') => (error: unknown) => {
     publish(events.cacheTierError, { tier: 'redis', operation, error });
     return undefined;
   };
@@ -39,6 +40,12 @@ export function tieredCache(options: TieredCacheOptions): CacheStore {
       const local = await l1.purge(prefix);
       if (!connection.isUp()) return local;
       const shared = await l2.purge(prefix).catch(failed('purge'));
+      return Math.max(local, shared ?? 0);
+    },
+    async invalidate(groups) {
+      const local = await l1.invalidate(groups);
+      if (!connection.isUp()) return local;
+      const shared = await l2.invalidate(groups).catch(failed('invalidate'));
       return Math.max(local, shared ?? 0);
     },
     async close() {

@@ -108,6 +108,19 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 
 const routeCache = z.strictObject({
   ...cacheFields,
+  /**
+   * Heuristic freshness (RFC 9111 §4.2.2): the lifetime of a response that states none (no max-age,
+   * s-maxage or Expires). Never applied over no-cache, max-age=0, a past or invalid Expires, Pragma: no-cache.
+   */
+  ttl: duration,
+  /**
+   * RFC 5861: once stale, serve this long while one background refresh runs. A default: a response's own
+   * stale-while-revalidate wins; never for must-revalidate / no-cache (and proxy-revalidate / s-maxage on
+   * shared routes), nor for a response that was stale on arrival.
+   */
+  staleWhileRevalidate: duration.default(0),
+  /** RFC 5861: once stale, serve this long when the upstream fails. A default, as staleWhileRevalidate. */
+  staleIfError: duration.default(0),
   /** What varies the response besides method and path. */
   key: z
     .strictObject({
@@ -118,8 +131,19 @@ const routeCache = z.strictObject({
     .prefault({}),
   /** Methods whose responses are cached; anything beyond GET/HEAD needs `idempotent: true` on the route. */
   methods: z.array(z.enum(METHODS)).default(['GET', 'HEAD']),
-  /** Honour upstream Cache-Control (no-store, no-cache, private, max-age, s-maxage). */
+  /**
+   * Honour the upstream's freshness: no-store, no-cache, max-age, s-maxage, Expires, must-revalidate and
+   * the stale directives. false: every response lives `ttl` with the route's stale windows. Either way
+   * `private`, Set-Cookie, Vary and the Authorization rule (RFC 9111 §3.5) are honoured.
+   */
   respectCacheControl: z.boolean().default(true),
+  /**
+   * Request headers that identify a caller besides `server.principalHeader`. On a principal-scoped route,
+   * a request carrying one without a principal bypasses the cache, unless `key.headers` lists it.
+   */
+  credentialHeaders: z
+    .array(z.string().transform((h) => h.toLowerCase()))
+    .default(['authorization', 'cookie']),
 });
 
 /** A path pattern with one `:name` parameter (the item id), e.g. `/quote/:symbol`. */

@@ -75,7 +75,12 @@ export interface TokenRefreshEvent {
   trigger: 'initial' | 'expiring' | 'unauthorized';
 }
 
-export type CacheResult = 'hit' | 'miss' | 'stale' | 'bypass';
+/**
+ * `hit` fresh from the cache; `stale` served stale (stale-while-revalidate, stale-if-error, a client's
+ * max-stale); `revalidated` stored but stale, confirmed by the upstream with a 304; `miss` fetched;
+ * `bypass` not cacheable (method, `no-store`, range or origin-only precondition, credentials without a principal).
+ */
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'revalidated' | 'bypass';
 
 export interface CacheLookupEvent {
   route: string;
@@ -88,7 +93,7 @@ export interface CoalescedEvent {
 
 export interface CacheStoreErrorEvent {
   route: string;
-  operation: 'get' | 'set';
+  operation: 'get' | 'set' | 'invalidate';
   error: unknown;
 }
 
@@ -104,7 +109,7 @@ export interface CacheTierEvent {
 /** One operation on a shared cache tier failed while the tier counted as up (a timeout, say). */
 export interface CacheTierErrorEvent {
   tier: 'redis';
-  operation: 'get' | 'set' | 'purge';
+  operation: 'get' | 'set' | 'purge' | 'invalidate';
   error: unknown;
 }
 

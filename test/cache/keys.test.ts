@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseCacheControl } from '../../src/cache/cache-control.js';
-import { cacheKey, canonicalJson } from '../../src/cache/keys.js';
+import { cacheKey, canonicalJson, groupOf, keyGroup } from '../../src/cache/keys.js';
 import type { KeySpec } from '../../src/cache/keys.js';
-import { memoryCache } from '../../src/cache/memory.js';
-import type { CacheEntry } from '../../src/cache/store.js';
 import { makeCall } from '../helpers/calls.js';
 
 const ALL: KeySpec = { query: '*', headers: [], body: '*', scope: 'principal' };
@@ -58,60 +55,18 @@ describe('cache keys', () => {
     );
   });
 
+  it('starts every key of a method and path with its group, whatever the query, principal or variant', () => {
+    const group = keyGroup('r', 'GET', '/a|b');
+    for (const call of [makeCall({ path: '/a|b?x=1', principal: 'p' }), makeCall({ path: '/a|b' })]) {
+      const key = cacheKey('r', call, ALL);
+      expect(key.startsWith(group)).toBe(true);
+      expect(groupOf(key)).toBe(group);
+      expect(groupOf(`${key}.variant`)).toBe(group);
+    }
+    expect(groupOf(cacheKey('r', makeCall({ path: '/a' }), ALL))).not.toBe(group);
+  });
+
   it('serialises equal values identically', () => {
     expect(canonicalJson({ b: [1, { d: 1, c: 2 }], a: null })).toBe('{"a":null,"b":[1,{"c":2,"d":1}]}');
-  });
-});
-
-describe('Cache-Control parsing', () => {
-  it('reads flags and delta-seconds, case-insensitively, across several headers', () => {
-    const cc = parseCacheControl(['Public, MAX-AGE=60', 's-maxage="30", no-transform, max-stale=abc']);
-    expect(cc.get('public')).toBe(true);
-    expect(cc.get('max-age')).toBe(60);
-    expect(cc.get('s-maxage')).toBe(30);
-    expect(cc.get('max-stale')).toBe(true); // malformed number: treated as a flag
-    expect(parseCacheControl(undefined).size).toBe(0);
-  });
-});
-
-describe('memory store', () => {
-  const entry = (now: number, bytes: number, ttl = 1000): CacheEntry => ({
-    status: 200,
-    headers: {},
-    body: Buffer.alloc(bytes),
-    storedAt: now,
-    freshUntil: now + ttl,
-    staleUntil: now + ttl,
-    errorUntil: now + ttl,
-  });
-
-  it('forgets entries whose last useful moment has passed', async () => {
-    let now = 0;
-    const store = memoryCache({ now: () => now });
-    await store.set('k', entry(now, 10));
-    expect(await store.get('k')).toBeDefined();
-    now = 1000;
-    expect(await store.get('k')).toBeUndefined();
-  });
-
-  it('evicts least recently used entries past its byte bound, and counts evictions', async () => {
-    const evicted: string[] = [];
-    const store = memoryCache({ maxBytes: 3000, onEvict: (key) => evicted.push(key) });
-    const now = Date.now();
-    await store.set('a', entry(now, 1000));
-    await store.set('b', entry(now, 1000));
-    await store.get('a');
-    await store.set('c', entry(now, 1000));
-    expect(evicted).toEqual(['b']);
-    expect(await store.get('a')).toBeDefined();
-  });
-
-  it('purges by key prefix', async () => {
-    const store = memoryCache();
-    const now = Date.now();
-    for (const key of ['quotes|GET /q/A|x', 'quotes|GET /q/B|y', 'traces|GET /t|z'])
-      await store.set(key, entry(now, 1));
-    expect(await store.purge('quotes|')).toBe(2);
-    expect(await store.get('traces|GET /t|z')).toBeDefined();
   });
 });

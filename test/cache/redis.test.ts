@@ -10,22 +10,18 @@ import type { RedisConnection } from '../../src/cache/redis-connection.js';
 import type { CacheEntry } from '../../src/cache/store.js';
 import { tieredCache } from '../../src/cache/tiered.js';
 import { events } from '../../src/telemetry/events.js';
+import { makeEntry } from '../helpers/entries.js';
 import { REDIS_URL, serviceAvailable, startPrivateRedis } from '../helpers/services.js';
 import type { PrivateRedis } from '../helpers/services.js';
 
 const up = await serviceAvailable('Redis', REDIS_URL);
 
-function entry(body: Buffer, ttlMs = 10_000): CacheEntry {
-  const now = Date.now();
-  return {
-    status: 200,
+function entry(body: Buffer, ttlMs = 10_000, overrides: Partial<CacheEntry> = {}): CacheEntry {
+  return makeEntry(Date.now(), ttlMs, {
     headers: { 'content-type': 'application/octet-stream', 'x-multi': ['a', 'b'] },
     body,
-    storedAt: now,
-    freshUntil: now + ttlMs,
-    staleUntil: now + ttlMs,
-    errorUntil: now + ttlMs,
-  };
+    ...overrides,
+  });
 }
 
 describe.skipIf(!up)('redis cache store (real Redis)', () => {
@@ -57,6 +53,47 @@ describe.skipIf(!up)('redis cache store (real Redis)', () => {
     const pttl = await connection.client.pTTL(`${keyPrefix}ttl`);
     expect(pttl).toBeGreaterThan(2_000);
     expect(pttl).toBeLessThanOrEqual(3_000);
+  });
+
+  it('keeps the age, revalidation deadline, must-revalidate flag and Vary names of an entry', async () => {
+    const store = redisCache({ connection, keyPrefix });
+    const now = Date.now();
+    const stored = entry(Buffer.from('m'), 1_000, {
+      initialAgeMs: 120_000,
+      keepUntil: now + 5_000,
+      mustRevalidate: true,
+      vary: ['accept-language'],
+    });
+    await store.set('meta', stored);
+    const back = await store.get('meta');
+    expect(back).toMatchObject({
+      initialAgeMs: 120_000,
+      keepUntil: stored.keepUntil,
+      mustRevalidate: true,
+      vary: ['accept-language'],
+    });
+    const pttl = await connection.client.pTTL(`${keyPrefix}meta`);
+    expect(pttl).toBeGreaterThan(4_000); // kept to keepUntil, past its freshness
+  });
+
+  it('invalidates whole key groups through their index, variants included, and nothing else', async () => {
+    const indexPrefix = `${keyPrefix}index:`;
+    const store = redisCache({ connection, keyPrefix, indexPrefix });
+    const keys = ['w|GET /a|x', 'w|GET /a|y', 'w|GET /a|y.v1', 'w|HEAD /a|x', 'w|GET /ab|x'];
+    for (const key of keys) await store.set(key, entry(Buffer.from(key)));
+    expect(await connection.client.pTTL(`${indexPrefix}w|GET /a|`)).toBeGreaterThan(9_000);
+    expect(await store.invalidate(['w|GET /a|', 'w|HEAD /a|', 'w|GET /none|'])).toBe(4);
+    for (const key of keys.slice(0, 4)) expect(await store.get(key)).toBeUndefined();
+    expect((await store.get('w|GET /ab|x'))?.body.toString()).toBe('w|GET /ab|x');
+    expect(await connection.client.exists(`${indexPrefix}w|GET /a|`)).toBe(0);
+  });
+
+  it('keeps a group index alive as long as its longest-lived entry', async () => {
+    const indexPrefix = `${keyPrefix}index:`;
+    const store = redisCache({ connection, keyPrefix, indexPrefix });
+    await store.set('l|GET /a|long', entry(Buffer.from('l'), 60_000));
+    await store.set('l|GET /a|short', entry(Buffer.from('s'), 2_000));
+    expect(await connection.client.pTTL(`${indexPrefix}l|GET /a|`)).toBeGreaterThan(50_000);
   });
 
   it('purges by prefix, taking glob characters in keys literally', async () => {

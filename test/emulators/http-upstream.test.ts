@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, request } from 'undici';
 import { startHttpEmulator } from '../../emulators/http-upstream.js';
@@ -68,6 +69,46 @@ describe('HTTP emulator', () => {
     const body = (await big.body.json()) as { headers: Record<string, string>; pad: string };
     expect(body.headers['x-app']).toBe('a');
     expect(body.pad.length).toBeGreaterThan(9_000);
+  });
+
+  it('adds the reply headers a request asks for, one line per element of a JSON array', async () => {
+    const emulator = await start();
+    const response = await request(`${emulator.url}/x`, {
+      headers: { 'x-emulate-reply-expires': '0', 'x-emulate-reply-vary': '["Accept", "*"]' },
+    });
+    await response.body.dump();
+    expect(response.headers.expires).toBe('0');
+    expect(response.headers.vary).toEqual(['Accept', '*']);
+  });
+
+  it('answers a matching If-None-Match or If-Modified-Since with a bodiless 304, and counts both', async () => {
+    const emulator = await start();
+    const lastModified = 'Tue, 01 Jan 2030 00:00:00 GMT';
+    const headers = { 'x-emulate-reply-etag': '"v1"', 'x-emulate-reply-last-modified': lastModified };
+    const weak = await request(`${emulator.url}/r`, { headers: { ...headers, 'if-none-match': 'W/"v1"' } });
+    expect([weak.statusCode, await weak.body.text(), weak.headers.etag]).toEqual([304, '', '"v1"']);
+    const other = await request(`${emulator.url}/r`, { headers: { ...headers, 'if-none-match': '"v0"' } });
+    await other.body.dump();
+    expect(other.statusCode).toBe(200);
+    const since = await request(`${emulator.url}/r`, {
+      headers: { ...headers, 'if-modified-since': lastModified },
+    });
+    await since.body.dump();
+    expect(since.statusCode).toBe(304);
+    expect(emulator.stats()).toMatchObject({ conditional: 3, notModified: 2 });
+  });
+
+  it('sends gzip only to a client that accepts it, with Vary: Accept-Encoding either way', async () => {
+    const emulator = await start();
+    const gzip = await request(`${emulator.url}/z`, {
+      headers: { 'x-emulate-gzip': '1', 'accept-encoding': 'gzip, br' },
+    });
+    const bytes = Buffer.from(await gzip.body.arrayBuffer());
+    expect([gzip.headers['content-encoding'], gzip.headers.vary]).toEqual(['gzip', 'Accept-Encoding']);
+    expect((JSON.parse(gunzipSync(bytes).toString()) as { ok: boolean }).ok).toBe(true);
+    const plain = await request(`${emulator.url}/z`, { headers: { 'x-emulate-gzip': '1' } });
+    expect([plain.headers['content-encoding'], plain.headers.vary]).toEqual([undefined, 'Accept-Encoding']);
+    expect(((await plain.body.json()) as { ok: boolean }).ok).toBe(true);
   });
 
   it('applies a live config patch', async () => {

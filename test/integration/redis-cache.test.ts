@@ -93,6 +93,20 @@ describe.skipIf(!redisUp)('many gateway instances sharing Redis', () => {
     expect(after.headers['x-slipstream-cache']).toBe('miss');
     expect(after.body.n).not.toBe(first.body.n);
   });
+
+  it("drops every instance's memory copy of a URI after a write through one instance", async () => {
+    const first = await call(`${a.url}/stable/written`);
+    expect((await call(`${b.url}/stable/written`)).body.n).toBe(first.body.n); // b holds it in memory now
+    const write = await call(`${a.url}/stable/written`, { method: 'PUT', body: '{}' });
+    expect(write.status).toBe(200);
+    // Pub/sub delivery is asynchronous: b answers from its memory copy until the message arrives.
+    await expect
+      .poll(async () => (await call(`${b.url}/stable/written`)).headers['x-slipstream-cache'], {
+        timeout: 5_000,
+      })
+      .toBe('miss');
+    expect((await call(`${a.url}/stable/written`)).body.n).not.toBe(first.body.n);
+  });
 });
 
 describe.skipIf(!redisUp)('a gateway whose Redis dies and comes back', () => {

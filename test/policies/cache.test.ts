@@ -181,6 +181,378 @@ describe('cache policy', () => {
   });
 });
 
+/** An upstream answering with `headers(call, n)` and a body naming the call number and Accept-Language. */
+function negotiating(headers: (call: Call, n: number) => Reply['headers'], delayMs = 0) {
+  const seen: Call[] = [];
+  const handler = async (call: Call): Promise<Reply> => {
+    seen.push(call);
+    const n = seen.length;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const language = call.headers['accept-language'];
+    return { status: 200, headers: headers(call, n), body: Buffer.from(`${n}:${String(language)}`) };
+  };
+  return { seen, handler };
+}
+
+describe('cache policy, RFC 9111', () => {
+  const withLanguage = (language?: string, extra: Call['headers'] = {}) =>
+    makeCall({ headers: language === undefined ? extra : { 'accept-language': language, ...extra } });
+
+  it('keeps one entry per Vary variant of a key and serves each caller its own (§4.1)', async () => {
+    const time = clock();
+    const up = negotiating(() => ({ vary: 'Accept-Language' }));
+    const handler = policy(time)(up.handler);
+    expect(text(await handler(withLanguage('fr')))).toBe('1:fr');
+    await flush();
+    expect(text(await handler(withLanguage('en')))).toBe('2:en');
+    await flush();
+    const fr = await handler(withLanguage(' FR'));
+    expect([text(fr), fr.headers['x-slipstream-cache']]).toEqual(['1:fr', 'hit']);
+    expect(text(await handler(withLanguage('en')))).toBe('2:en');
+    expect(up.seen).toHaveLength(2);
+  });
+
+  it('coalesces concurrent misses per variant, never across variants', async () => {
+    const time = clock();
+    const up = negotiating(() => ({ vary: 'Accept-Language' }), 20);
+    const handler = policy(time)(up.handler);
+    const languages = ['de', 'ja', 'es', 'de', 'ja', 'es', 'de'];
+    const replies = await Promise.all(languages.map((l) => handler(withLanguage(l))));
+    expect(replies.map((r) => text(r).split(':')[1])).toEqual(languages);
+    expect(up.seen).toHaveLength(3); // the leader's variant, then one flight per other variant
+  });
+
+  it('invalidates every entry of a path after a successful unsafe method, but not after a failed one (§4.4)', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const time = clock();
+      const up = upstream();
+      const handler = policy(time, { key: { query: '*', headers: [], body: '*', scope: 'principal' } })(
+        up.handler,
+      );
+      await handler(makeCall({ path: '/doc?v=1', principal: 'alice' }));
+      await handler(makeCall({ path: '/doc?v=2', principal: 'bob' }));
+      await flush();
+      up.set(async () => ({ status: 500, headers: {}, body: Buffer.from('no') }));
+      await handler(makeCall({ method, path: '/doc', idempotent: false }));
+      expect(
+        (await handler(makeCall({ path: '/doc?v=2', principal: 'bob' }))).headers['x-slipstream-cache'],
+      ).toBe('hit');
+      up.set(async (n) => ({ status: 204, headers: {}, body: Buffer.from(String(n)) }));
+      await handler(makeCall({ method, path: '/doc', idempotent: false, principal: 'alice' }));
+      for (const [path, principal] of [
+        ['/doc?v=1', 'alice'],
+        ['/doc?v=2', 'bob'],
+      ]) {
+        const after = await handler(makeCall({ path, principal }));
+        expect([method, path, after.headers['x-slipstream-cache']]).toEqual([method, path, 'miss']);
+      }
+    }
+  });
+
+  it('invalidates a write’s same-origin Location and Content-Location, not another origin’s', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time, { upstreamUrl: 'http://api.internal:9000/v1' })(up.handler);
+    for (const path of ['/a', '/b', '/c']) await handler(makeCall({ path }));
+    await flush();
+    up.set(async () => ({
+      status: 201,
+      headers: { location: '/v1/a', 'content-location': 'http://api.internal:9000/v1/b' },
+      body: null,
+    }));
+    await handler(makeCall({ method: 'POST', path: '/new', idempotent: false }));
+    up.set(async () => ({ status: 201, headers: { location: 'http://elsewhere.example/v1/c' }, body: null }));
+    await handler(makeCall({ method: 'POST', path: '/new', idempotent: false }));
+    up.set(async (n) => ({ status: 200, headers: {}, body: Buffer.from(String(n)) }));
+    const results = [];
+    for (const path of ['/a', '/b', '/c'])
+      results.push((await handler(makeCall({ path }))).headers['x-slipstream-cache']);
+    expect(results).toEqual(['miss', 'miss', 'hit']);
+  });
+
+  it('does not store what a read fetched while a write to its path was under way', async () => {
+    const time = clock();
+    let release: () => void = () => {};
+    const handler = policy(time)(async (call) => {
+      if (call.method === 'GET') await new Promise<void>((resolve) => (release = resolve));
+      return { status: 200, headers: {}, body: Buffer.from(call.method) };
+    });
+    const read = handler(makeCall({ path: '/doc' }));
+    await flush();
+    await handler(makeCall({ method: 'PUT', path: '/doc', idempotent: false }));
+    release();
+    await read;
+    await flush();
+    const next = handler(makeCall({ path: '/doc' }));
+    await flush();
+    release();
+    expect((await next).headers['x-slipstream-cache']).toBe('miss');
+  });
+
+  it('counts the upstream Age and Date, and serves an Age that only grows (§4.2.3)', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'max-age=60', age: '120' },
+      body: Buffer.from(String(n)),
+    }));
+    const handler = policy(time)(up.handler);
+    await handler(makeCall({ path: '/old' }));
+    await flush();
+    expect((await handler(makeCall({ path: '/old' }))).headers['x-slipstream-cache']).toBe('miss');
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'max-age=600', age: '120' },
+      body: Buffer.from(String(n)),
+    }));
+    await handler(makeCall({ path: '/aged' }));
+    await flush();
+    const ages: number[] = [];
+    for (const step of [0, 1_500, 10_000]) {
+      time.advance(step);
+      ages.push(Number((await handler(makeCall({ path: '/aged' }))).headers.age));
+    }
+    expect(ages).toEqual([120, 121, 131]);
+    const stale = new Date(time.now() - 300_000).toUTCString();
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'max-age=60', date: stale },
+      body: Buffer.from(String(n)),
+    }));
+    await handler(makeCall({ path: '/dated' }));
+    await flush();
+    expect((await handler(makeCall({ path: '/dated' }))).headers['x-slipstream-cache']).toBe('miss');
+  });
+
+  it('never serves from cache what says Expires in the past, invalid max-age or no-cache, whatever the ttl (§4.2)', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time, { ttlMs: 60_000, staleWhileRevalidateMs: 60_000 })(up.handler);
+    const cases: Array<Reply['headers']> = [
+      { expires: '0' },
+      { expires: new Date(time.now() - 60_000).toUTCString() },
+      { pragma: 'no-cache', expires: 'Thu, 01 Jan 1970 00:00:00 GMT' },
+      { pragma: 'no-cache' },
+      { 'cache-control': 'max-age=-1' },
+      { 'cache-control': 'max-age="3600"' },
+      { 'cache-control': 'max-age=0' },
+      { 'cache-control': 'no-cache' },
+    ];
+    for (const [i, headers] of cases.entries()) {
+      up.set(async (n) => ({ status: 200, headers, body: Buffer.from(String(n)) }));
+      await handler(makeCall({ path: `/c${i}` }));
+      await flush();
+      expect([headers, (await handler(makeCall({ path: `/c${i}` }))).headers['x-slipstream-cache']]).toEqual([
+        headers,
+        'miss',
+      ]);
+    }
+  });
+
+  it('passes the error of an upstream failing a must-revalidate entry, whatever the route stale settings (§4.2.4)', async () => {
+    for (const cc of ['max-age=1, must-revalidate', 'max-age=1, proxy-revalidate', 's-maxage=1']) {
+      const time = clock();
+      const up = upstream();
+      up.set(async (n) => ({ status: 200, headers: { 'cache-control': cc }, body: Buffer.from(String(n)) }));
+      const handler = policy(time, {
+        staleIfErrorMs: 60_000,
+        staleWhileRevalidateMs: 60_000,
+        key: { query: '*', headers: [], body: '*', scope: 'shared' },
+      })(up.handler);
+      await handler(makeCall());
+      await flush();
+      time.advance(2_000);
+      up.set(async () => ({ status: 503, headers: {}, body: Buffer.from('down') }));
+      expect([cc, (await handler(makeCall())).status]).toEqual([cc, 503]);
+      up.set(async () => {
+        throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'refused');
+      });
+      await expect(handler(makeCall())).rejects.toThrow('refused');
+    }
+  });
+
+  it("honours the response's stale-while-revalidate over the route's", async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'max-age=1, stale-while-revalidate=2' },
+      body: Buffer.from(String(n)),
+    }));
+    const handler = policy(time, { staleWhileRevalidateMs: 60_000 })(up.handler);
+    await handler(makeCall());
+    await flush();
+    time.advance(2_000);
+    expect((await handler(makeCall())).headers['x-slipstream-cache']).toBe('stale');
+    await flush();
+    time.advance(4_000);
+    expect((await handler(makeCall())).headers['x-slipstream-cache']).toBe('miss');
+  });
+
+  it('revalidates a stale entry with its validators, and a 304 refreshes it and its headers (§4.3)', async () => {
+    const time = clock();
+    const up = negotiating((call, n) =>
+      n === 1
+        ? { 'cache-control': 'max-age=1', etag: '"v1"', 'x-version': '1', 'content-length': '4' }
+        : { 'cache-control': 'max-age=60', etag: '"v1"', 'x-version': String(n) },
+    );
+    const notModified = async (call: Call): Promise<Reply> => {
+      const reply = await up.handler(call);
+      return call.headers['if-none-match'] === '"v1"' ? { ...reply, status: 304, body: null } : reply;
+    };
+    const handler = policy(time)(notModified);
+    const first = await handler(withLanguage(undefined, { 'if-none-match': '"old"' }));
+    await flush();
+    time.advance(1_500); // stale, still kept for revalidation
+    const revalidated = await handler(makeCall());
+    expect(up.seen[0]!.headers['if-none-match']).toBeUndefined(); // the client's own condition stays here
+    expect(up.seen[1]!.headers['if-none-match']).toBe('"v1"');
+    expect([revalidated.status, text(revalidated), revalidated.headers['x-slipstream-cache']]).toEqual([
+      200,
+      text(first),
+      'revalidated',
+    ]);
+    expect([revalidated.headers['x-version'], revalidated.headers['content-length']]).toEqual(['2', '4']);
+    await flush();
+    time.advance(30_000); // inside the max-age=60 the 304 brought
+    expect((await handler(makeCall())).headers['x-slipstream-cache']).toBe('hit');
+  });
+
+  it("answers a client's matching If-None-Match or If-Modified-Since with 304, on a miss as on a hit", async () => {
+    const time = clock();
+    const lastModified = 'Mon, 01 Jan 2024 00:00:00 GMT';
+    const up = negotiating(() => ({
+      'cache-control': 'max-age=60',
+      etag: 'W/"a"',
+      'last-modified': lastModified,
+    }));
+    const handler = policy(time)(up.handler);
+    const miss = await handler(makeCall({ headers: { 'if-none-match': '"a"' } }));
+    expect([miss.status, miss.body, miss.headers.etag, miss.headers['x-slipstream-cache']]).toEqual([
+      304,
+      null,
+      'W/"a"',
+      'miss',
+    ]);
+    await flush();
+    const hit = await handler(makeCall({ headers: { 'if-modified-since': lastModified } }));
+    expect([hit.status, hit.headers['x-slipstream-cache']]).toEqual([304, 'hit']);
+    expect((await handler(makeCall({ headers: { 'if-none-match': '"b"' } }))).status).toBe(200);
+    expect((await handler(makeCall({ method: 'HEAD', headers: { 'if-none-match': '"a"' } }))).status).toBe(
+      304,
+    );
+  });
+
+  it('honours request max-age, min-fresh, max-stale, no-cache and only-if-cached (§5.2.1)', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'max-age=10' },
+      body: Buffer.from(String(n)),
+    }));
+    const handler = policy(time)(up.handler);
+    const ask = async (cc?: string) =>
+      (await handler(makeCall({ headers: cc === undefined ? {} : { 'cache-control': cc } }))).headers[
+        'x-slipstream-cache'
+      ];
+    await expect(handler(makeCall({ headers: { 'cache-control': 'only-if-cached' } }))).rejects.toMatchObject(
+      {
+        code: 'GW_NOT_CACHED',
+        status: 504,
+      },
+    );
+    expect(up.calls()).toBe(0);
+    await ask();
+    await flush();
+    time.advance(5_000);
+    expect(await ask('max-age=60')).toBe('hit');
+    expect(await ask('max-age=2')).toBe('miss');
+    await flush();
+    expect(await ask('min-fresh=20')).toBe('miss');
+    await flush();
+    expect(await ask('no-cache')).toBe('miss');
+    await flush();
+    time.advance(15_000);
+    expect(await ask('max-stale=10')).toBe('stale');
+    // Stale, and the client accepts no staleness: nothing usable, and nothing is fetched for it.
+    const calls = up.calls();
+    await expect(ask('only-if-cached')).rejects.toMatchObject({ code: 'GW_NOT_CACHED' });
+    expect(up.calls()).toBe(calls);
+  });
+
+  it('never lets a shared route reuse a reply to a request with Authorization unless §3.5 allows it', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time, { key: { query: '*', headers: [], body: '*', scope: 'shared' } })(
+      up.handler,
+    );
+    const as = (who?: string) =>
+      makeCall({ headers: who === undefined ? {} : { authorization: `Bearer ${who}` } });
+    expect(text(await handler(as('alice')))).toBe('1');
+    await flush();
+    expect(text(await handler(as('bob')))).toBe('2');
+    await flush();
+    expect(text(await handler(as()))).toBe('3');
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'public, max-age=60' },
+      body: Buffer.from(String(n)),
+    }));
+    await handler(makeCall({ path: '/public', headers: { authorization: 'Bearer alice' } }));
+    await flush();
+    expect(
+      (await handler(makeCall({ path: '/public', headers: { authorization: 'Bearer bob' } }))).headers[
+        'x-slipstream-cache'
+      ],
+    ).toBe('hit');
+  });
+
+  it('bypasses a principal-scoped cache for anonymous calls with credentials, and stores no anonymous private reply', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time)(up.handler);
+    for (const headers of [{ cookie: 'sid=a' }, { cookie: 'sid=b' }, { authorization: 'Bearer a' }]) {
+      const reply = await handler(makeCall({ headers }));
+      expect(reply.headers['x-slipstream-cache']).toBe('bypass');
+    }
+    expect(up.calls()).toBe(3);
+    const keyed = policy(time, { key: { query: '*', headers: ['cookie'], body: '*', scope: 'principal' } })(
+      up.handler,
+    );
+    await keyed(makeCall({ path: '/k', headers: { cookie: 'sid=a' } }));
+    await flush();
+    expect(
+      (await keyed(makeCall({ path: '/k', headers: { cookie: 'sid=a' } }))).headers['x-slipstream-cache'],
+    ).toBe('hit');
+    up.set(async (n) => ({
+      status: 200,
+      headers: { 'cache-control': 'private, max-age=60' },
+      body: Buffer.from(String(n)),
+    }));
+    await handler(makeCall({ path: '/private' }));
+    await flush();
+    expect((await handler(makeCall({ path: '/private' }))).headers['x-slipstream-cache']).toBe('miss');
+    await handler(makeCall({ path: '/private', principal: 'alice' }));
+    await flush();
+    expect(
+      (await handler(makeCall({ path: '/private', principal: 'alice' }))).headers['x-slipstream-cache'],
+    ).toBe('hit');
+  });
+
+  it('leaves range requests and origin-only preconditions to the upstream', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time)(up.handler);
+    await handler(makeCall());
+    await flush();
+    for (const headers of [{ range: 'bytes=0-1' }, { 'if-match': '"a"' }, { 'if-unmodified-since': 'x' }]) {
+      expect((await handler(makeCall({ headers }))).headers['x-slipstream-cache']).toBe('bypass');
+    }
+  });
+});
+
 describe('cache policy coalescing', () => {
   it('fetches and stores a key once for 1,000 concurrent misses, every caller getting the reply', async () => {
     const time = clock();
@@ -285,6 +657,48 @@ describe('coalesce policy', () => {
     b.abort(new Error('b left'));
     await expect(lone).rejects.toThrow('b left');
     expect(seen!.aborted).toBe(true);
+  });
+
+  it('gives a reply not for sharing to the caller it was fetched for, even when it left, never to another', async () => {
+    const up = upstream();
+    up.set(
+      (n) =>
+        new Promise((resolve) =>
+          setTimeout(
+            () => resolve({ status: 200, headers: { 'set-cookie': `n=${n}` }, body: Buffer.from(String(n)) }),
+            20,
+          ),
+        ),
+    );
+    const handler = coalesce({ route: 'r', key: () => 'same', maxBytes: 1024 })(up.handler);
+    const leader = new AbortController();
+    const first = handler(makeCall({ signal: leader.signal }));
+    const second = handler(makeCall());
+    leader.abort(new Error('left'));
+    await expect(first).rejects.toThrow('left');
+    expect(text(await second)).toBe('2'); // fetched for itself, not the leader's cookie
+  });
+
+  it('regroups waiters a reply is not for under the narrower key it names', async () => {
+    const up = upstream();
+    up.set(
+      (n) =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve({ status: 200, headers: {}, body: Buffer.from(String(n)) }), 20),
+        ),
+    );
+    const group = (call: Call) => String(call.headers.group);
+    const handler = coalesce({
+      route: 'r',
+      key: (call) => call.key ?? 'wide',
+      maxBytes: 1024,
+      shareable: (_reply, waiter, leader) => group(waiter) === group(leader),
+      regroup: (_reply, waiter) => `narrow:${group(waiter)}`,
+    })(up.handler);
+    const groups = ['a', 'b', 'b', 'c', 'c', 'a'];
+    const replies = await Promise.all(groups.map((g) => handler(makeCall({ headers: { group: g } }))));
+    expect(up.calls()).toBe(3);
+    expect(new Set(replies.filter((_, i) => groups[i] === 'b').map(text)).size).toBe(1);
   });
 
   it('never coalesces calls that are not idempotent', async () => {

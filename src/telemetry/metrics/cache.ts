@@ -20,7 +20,7 @@ export function cacheMetrics(
   const registers = [registry];
   const cacheLookups = new Counter({
     name: 'slipstream_cache_requests_total',
-    help: 'Cache lookups by result: hit, miss, stale (served stale) or bypass.',
+    help: 'Cache lookups by result: hit, miss, stale (served stale), revalidated (a 304 from upstream) or bypass.',
     labelNames: ['route', 'result'] as const,
     registers,
   });

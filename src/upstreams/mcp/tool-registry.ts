@@ -8,7 +8,7 @@ import { DEFAULT_TOOL_POLICY } from '../../config/mcp-schema.js';
 import type { McpConfig, McpServerConfig, ToolPolicyConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { buildStack } from '../../policies/stack.js';
-import type { Call, Handler, Policy, Reply, RequestContext } from '../../pipeline/types.js';
+import type { Call, Handler, HttpRequest, Policy, Reply, RequestContext } from '../../pipeline/types.js';
 import { cache } from '../../policies/cache.js';
 import type { CachePolicyOptions } from '../../policies/cache.js';
 import { coalesce } from '../../policies/coalesce.js';
@@ -221,6 +221,30 @@ function transport(upstream: McpUpstream): Handler<ToolRequest> {
   };
 }
 
+/**
+ * A tool's cache is the gateway's one HTTP cache (RFC 9111 rules, tiers, coalescing, peer locks), seeing a
+ * tool call as what it is on the wire of the REST surface: `POST /tools/<server>/<tool>` with the client's
+ * `cache-control`, keyed by the canonical arguments (and the principal, for principal-scoped caches).
+ */
+function toolCache(
+  keyOf: (call: Call<ToolRequest>) => string,
+  options: CachePolicyOptions,
+): Policy<ToolRequest> {
+  const policy = cache<ToolRequest & HttpRequest>(options);
+  return (next) => {
+    const cached = policy(next);
+    return (call) =>
+      cached({
+        ...call,
+        method: 'POST',
+        path: `/tools/${call.upstream}/${call.tool}`,
+        headers: call.cacheControl === undefined ? {} : { 'cache-control': call.cacheControl },
+        body: undefined,
+        key: keyOf(call),
+      });
+  };
+}
+
 /** Bulkhead queue for tools with a `concurrency` limit. */
 const CONCURRENCY_QUEUE = 1_000;
 const CONCURRENCY_QUEUE_TIMEOUT_MS = 1_000;
@@ -244,17 +268,12 @@ function toolHandler(
   const front: Policy<ToolRequest>[] = [];
   if (policy.cache !== undefined) {
     front.push(
-      cache<ToolRequest>({
+      toolCache(keyOf, {
         route,
         store: options.store,
         peerLock: options.peerLock,
         coalesce: policy.coalesce ?? true,
         key: { query: '*', headers: [], body: '*', scope },
-        request: (call) => ({
-          key: keyOf(call),
-          method: 'POST',
-          headers: call.cacheControl === undefined ? {} : { 'cache-control': call.cacheControl },
-        }),
         ttlMs: policy.cache.ttl,
         staleWhileRevalidateMs: policy.cache.staleWhileRevalidate,
         staleIfErrorMs: policy.cache.staleIfError,
