@@ -25,6 +25,7 @@ import { coalesce } from './policies/coalesce.js';
 import { createListener } from './server/listener.js';
 import type { ConnectionLimits, Listener } from './server/listener.js';
 import { compileRoute, RouteTable } from './server/route-table.js';
+import { peerMatcher } from './server/peers.js';
 import { Router } from './server/router.js';
 import type { EndpointRoute } from './server/router.js';
 import { postgresStore } from './stores/postgres.js';
@@ -166,9 +167,11 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
 
   let ready = false;
   let draining = false;
+  const isTrustedPeer = peerMatcher(config.server.trustedProxies);
   const proxy = createListener({
     router: new Router(endpoints, routes),
-    proxy: proxyEndpoint({ trustedProxies: config.server.trustedProxies }),
+    proxy: proxyEndpoint({ isTrustedPeer }),
+    isTrustedPeer,
     limits: connectionLimits(config),
     maxJsonDepth: config.server.limits.maxJsonDepth,
     isDraining: () => draining,

@@ -97,7 +97,10 @@ export async function startGatewayChild(yaml: string, options: ChildOptions = {}
   const dir = await mkdtemp(join(tmpdir(), 'slipstream-bench-'));
   const file = join(dir, 'slipstream.yaml');
   const listeners =
-    (/^server:/m.test(yaml) ? '' : 'server: { listen: "127.0.0.1:0" }\n') +
+    // A load generator is one client address by design: the per-address connection cap must not bound it.
+    (/^server:/m.test(yaml)
+      ? ''
+      : 'server: { listen: "127.0.0.1:0", limits: { maxConnectionsPerIp: 1000000 } }\n') +
     (/^admin:/m.test(yaml) ? '' : 'admin: { listen: "127.0.0.1:0" }\n') +
     (/^telemetry:/m.test(yaml) ? '' : 'telemetry: { log: { level: warn } }\n');
   await writeFile(file, listeners + yaml);

@@ -26,6 +26,8 @@ export interface ListenerOptions extends ExchangeOptions {
   proxy?: Endpoint;
   /** Default: the `server.limits` defaults. */
   limits?: ConnectionLimits;
+  /** Peers exempt from the per-address cap (trusted proxies: every client arrives through them). */
+  isTrustedPeer?: (address: string) => boolean;
 }
 
 const DEFAULT_LIMITS: ConnectionLimits = {
@@ -126,10 +128,11 @@ function rawError(socket: Socket, status: number, code: ErrorCode, message: stri
  * flood, a leaky pool) cannot take the descriptors every other client needs. The map holds only peers
  * with connections open, so it is bounded by `maxConnections`.
  */
-function limitPerPeer(server: Server, max: number): void {
+function limitPerPeer(server: Server, max: number, exempt: (address: string) => boolean): void {
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
     const peer = socket.remoteAddress ?? '';
+    if (exempt(peer)) return;
     const count = open.get(peer) ?? 0;
     if (count >= max) {
       socket.destroy();
@@ -190,7 +193,7 @@ export function createListener(options: ListenerOptions): Listener {
     },
   );
   server.maxConnections = limits.maxConnections;
-  limitPerPeer(server, limits.maxConnectionsPerIp);
+  limitPerPeer(server, limits.maxConnectionsPerIp, options.isTrustedPeer ?? (() => false));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     const known = CLIENT_ERRORS[error.code ?? ''];
     if (error.code === 'ECONNRESET') socket.destroy();

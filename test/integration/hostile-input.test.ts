@@ -297,6 +297,15 @@ routes:
       expect(status(text)).toBe(200);
     } finally {
       for (const f of floods) f.child.kill('SIGKILL');
+      // The flood's connections are gone once this address is served again.
+      await expect
+        .poll(
+          async () => status(await raw(gw.url, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n')),
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(200);
     }
   }, 90_000);
 

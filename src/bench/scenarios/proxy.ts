@@ -60,7 +60,7 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
     const config = join(dir, 'slipstream.yaml');
     await writeFile(
       config,
-      `server: { listen: "127.0.0.1:0" }
+      `server: { listen: "127.0.0.1:0", limits: { maxConnectionsPerIp: 1000000 } }
 admin: { listen: "127.0.0.1:0" }
 telemetry: { log: { level: warn } }
 upstreams:
