@@ -230,6 +230,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       ready = false;
       draining = true;
       mcp?.drain();
+      const graceEnds = performance.now() + config.server.shutdownGrace;
       const force = setTimeout(() => proxy.server.closeAllConnections(), config.server.shutdownGrace);
       force.unref();
       try {
@@ -238,7 +239,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         clearTimeout(force);
       }
       // After the drain: streams have ended (or were cut), so every transcript can be written in full.
-      await chat?.close(config.server.shutdownGrace);
+      await chat?.close(Math.max(0, graceEnds - performance.now()));
       await Promise.all([...groups.values()].map((g) => g.group.close()));
       await mcp?.close();
       await admin.close();

@@ -37,8 +37,10 @@ export interface ChatEntrypoint {
   /** Pre-warms provider connections. Never throws. */
   warm(): Promise<void>;
   /**
-   * Waits up to `graceMs` (default 10 s) for requests in flight, cuts the rest, writes every transcript,
-   * then closes the store and the provider pools. Call once the server stopped accepting.
+   * Waits up to `graceMs` (default 10 s) for requests in flight, cuts the rest, then writes every
+   * transcript in what is left of `graceMs` (at least 1 s, for the rows of streams cut at the end), and
+   * closes the store (cutting its connections at that deadline) and the provider pools. Call once the
+   * server stopped accepting.
    */
   close(graceMs?: number): Promise<void>;
   /** The transcript buffer, when `llm.transcripts` is configured. */
@@ -52,6 +54,8 @@ const SESSIONS = '/v1/sessions/';
 const SESSION_HEADER = 'x-slipstream-session';
 /** Request headers that stay with the client: credentials, and encodings the transcript tap could not read. */
 const CLIENT_ONLY = ['authorization', 'cookie', 'content-length', 'accept-encoding', SESSION_HEADER];
+/** The least time the transcript writer gets at shutdown, for the last rows of streams cut at the end of the grace. */
+const FINAL_WRITE_MS = 1_000;
 /** A non-streaming reply is kept for the transcript up to this size. */
 const MAX_COMPLETION_BYTES = 8 * 1024 ** 2;
 
@@ -63,6 +67,7 @@ export function createTranscripts(config: TranscriptsConfig, logger?: Logger): T
           url: config.postgres.url!,
           tablePrefix: config.postgres.tablePrefix,
           connections: config.postgres.connections,
+          queryTimeoutMs: config.postgres.queryTimeout,
         })
       : sqliteStore({ path: config.sqlite.path });
   return new TranscriptBuffer({
@@ -419,6 +424,7 @@ export function createChatEntrypoint(config: LlmConfig, options: ChatEntrypointO
     transcripts,
     warm: () => providers.warm(),
     async close(graceMs = 10_000) {
+      const graceEnds = performance.now() + graceMs;
       if (active.size > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
@@ -432,7 +438,7 @@ export function createChatEntrypoint(config: LlmConfig, options: ChatEntrypointO
         clearTimeout(timer);
         for (const res of active) res.destroy();
       }
-      await transcripts?.close();
+      await transcripts?.close(Math.max(FINAL_WRITE_MS, graceEnds - performance.now()));
       await providers.close();
     },
   };
