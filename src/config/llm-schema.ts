@@ -76,7 +76,16 @@ const transcripts = z.strictObject({
        * Longest wait for one statement (server `statement_timeout`; the client gives up 250 ms later),
        * for a connection, and for a pooled connection: a hung database fails the batch, which is retried.
        */
-      queryTimeout: duration.default(5_000),
+      queryTimeout: duration
+        .pipe(
+          z
+            .number()
+            .min(
+              100,
+              'at least 100ms: 0 would turn the timeouts off, a hung database would stop every write',
+            ),
+        )
+        .default(5_000),
     })
     .prefault({}),
   /** Buffered deltas are written at least this often. */

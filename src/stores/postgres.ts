@@ -56,6 +56,9 @@ export function postgresStore(options: PostgresStoreOptions): TranscriptStore {
       const socket = new Socket();
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
+      // A connection ended gracefully (idle timeout, error) waits for the server's FIN: a hung peer never
+      // sends it, so the half-closed socket is cut after the query timeout instead of lingering.
+      socket.once('finish', () => setTimeout(() => socket.destroy(), timeoutMs).unref());
       return socket;
     },
   });
