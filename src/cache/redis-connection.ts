@@ -13,7 +13,11 @@ export interface RedisConnectionOptions {
   maxReconnectDelayMs?: number;
 }
 
-/** Consecutive reply timeouts after which Redis counts as down (stalled) until a PING answers. */
+/**
+ * Consecutive reply timeouts after which Redis counts as down (stalled) until a PING answers; a command
+ * left unanswered for this many timeouts counts the same (other commands fail fast meanwhile, so they
+ * cannot add up to it).
+ */
 const STALL_AFTER = 3;
 const PROBE_EVERY_MS = 500;
 
@@ -76,6 +80,7 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
   let timeouts = 0;
   /** Commands past the timeout whose reply has not come yet: while any is, nothing else can be answered. */
   let overdue = 0;
+  let overdueCheck: NodeJS.Timeout | undefined;
   let probe: NodeJS.Timeout | undefined;
   let reported = false;
   const report = (error?: unknown) => {
@@ -125,7 +130,14 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
       let late = false;
       const timer = setTimeout(() => {
         late = true;
-        overdue++;
+        if (overdue++ === 0) {
+          overdueCheck = setTimeout(
+            () => {
+              if (overdue > 0 && !stalled) stall();
+            },
+            (STALL_AFTER - 1) * timeoutMs,
+          ).unref();
+        }
         if (++timeouts >= STALL_AFTER && !stalled) stall();
         reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -176,6 +188,7 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
     },
     async close() {
       clearTimeout(probe);
+      clearTimeout(overdueCheck);
       if (client.isOpen) client.destroy();
       await connecting;
     },

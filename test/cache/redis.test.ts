@@ -215,8 +215,11 @@ describe.skipIf(!up)('peer lock on a Redis that freezes (private redis-server, S
     expect((await lock.acquire('frozen')).held).toBe(true);
   });
 
-  it('fails fast after one timeout while Redis is frozen: a request never pays the timeout twice', async () => {
+  it('fails fast after one timeout while Redis is frozen (a request never pays it twice), and reports Redis down', async () => {
     await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    const tier: boolean[] = [];
+    const onTier = (message: unknown) => tier.push((message as { up: boolean }).up);
+    events.cacheTier.subscribe(onTier);
     redis.freeze();
     try {
       const first = performance.now();
@@ -226,10 +229,14 @@ describe.skipIf(!up)('peer lock on a Redis that freezes (private redis-server, S
       await expect(connection.timed(connection.client.get('b'))).rejects.toThrow(/unanswered/);
       expect(performance.now() - second).toBeLessThan(100);
       expect(connection.isUp()).toBe(false);
+      // One command unanswered for three timeouts counts as three timeouts: Redis is reported down.
+      await expect.poll(() => tier, { timeout: 5_000 }).toEqual([false]);
     } finally {
       redis.thaw();
     }
     await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    expect(tier).toEqual([false, true]);
+    events.cacheTier.unsubscribe(onTier);
   });
 
   it('stops a waiter as soon as the lock passes to another owner (the holder it waited for is gone)', async () => {

@@ -25,9 +25,10 @@ export interface PgFaultProxy {
 
 /**
  * Starts the proxy on a free loopback port in front of `targetUrl` (a `postgres://` URL; no TLS). It
- * reads the protocol's framing (PostgreSQL protocol v3, §55.7 "Message Formats": a type byte and an
- * int32 length, the startup message without the type byte) to know when the server has committed an
- * INSERT: `CommandComplete` "INSERT …" then `ReadyForQuery` (an implicit transaction commits before it).
+ * reads the framing of the frontend/backend protocol v3 ("Message Formats" in the PostgreSQL docs: a
+ * type byte and an int32 length; the startup message has no type byte) to know when the server has
+ * committed an INSERT: `CommandComplete` "INSERT …", then `ReadyForQuery` (an implicit transaction
+ * commits before it is sent).
  */
 export async function startPgFaultProxy(targetUrl: string): Promise<PgFaultProxy> {
   const target = new URL(targetUrl);
