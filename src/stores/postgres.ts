@@ -1,8 +1,7 @@
 // PostgreSQL transcript store (pg Pool): shared by many gateway instances; its table is created (or upgraded) when needed.
 import { Socket } from 'node:net';
 import pg from 'pg';
-import { mergeRows } from './transcript-store.js';
-import type { RetentionOptions, StoredMessage, TranscriptStore } from './transcript-store.js';
+import type { RetentionOptions, StoredMessage, TranscriptRow, TranscriptStore } from './transcript-store.js';
 
 export interface PostgresStoreOptions {
   /** Connection string, e.g. `postgres://user@host:5432/db`. */
@@ -208,4 +207,25 @@ async function addSeqColumn(pool: pg.Pool, table: string): Promise<void> {
  */
 function withoutNul(text: string): string {
   return text.includes('\u0000') ? text.replaceAll('\u0000', '') : text;
+}
+
+/**
+ * Folds rows of the same message within one batch into one row (contents joined in order, the last
+ * `complete` and `seq` kept), at the position of its first row: one upsert per message per statement,
+ * which PostgreSQL's `ON CONFLICT DO UPDATE` requires. The folded row is then applied or skipped as a
+ * whole, which is exact because `TranscriptBuffer` retries a batch unchanged: a message's rows in two
+ * different batches never overlap.
+ */
+function mergeRows(rows: readonly TranscriptRow[]): TranscriptRow[] {
+  const byId = new Map<string, TranscriptRow>();
+  for (const row of rows) {
+    const seen = byId.get(row.messageId);
+    if (seen === undefined) byId.set(row.messageId, { ...row });
+    else {
+      seen.content += row.content;
+      seen.complete = row.complete;
+      seen.seq = row.seq;
+    }
+  }
+  return [...byId.values()];
 }

@@ -17,8 +17,9 @@ export interface SqliteStoreOptions {
 /**
  * Opens (and creates, or upgrades) the store: WAL journal, `synchronous=NORMAL` (a commit survives a
  * process crash; an OS crash may lose the last ones), one `messages` table indexed by session, each
- * message with the `seq` of the last row applied to it (rows at or below it are skipped). Writes are synchronous
- * (better-sqlite3): keep batches near 100 rows so one commit blocks the event loop for well under 1 ms.
+ * message with the `seq` of the last row applied to it (rows at or below it are skipped, one by one).
+ * Writes are synchronous (better-sqlite3): keep batches near 100 rows so one commit blocks the event
+ * loop for well under 1 ms.
  */
 export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });

@@ -41,8 +41,8 @@ export interface RetentionOptions {
 export interface TranscriptStore {
   /**
    * Writes every row in one transaction (all or nothing), skipping rows already applied (by `seq`). Rows
-   * for one message keep their order; a store may apply them as one (see `mergeRows`). Settles in
-   * bounded time (a hung connection is an error).
+   * for one message keep their order; a store may apply them as one. Settles in bounded time (a hung
+   * connection is an error).
    */
   write(rows: readonly TranscriptRow[]): Promise<void>;
   /** A session's messages, oldest first, at most `limit`. */
@@ -54,25 +54,4 @@ export interface TranscriptStore {
    * gracefully, then cutting the rest, so a hung connection never holds the process.
    */
   close(timeoutMs?: number): Promise<void>;
-}
-
-/**
- * Folds rows of the same message within one batch into one row (contents joined in order, the last
- * `complete` and `seq` kept), at the position of its first row: one upsert per message per statement,
- * which PostgreSQL's `ON CONFLICT DO UPDATE` requires. The folded row is then applied or skipped as a
- * whole, which is exact because `TranscriptBuffer` retries a batch unchanged: a message's rows in two
- * different batches never overlap.
- */
-export function mergeRows(rows: readonly TranscriptRow[]): TranscriptRow[] {
-  const byId = new Map<string, TranscriptRow>();
-  for (const row of rows) {
-    const seen = byId.get(row.messageId);
-    if (seen === undefined) byId.set(row.messageId, { ...row });
-    else {
-      seen.content += row.content;
-      seen.complete = row.complete;
-      seen.seq = row.seq;
-    }
-  }
-  return [...byId.values()];
 }
