@@ -127,9 +127,19 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         ? []
         : [{ name: 'mcp-sessions', drain: () => mcp.drain(), close: () => mcp.close() }]),
     ],
-    transcripts === undefined ? [] : [{ name: 'transcripts', close: () => transcripts.close() }],
+    transcripts === undefined
+      ? []
+      : [
+          {
+            name: 'transcripts',
+            // What is left of the grace, but at least FINAL_WRITE_MS for the rows of streams ended at its end.
+            close: () => transcripts.close(Math.max(FINAL_WRITE_MS, graceEnds - performance.now())),
+          },
+        ],
   ];
   const components = lifecycle.flat();
+  /** When the shutdown grace ends (set by `close()`). */
+  let graceEnds = Infinity;
 
   const metrics = createMetrics({
     upstreamStats: () => components.flatMap((c) => c.stats?.() ?? []),
@@ -212,6 +222,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       ready = false;
       draining = true;
       for (const c of components) c.drain?.();
+      graceEnds = performance.now() + config.server.shutdownGrace;
       await proxy.close(config.server.shutdownGrace);
       // After the drain: streams have ended (or were ended), so every transcript can be written in full.
       for (const stage of [...lifecycle].reverse()) await Promise.all(stage.map((c) => c.close()));
@@ -293,6 +304,7 @@ function createTranscripts(config: TranscriptsConfig, logger: Logger): Transcrip
           url: config.postgres.url!,
           tablePrefix: config.postgres.tablePrefix,
           connections: config.postgres.connections,
+          queryTimeoutMs: config.postgres.queryTimeout,
         })
       : sqliteStore({ path: config.sqlite.path });
   return new TranscriptBuffer({
@@ -311,6 +323,9 @@ function createTranscripts(config: TranscriptsConfig, logger: Logger): Transcrip
     logger,
   });
 }
+
+/** The least time the transcript writer gets at shutdown, for the last rows of streams ended at the grace's end. */
+const FINAL_WRITE_MS = 1_000;
 
 /** What varies a response on routes that coalesce without caching: everything, per caller. */
 const DEFAULT_KEY: KeySpec = { query: '*', headers: [], body: '*', scope: 'principal' };

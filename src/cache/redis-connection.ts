@@ -13,7 +13,11 @@ export interface RedisConnectionOptions {
   maxReconnectDelayMs?: number;
 }
 
-/** Consecutive reply timeouts after which Redis counts as down (stalled) until a PING answers. */
+/**
+ * Consecutive reply timeouts after which Redis counts as down (stalled) until a PING answers; a command
+ * left unanswered for this many timeouts counts the same (other commands fail fast meanwhile, so they
+ * cannot add up to it).
+ */
 const STALL_AFTER = 3;
 const PROBE_EVERY_MS = 500;
 
@@ -41,13 +45,19 @@ export type RedisClient = ReturnType<typeof open>;
 export interface RedisConnection {
   readonly client: RedisClient;
   readonly url: string;
-  /** True while connected and ready. */
+  /**
+   * True while connected, ready and answering: false while a command has waited longer than the
+   * command timeout without a reply (Redis answers in order, so nothing sent after it could be answered
+   * sooner), and while stalled.
+   */
   isUp(): boolean;
   /** A second connection for SUBSCRIBE (a subscribed connection can run nothing else). */
   duplicate(): RedisClient;
   /**
    * Runs one command with the command timeout covering the wait for its reply (node-redis's own timeout
-   * stops at the write). Consecutive timeouts mark the connection stalled (down) until a PING answers.
+   * stops at the write). While an earlier command is overdue it rejects at once: a request never pays
+   * the timeout twice for one frozen Redis. Consecutive timeouts mark the connection stalled (down)
+   * until a PING answers. A command that timed out still runs if Redis answers later (see `peerLock`).
    */
   timed: <T>(command: Promise<T>) => Promise<T>;
   /** Waits up to `timeoutMs` for the first connection; resolves false (never throws) when Redis is not there. */
@@ -68,6 +78,9 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
   /** Set after STALL_AFTER consecutive reply timeouts: the socket is open but Redis does not answer. */
   let stalled = false;
   let timeouts = 0;
+  /** Commands past the timeout whose reply has not come yet: while any is, nothing else can be answered. */
+  let overdue = 0;
+  let overdueCheck: NodeJS.Timeout | undefined;
   let probe: NodeJS.Timeout | undefined;
   let reported = false;
   const report = (error?: unknown) => {
@@ -109,25 +122,44 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
     probe = setTimeout(ping, PROBE_EVERY_MS).unref();
   };
   const timed = <T>(command: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
+    if (overdue > 0) {
+      command.catch(() => {});
+      return Promise.reject(new Error(`Redis has left a command unanswered for over ${timeoutMs} ms`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(() => {
+        late = true;
+        if (overdue++ === 0) {
+          overdueCheck = setTimeout(
+            () => {
+              if (overdue > 0 && !stalled) stall();
+            },
+            (STALL_AFTER - 1) * timeoutMs,
+          ).unref();
+        }
         if (++timeouts >= STALL_AFTER && !stalled) stall();
         reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
+      // A reply (or failure) that comes after the timeout is dropped; it only says Redis answers again.
+      command.then(
+        (value) => {
+          if (late) overdue--;
+          else {
+            clearTimeout(timer);
+            timeouts = 0;
+            resolve(value);
+          }
+        },
+        (error: unknown) => {
+          if (late) overdue--;
+          else {
+            clearTimeout(timer);
+            reject(error);
+          }
+        },
+      );
     });
-    command.catch(() => {}); // a reply that comes after the timeout is dropped, and so is its error
-    return Promise.race([command, timeout]).then(
-      (value) => {
-        clearTimeout(timer);
-        timeouts = 0;
-        return value;
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        throw error;
-      },
-    );
   };
   const connecting = client.connect().then(
     () => true,
@@ -136,7 +168,7 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
   return {
     client,
     url: options.url,
-    isUp: () => connected && !stalled && client.isReady,
+    isUp: () => connected && !stalled && overdue === 0 && client.isReady,
     timed,
     duplicate: () => {
       const copy = client.duplicate();
@@ -156,6 +188,7 @@ export function redisConnection(options: RedisConnectionOptions): RedisConnectio
     },
     async close() {
       clearTimeout(probe);
+      clearTimeout(overdueCheck);
       if (client.isOpen) client.destroy();
       await connecting;
     },

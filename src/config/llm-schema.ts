@@ -81,6 +81,20 @@ const transcripts = z.strictObject({
         .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'letters, digits and "_" only')
         .default('slipstream_'),
       connections: z.number().int().min(1).max(100).default(4),
+      /**
+       * Longest wait for one statement (server `statement_timeout`; the client gives up 250 ms later),
+       * for a connection, and for a pooled connection: a hung database fails the batch, which is retried.
+       */
+      queryTimeout: duration
+        .pipe(
+          z
+            .number()
+            .min(
+              100,
+              'at least 100ms: 0 would turn the timeouts off, a hung database would stop every write',
+            ),
+        )
+        .default(5_000),
     })
     .prefault({}),
   /** Buffered deltas are written at least this often. */

@@ -15,9 +15,11 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * Opens (and creates) the store: WAL journal, `synchronous=NORMAL` (a commit survives a process crash;
- * an OS crash may lose the last ones), one `messages` table indexed by session. Writes are synchronous
- * (better-sqlite3): keep batches near 100 rows so one commit blocks the event loop for well under 1 ms.
+ * Opens (and creates, or upgrades) the store: WAL journal, `synchronous=NORMAL` (a commit survives a
+ * process crash; an OS crash may lose the last ones), one `messages` table indexed by session, each
+ * message with the `seq` of the last row applied to it (rows at or below it are skipped, one by one).
+ * Writes are synchronous (better-sqlite3): keep batches near 100 rows so one commit blocks the event
+ * loop for well under 1 ms.
  */
 export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -32,17 +34,22 @@ export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
       session_id TEXT NOT NULL,
       role TEXT NOT NULL,
       content TEXT NOT NULL,
+      last_seq INTEGER NOT NULL DEFAULT 0,
       complete INTEGER NOT NULL,
       created_at INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS messages_session ON messages (session_id, id);
     CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at);
   `);
+  addSeqColumn(db);
+  // Applied only when the row's seq is above the stored one: a batch written twice lands once.
   const upsert = db.prepare(`
-    INSERT INTO messages (message_id, session_id, role, content, complete, created_at)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO messages (message_id, session_id, role, content, last_seq, complete, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (message_id) DO UPDATE
-      SET content = messages.content || excluded.content, complete = excluded.complete`);
+      SET content = messages.content || excluded.content, complete = excluded.complete,
+          last_seq = excluded.last_seq
+      WHERE excluded.last_seq > messages.last_seq`);
   const select = db.prepare(`
     SELECT message_id AS id, role, content, complete, created_at AS createdAt FROM messages
     WHERE session_id = ? ORDER BY messages.id LIMIT ?`);
@@ -57,7 +64,7 @@ export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
       SELECT session_id FROM messages GROUP BY session_id ORDER BY MAX(id) DESC LIMIT -1 OFFSET ?)`);
   const writeAll = db.transaction((rows: readonly TranscriptRow[]) => {
     for (const r of rows) {
-      upsert.run(r.messageId, r.sessionId, r.role, r.content, r.complete ? 1 : 0, r.createdAt);
+      upsert.run(r.messageId, r.sessionId, r.role, r.content, r.seq, r.complete ? 1 : 0, r.createdAt);
     }
   });
   const cleanupAll = db.transaction(
@@ -81,10 +88,24 @@ export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
         resolve(rows.map((row) => ({ ...row, complete: row.complete === 1 })));
       }),
     cleanup: (retention) => new Promise<number>((resolve) => resolve(cleanupAll(retention, Date.now()))),
+    // Synchronous: nothing to wait for, so no timeout either.
     close: () =>
       new Promise<void>((resolve) => {
         if (db.open) db.close();
         resolve();
       }),
   };
+}
+
+/**
+ * Tables created before exactly-once writes lack `last_seq`: it is added (old rows get 0; their messages
+ * are finished, no new row will name them). In an immediate transaction, so two processes opening the
+ * file at once do not both add it.
+ */
+function addSeqColumn(db: Database.Database): void {
+  db.transaction(() => {
+    const columns = db.pragma('table_info(messages)') as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'last_seq'))
+      db.exec('ALTER TABLE messages ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0');
+  }).immediate();
 }

@@ -1,14 +1,19 @@
-// What a transcript store does: append-or-insert message rows in one transaction, read a session, apply retention.
+// What a transcript store does: apply message rows exactly once in one transaction, read a session, apply retention.
 
 /**
  * One write: inserts message `messageId`, or appends `content` to it when it exists (a streamed reply
- * arrives as several rows). `complete` replaces the stored flag.
+ * arrives as several rows). `complete` replaces the stored flag. The message id names one turn of one
+ * session; `seq` numbers the message's rows from 0, so a store applies a row only when its `seq` is above
+ * the last one it applied to that message: a batch written again (its commit succeeded, its
+ * acknowledgement was lost) or a late duplicate changes nothing.
  */
 export interface TranscriptRow {
   sessionId: string;
   messageId: string;
   role: string;
   content: string;
+  /** The row's number within its message, from 0, increasing; gaps (dropped rows) are allowed. */
+  seq: number;
   complete: boolean;
   /** Epoch milliseconds when the message began. */
   createdAt: number;
@@ -34,29 +39,19 @@ export interface RetentionOptions {
 }
 
 export interface TranscriptStore {
-  /** Writes every row in one transaction (all or nothing). Rows for one message keep their order. */
+  /**
+   * Writes every row in one transaction (all or nothing), skipping rows already applied (by `seq`). Rows
+   * for one message keep their order; a store may apply them as one. Settles in bounded time (a hung
+   * connection is an error).
+   */
   write(rows: readonly TranscriptRow[]): Promise<void>;
   /** A session's messages, oldest first, at most `limit`. */
   history(sessionId: string, limit: number): Promise<StoredMessage[]>;
   /** Applies retention; resolves with the number of messages deleted. */
   cleanup(retention: RetentionOptions): Promise<number>;
-  close(): Promise<void>;
-}
-
-/**
- * Folds rows of the same message within one batch into one row (contents joined in order, the last
- * `complete` kept), at the position of its first row: one upsert per message per transaction, which
- * PostgreSQL's `ON CONFLICT DO UPDATE` requires.
- */
-export function mergeRows(rows: readonly TranscriptRow[]): TranscriptRow[] {
-  const byId = new Map<string, TranscriptRow>();
-  for (const row of rows) {
-    const seen = byId.get(row.messageId);
-    if (seen === undefined) byId.set(row.messageId, { ...row });
-    else {
-      seen.content += row.content;
-      seen.complete = row.complete;
-    }
-  }
-  return [...byId.values()];
+  /**
+   * Closes the store's connections, waiting at most `timeoutMs` (default 1,000) for them to close
+   * gracefully, then cutting the rest, so a hung connection never holds the process.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }

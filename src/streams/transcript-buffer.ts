@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { events, publish } from '../telemetry/events.js';
-import { mergeRows } from '../stores/transcript-store.js';
+import type { TranscriptDropEvent } from '../telemetry/events.js';
 import type {
   RetentionOptions,
   StoredMessage,
@@ -19,7 +19,10 @@ export interface TranscriptBufferOptions {
   minChars?: number;
   /** false: nothing is written while a reply streams, only the final message. Default true. */
   persistDeltas?: boolean;
-  /** Rows waiting for the store; beyond it the oldest are dropped and counted. Default 50,000. */
+  /**
+   * Rows waiting for the store (the batch being written included); beyond it the oldest queued rows are
+   * dropped and counted (never the batch being written: it is retried unchanged). Default 50,000.
+   */
   maxQueue?: number;
   /** Characters of content waiting for the store; beyond it the oldest rows are dropped and counted. Default 64 Mi. */
   maxQueueChars?: number;
@@ -48,20 +51,26 @@ export interface Transcript {
 
 export interface TranscriptBufferStats {
   open: number;
+  /** Rows waiting for the store, the batch being written included. */
   queueDepth: number;
   rowsWritten: number;
   transactions: number;
+  /** Rows given up on: pushed out of a full queue, or not written by the shutdown deadline. */
   dropped: number;
   failures: number;
 }
 
 const MAX_RETRY_DELAY_MS = 5_000;
 const FIRST_RETRY_DELAY_MS = 100;
+/** How long past its own deadline `close` waits for a store that was asked to cut its connections. */
+const STORE_CLOSE_SLACK_MS = 100;
 
 interface OpenTranscript extends Transcript {
   readonly sessionId: string;
   readonly messageId: string;
   readonly createdAt: number;
+  /** The `seq` of this reply's next row. */
+  seq: number;
   parts: string[];
   /** Characters in `parts` (not yet queued). */
   pending: number;
@@ -71,14 +80,25 @@ interface OpenTranscript extends Transcript {
   complete: boolean;
 }
 
+/** A batch taken off the queue: written, or retried exactly as it is, until it is written or given up. */
+interface Batch {
+  readonly rows: TranscriptRow[];
+  readonly chars: number;
+}
+
 /**
  * Buffers transcripts and writes them to a store. Appends only push onto an array; every `intervalMs`
  * (or as soon as one reply buffered `minChars`, or ended) the parts of every open reply are joined once
- * and queued as one row per reply, then written in transactions of `batchRows` rows, yielding to the
- * event loop between transactions. A failing store never reaches a stream: rows stay queued (bounded by
- * `maxQueue` rows and `maxQueueChars` characters, oldest dropped and counted) and the batch is retried
- * with exponential backoff up to 5 s.
- * On a hard kill, at most the last `intervalMs` of content is lost; `close()` writes everything.
+ * and queued as one row per reply, numbered per reply (`seq`), then written in transactions of
+ * `batchRows` rows, yielding to the event loop between transactions. A failing store never reaches a
+ * stream: rows stay queued (bounded by `maxQueue` rows and `maxQueueChars` characters, oldest dropped and
+ * counted) and the batch is retried with exponential backoff up to 5 s.
+ *
+ * Exactly once: a batch, once taken off the queue, is retried unchanged until it is written, so a
+ * message's rows in two batches never overlap, and the store skips a row whose `seq` it has applied.
+ * A commit whose acknowledgement was lost is therefore not applied twice.
+ * On a hard kill, at most the last `intervalMs` of content is lost; `close()` writes everything it can
+ * before its deadline and counts (and logs) the rest.
  */
 export class TranscriptBuffer {
   private readonly store: TranscriptStore;
@@ -93,7 +113,10 @@ export class TranscriptBuffer {
   private readonly maxReplyChars: number;
   private readonly logger: Logger | undefined;
   private readonly open = new Set<OpenTranscript>();
+  /** Rows not yet in a batch, oldest first. */
   private queue: TranscriptRow[] = [];
+  /** The batch being written or waiting for its retry. */
+  private batch: Batch | undefined;
   private readonly ticker: NodeJS.Timeout;
   private readonly cleaner: NodeJS.Timeout | undefined;
   private flushScheduled = false;
@@ -103,6 +126,8 @@ export class TranscriptBuffer {
   private idleWaiters: Array<() => void> = [];
   private lastDropLogAt = 0;
   private closed = false;
+  /** Set at the shutdown deadline: what is still queued has been counted as dropped; nothing more is written. */
+  private abandoned = false;
   private readonly counters = { rowsWritten: 0, transactions: 0, dropped: 0, failures: 0 };
 
   constructor(options: TranscriptBufferOptions) {
@@ -140,22 +165,27 @@ export class TranscriptBuffer {
   start(sessionId: string, messages: readonly TranscriptMessage[]): Transcript {
     const now = Date.now();
     if (messages.length > 0) {
-      this.enqueue(
-        messages.map((m) => ({
-          sessionId,
-          messageId: randomUUID(),
-          role: m.role,
-          content: m.content,
-          complete: true,
-          createdAt: now,
-        })),
-      );
-      this.scheduleFlush();
+      if (this.closed) this.drop(messages.length, 'shutdown');
+      else {
+        this.enqueue(
+          messages.map((m) => ({
+            sessionId,
+            messageId: randomUUID(),
+            role: m.role,
+            content: m.content,
+            seq: 0,
+            complete: true,
+            createdAt: now,
+          })),
+        );
+        this.scheduleFlush();
+      }
     }
     const transcript: OpenTranscript = {
       sessionId,
       messageId: randomUUID(),
       createdAt: now,
+      seq: 0,
       parts: [],
       pending: 0,
       total: 0,
@@ -198,6 +228,7 @@ export class TranscriptBuffer {
         messageId: t.messageId,
         role: 'assistant',
         content: t.parts.length === 1 ? t.parts[0]! : t.parts.join(''),
+        seq: t.seq++,
         complete: t.ended && t.complete,
         createdAt: t.createdAt,
       });
@@ -215,16 +246,21 @@ export class TranscriptBuffer {
   }
 
   stats(): TranscriptBufferStats {
-    return { open: this.open.size, queueDepth: this.queue.length, ...this.counters };
+    return { open: this.open.size, queueDepth: this.depth(), ...this.counters };
   }
 
   /**
-   * Ends every open reply (stored as incomplete), writes everything queued, then closes the store.
-   * Gives up on the store after `timeoutMs` (rows still queued are counted as dropped).
+   * Ends every open reply (stored as incomplete), writes everything queued, then closes the store, all
+   * within `timeoutMs` (default 5,000; the gateway passes what is left of `server.shutdownGrace`). A
+   * pending retry is tried at once. Rows not written by then are counted as dropped (reason
+   * `shutdown`) and logged with their number; the store's connections are then cut, so a hung store
+   * never holds the process. Some of those rows may have been committed on a connection cut before it
+   * answered: the count is an upper bound.
    */
   async close(timeoutMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const deadline = performance.now() + timeoutMs;
     clearInterval(this.ticker);
     if (this.cleaner !== undefined) clearInterval(this.cleaner);
     for (const t of this.open) {
@@ -232,22 +268,55 @@ export class TranscriptBuffer {
       t.ended = true;
       t.complete = false;
     }
-    this.flush();
-    if (this.queue.length > 0 || this.writing) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
+    if (this.retryTimer !== undefined) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
     }
+    this.flush();
+    if (this.depth() > 0 || this.writing) await this.idleOrAfter(timeoutMs);
     clearTimeout(this.retryTimer);
-    if (this.queue.length > 0) this.drop(this.queue.length);
-    this.queue = [];
-    this.queuedChars = 0;
-    await this.store.close();
+    const unwritten = this.depth();
+    if (unwritten > 0) {
+      this.abandoned = true;
+      this.queue = [];
+      this.queuedChars = 0;
+      this.batch = undefined;
+      this.drop(unwritten, 'shutdown');
+      this.logger?.error(
+        { unwritten, timeoutMs, failures: this.counters.failures },
+        'transcript rows not written by the shutdown deadline',
+      );
+      publish(events.transcriptQueued, { rows: 0, queueDepth: 0 });
+    }
+    const left = Math.max(0, deadline - performance.now());
+    // The store cuts its own connections at `left`; the race only guards against a store that does not.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.store.close(left).catch((error: unknown) => {
+        this.logger?.warn({ err: error }, 'transcript store did not close cleanly');
+      }),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left + STORE_CLOSE_SLACK_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Rows waiting for the store: queued, and in the batch being written. */
+  private depth(): number {
+    return this.queue.length + (this.batch?.rows.length ?? 0);
+  }
+
+  /** Resolves when nothing is left to write, or after `ms`. */
+  private async idleOrAfter(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private scheduleFlush(): void {
@@ -259,30 +328,34 @@ export class TranscriptBuffer {
     });
   }
 
-  /** Queues rows; past `maxQueue` rows or `maxQueueChars` characters, the oldest rows are dropped. */
+  /**
+   * Queues rows; past `maxQueue` rows or `maxQueueChars` characters (the batch being written counted
+   * in both), the oldest queued rows are dropped. Publishes the new depth.
+   */
   private enqueue(rows: TranscriptRow[]): void {
     for (const row of rows) {
       this.queue.push(row);
       this.queuedChars += row.content.length;
     }
-    let excess = Math.max(0, this.queue.length - this.maxQueue);
-    let chars = this.queuedChars;
-    for (let i = 0; i < excess; i++) chars -= this.queue[i]!.content.length;
     // The newest row always stays: a single reply is bounded by `maxReplyChars`.
+    let excess = Math.min(Math.max(0, this.depth() - this.maxQueue), this.queue.length - 1);
+    let chars = this.queuedChars + (this.batch?.chars ?? 0);
+    for (let i = 0; i < excess; i++) chars -= this.queue[i]!.content.length;
     while (chars > this.maxQueueChars && excess < this.queue.length - 1)
       chars -= this.queue[excess++]!.content.length;
     if (excess > 0) {
+      for (let i = 0; i < excess; i++) this.queuedChars -= this.queue[i]!.content.length;
       this.queue.splice(0, excess);
-      this.queuedChars = chars;
-      this.drop(excess);
+      this.drop(excess, 'queue-full');
     }
+    publish(events.transcriptQueued, { rows: rows.length, queueDepth: this.depth() });
   }
 
-  private drop(rows: number): void {
+  private drop(rows: number, reason: TranscriptDropEvent['reason']): void {
     this.counters.dropped += rows;
-    publish(events.transcriptDrop, { rows });
+    publish(events.transcriptDrop, { rows, reason });
     const now = Date.now();
-    if (now - this.lastDropLogAt > 10_000) {
+    if (reason === 'queue-full' && now - this.lastDropLogAt > 10_000) {
       this.lastDropLogAt = now;
       this.logger?.warn(
         { dropped: rows, totalDropped: this.counters.dropped },
@@ -293,15 +366,16 @@ export class TranscriptBuffer {
 
   /** Writes queued rows batch by batch; one writer at a time, paused while a retry waits. */
   private pump(): void {
-    if (this.writing || this.retryTimer !== undefined || this.queue.length === 0) {
-      if (!this.writing && this.queue.length === 0) this.wakeIdle();
+    if (this.abandoned) return;
+    if (this.writing || this.retryTimer !== undefined || this.depth() === 0) {
+      if (!this.writing && this.depth() === 0) this.wakeIdle();
       return;
     }
     this.writing = true;
     this.writeAll().then(
       () => {
         this.writing = false;
-        if (this.queue.length === 0) this.wakeIdle();
+        if (this.depth() === 0) this.wakeIdle();
       },
       () => {
         this.writing = false;
@@ -310,26 +384,31 @@ export class TranscriptBuffer {
   }
 
   private async writeAll(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.slice(0, this.batchRows);
-      const rows = mergeRows(batch);
+    for (;;) {
+      if (this.batch === undefined) {
+        if (this.queue.length === 0) return;
+        const rows = this.queue.splice(0, this.batchRows);
+        let chars = 0;
+        for (const row of rows) chars += row.content.length;
+        this.queuedChars -= chars;
+        this.batch = { rows, chars };
+      }
+      const batch = this.batch;
       const started = performance.now();
       try {
-        await this.store.write(rows);
+        await this.store.write(batch.rows);
       } catch (error) {
+        if (this.abandoned) return; // counted at the shutdown deadline
         this.counters.failures++;
         this.retryDelayMs = Math.min(
           MAX_RETRY_DELAY_MS,
           Math.max(FIRST_RETRY_DELAY_MS, this.retryDelayMs * 2),
         );
-        publish(events.transcriptStoreError, {
-          error,
-          queueDepth: this.queue.length,
-          retryInMs: this.retryDelayMs,
-        });
+        const queueDepth = this.depth();
+        publish(events.transcriptStoreError, { error, queueDepth, retryInMs: this.retryDelayMs });
         if (this.counters.failures === 1 || this.retryDelayMs === MAX_RETRY_DELAY_MS) {
           this.logger?.warn(
-            { err: error, queueDepth: this.queue.length, retryInMs: this.retryDelayMs },
+            { err: error, queueDepth, retryInMs: this.retryDelayMs },
             'transcript store write failed; retrying',
           );
         }
@@ -340,25 +419,16 @@ export class TranscriptBuffer {
         this.retryTimer.unref();
         return;
       }
-      // Rows may have been dropped from the head while the batch was in flight.
-      const written = this.queue.slice(0, batch.length).every((row, i) => row === batch[i]);
-      if (written) {
-        this.queue.splice(0, batch.length);
-        for (const row of batch) this.queuedChars -= row.content.length;
-      } else {
-        this.queue = this.queue.filter((row) => !batch.includes(row));
-        this.queuedChars = this.queue.reduce((sum, row) => sum + row.content.length, 0);
-      }
+      if (this.abandoned) return;
+      this.batch = undefined;
       this.retryDelayMs = 0;
-      this.counters.rowsWritten += rows.length;
+      this.counters.rowsWritten += batch.rows.length;
       this.counters.transactions++;
-      let chars = 0;
-      for (const row of rows) chars += row.content.length;
       publish(events.transcriptFlush, {
-        rows: rows.length,
-        chars,
+        rows: batch.rows.length,
+        chars: batch.chars,
         durationMs: performance.now() - started,
-        queueDepth: this.queue.length,
+        queueDepth: this.depth(),
       });
       if (this.queue.length > 0) await yieldToLoop();
     }

@@ -212,9 +212,20 @@ export interface TranscriptStoreErrorEvent {
   retryInMs: number;
 }
 
-/** Queued transcript rows were dropped because the queue was full (the store has been failing). */
+/** Transcript rows were queued for the store (published once per flush, not per chunk). */
+export interface TranscriptQueuedEvent {
+  rows: number;
+  /** Rows waiting after this, the batch being written included. */
+  queueDepth: number;
+}
+
+/**
+ * Transcript rows were given up on: `queue-full` when the queue overflowed while the store was failing,
+ * `shutdown` when they were not written by the shutdown deadline (or arrived after it).
+ */
 export interface TranscriptDropEvent {
   rows: number;
+  reason: 'queue-full' | 'shutdown';
 }
 
 /** A pooled MCP stdio process started (initialized), exited unexpectedly, or was recycled for not answering. */
@@ -250,6 +261,7 @@ export const events = {
   llmChunk: dc.channel('slipstream:llm:chunk'),
   llmStreamEnd: dc.channel('slipstream:llm:stream-end'),
   llmFallback: dc.channel('slipstream:llm:fallback'),
+  transcriptQueued: dc.channel('slipstream:transcript:queued'),
   transcriptFlush: dc.channel('slipstream:transcript:flush'),
   transcriptStoreError: dc.channel('slipstream:transcript:store-error'),
   transcriptDrop: dc.channel('slipstream:transcript:drop'),

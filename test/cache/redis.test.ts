@@ -170,11 +170,12 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
     expect((await l2.get('after'))?.body.toString()).toBe('a');
   });
 
-  it('answers within the command timeout while Redis is stuck, then stops asking it until it answers again', async () => {
+  it('answers within the command timeout while Redis is stuck, then uses memory alone until Redis answers again', async () => {
     const failures: string[] = [];
     const onError = (message: unknown) => failures.push((message as { operation: string }).operation);
     events.cacheTierError.subscribe(onError);
     const slow = redisConnection({ url: redis.url, commandTimeoutMs: 300 });
+    let stuck: Promise<unknown> | undefined;
     try {
       expect(await slow.ready(5_000)).toBe(true);
       const store = tieredCache({
@@ -182,21 +183,23 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
         l2: redisCache({ connection: slow }),
         connection: slow,
       });
-      const stuck = promisify(execFile)('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2']);
+      stuck = promisify(execFile)('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2']);
       await new Promise((resolve) => setTimeout(resolve, 50));
-      for (let i = 0; i < 3; i++) {
-        const started = Date.now();
-        expect(await store.get(`stuck-${i}`)).toBeUndefined();
-        expect(Date.now() - started).toBeLessThan(1_000); // the 300 ms timeout, not Redis's 2 s stall
-      }
-      expect(failures).toEqual(['get', 'get', 'get']);
-      expect(slow.isUp()).toBe(false); // three timeouts in a row: stalled
       const started = Date.now();
-      expect(await store.get('while-stalled')).toBeUndefined();
-      expect(Date.now() - started).toBeLessThan(150); // memory alone: no 300 ms wait for Redis
+      expect(await store.get('stuck-0')).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(1_000); // the 300 ms timeout, not Redis's 2 s stall
+      // Redis answers in order: nothing sent after an overdue command can be answered sooner.
+      expect(slow.isUp()).toBe(false);
+      for (let i = 1; i < 3; i++) {
+        const again = Date.now();
+        expect(await store.get(`stuck-${i}`)).toBeUndefined();
+        expect(Date.now() - again).toBeLessThan(150); // memory alone: the stall is not paid twice
+      }
+      expect(failures).toEqual(['get']);
       await stuck;
-      await waitFor(() => slow.isUp()); // a PING answered
+      await waitFor(() => slow.isUp()); // the late reply came
     } finally {
+      await stuck?.catch(() => {}); // the next test needs this Redis awake
       events.cacheTierError.unsubscribe(onError);
       await slow.close();
     }
@@ -214,3 +217,84 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
     expect((await store.get('k'))?.body.toString()).toBe('v2');
   });
 });
+
+describe.skipIf(!up)('peer lock on a Redis that freezes (private redis-server, SIGSTOP / SIGCONT)', () => {
+  let redis: PrivateRedis;
+  let connection: RedisConnection;
+  const run = execFileText;
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    connection = redisConnection({ url: redis.url, commandTimeoutMs: 200 });
+    expect(await connection.ready(5_000)).toBe(true);
+  });
+  afterAll(async () => {
+    redis?.thaw();
+    await connection?.close();
+    await redis?.kill();
+  });
+
+  const lockValue = (key: string) => run('redis-cli', ['-p', String(redis.port), 'GET', `lock:${key}`]);
+
+  it('releases a lock whose acquisition timed out as soon as Redis runs it', async () => {
+    const lock = peerLock({ connection, keyPrefix: 'lock:', lockTtlMs: 60_000 });
+    redis.freeze();
+    let flight: Awaited<ReturnType<typeof lock.acquire>>;
+    try {
+      flight = await lock.acquire('frozen');
+    } finally {
+      redis.thaw();
+    }
+    expect(flight.held).toBe(true); // no answer in time: the caller fetches alone
+    // The SET ran when Redis resumed; the lock it left is deleted at once, not after its 60 s TTL.
+    await expect.poll(() => lockValue('frozen'), { timeout: 5_000 }).toBe('');
+    await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    expect((await lock.acquire('frozen')).held).toBe(true);
+  });
+
+  it('fails fast after one timeout while Redis is frozen (a request never pays it twice), and reports Redis down', async () => {
+    await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    const tier: boolean[] = [];
+    const onTier = (message: unknown) => tier.push((message as { up: boolean }).up);
+    events.cacheTier.subscribe(onTier);
+    redis.freeze();
+    try {
+      const first = performance.now();
+      await expect(connection.timed(connection.client.get('a'))).rejects.toThrow(/within 200 ms/);
+      expect(performance.now() - first).toBeGreaterThanOrEqual(190);
+      const second = performance.now();
+      await expect(connection.timed(connection.client.get('b'))).rejects.toThrow(/unanswered/);
+      expect(performance.now() - second).toBeLessThan(100);
+      expect(connection.isUp()).toBe(false);
+      // One command unanswered for three timeouts counts as three timeouts: Redis is reported down.
+      await expect.poll(() => tier, { timeout: 5_000 }).toEqual([false]);
+    } finally {
+      redis.thaw();
+    }
+    await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    expect(tier).toEqual([false, true]);
+    events.cacheTier.unsubscribe(onTier);
+  });
+
+  it('stops a waiter as soon as the lock passes to another owner (the holder it waited for is gone)', async () => {
+    await expect.poll(() => connection.isUp(), { timeout: 5_000 }).toBe(true);
+    const lock = peerLock({ connection, keyPrefix: 'lock:', lockTtlMs: 30_000 });
+    await run('redis-cli', ['-p', String(redis.port), 'SET', 'lock:moved', 'first-owner', 'PX', '30000']);
+    let settled = false;
+    const waiting = lock
+      .waitForPeer('moved', async () => undefined, new AbortController().signal)
+      .finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(settled).toBe(false); // the first owner is still fetching: wait
+    // Its lock expired and another instance took the key: the first owner will store nothing.
+    await run('redis-cli', ['-p', String(redis.port), 'SET', 'lock:moved', 'second-owner', 'PX', '30000']);
+    await expect.poll(() => settled, { timeout: 5_000 }).toBe(true);
+    expect(await waiting).toBeUndefined();
+  });
+});
+
+/** Runs a command (a real client of its own, such as redis-cli) and resolves with its trimmed stdout. */
+async function execFileText(command: string, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(command, args);
+  return stdout.trim();
+}

@@ -146,6 +146,17 @@ routes:
     ]);
   });
 
+  it('refuses a transcript query timeout that would turn the timeouts off, at its value', () => {
+    const llm = `upstreams: {}\nllm:\n  providers: { emu: { baseUrl: "http://127.0.0.1:1/v1", models: { m: x } } }\n  transcripts:\n    store: postgres\n`;
+    expect(problems(`${llm}    postgres: { url: "postgres://h/db", queryTimeout: 0 }\n`)).toEqual([
+      'slipstream.yaml:6:55 llm.transcripts.postgres.queryTimeout: at least 100ms: 0 would turn the timeouts off, a hung database would stop every write',
+    ]);
+    expect(
+      parseConfig(`${llm}    postgres: { url: "postgres://h/db" }\n`, FILE, {}).llm?.transcripts?.postgres
+        .queryTimeout,
+    ).toBe(5_000);
+  });
+
   it('checks a batch declaration: one item parameter, ids in a GET bulk path', () => {
     const route = (batch: string) => `${MINIMAL}    batch: ${batch}\n`;
     expect(problems(route('{ item: /quote, bulk: { path: "/quotes?s={ids}" } }'))).toEqual([

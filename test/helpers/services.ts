@@ -56,6 +56,10 @@ export interface PrivateRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: it keeps nothing on disk). */
   restart(): Promise<void>;
+  /** SIGSTOPs the server: its sockets stay open and it answers nothing (no reply, no FIN) until `thaw()`. */
+  freeze(): void;
+  /** SIGCONTs a frozen server: it runs every command that arrived meanwhile, in order. */
+  thaw(): void;
 }
 
 /** Starts `redis-server` on a free loopback port, persistence off. Stop it with `kill()`. */
@@ -99,5 +103,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       await exited;
     },
     restart: start,
+    freeze: () => child?.kill('SIGSTOP'),
+    thaw: () => child?.kill('SIGCONT'),
   };
 }

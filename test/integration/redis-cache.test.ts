@@ -14,13 +14,17 @@ import type { PrivateRedis } from '../helpers/services.js';
 
 const redisUp = await serviceAvailable('Redis', REDIS_URL);
 
-/** Starts `slipstream serve` on a config naming `redisUrl` as a tiered cache in front of `upstreamUrl`. */
+/**
+ * Starts `slipstream serve` on a config naming `redisUrl` as a cache in front of `upstreamUrl`: tiered
+ * with a 60 s `/stable` route unless `cache` says otherwise.
+ */
 async function startGatewayProcess(
   dir: string,
   name: string,
   redisUrl: string,
   keyPrefix: string,
   upstreamUrl: string,
+  cache: { store?: string; redis?: string; ttl?: string } = {},
 ) {
   const file = join(dir, `${name}.yaml`);
   await writeFile(
@@ -29,15 +33,15 @@ async function startGatewayProcess(
 admin: { listen: "127.0.0.1:0" }
 telemetry: { log: { level: warn } }
 cache:
-  store: tiered
-  redis: { url: "${redisUrl}", keyPrefix: "${keyPrefix}", l1Ttl: 30s }
+  store: ${cache.store ?? 'tiered'}
+  redis: { url: "${redisUrl}", keyPrefix: "${keyPrefix}", ${cache.redis ?? 'l1Ttl: 30s'} }
 upstreams:
   emu: { url: "${upstreamUrl}" }
 routes:
   - name: stable
     match: { prefix: /stable }
     upstream: emu
-    cache: { ttl: 60s, scope: shared }
+    cache: { ttl: ${cache.ttl ?? '60s'}, scope: shared }
 `,
   );
   const gateway = await spawnCli(['serve', '-c', file]);
@@ -175,3 +179,72 @@ async function redisKeys(port: number, pattern: string): Promise<string[]> {
   ]);
   return stdout.split('\n').filter((l) => l !== '');
 }
+
+describe.skipIf(!redisUp)('gateways whose Redis freezes under load (SIGSTOP, then SIGCONT)', () => {
+  const COMMAND_TIMEOUT_MS = 250;
+  const UPSTREAM_MS = 50;
+  let dir: string;
+  let redis: PrivateRedis;
+  let upstream: CliProcess;
+  let gateways: Array<Awaited<ReturnType<typeof startGatewayProcess>>>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipstream-redis-'));
+    redis = await startPrivateRedis();
+    upstream = await spawnCli(['emulate', 'http', '--latency', `${UPSTREAM_MS}ms`]);
+    // Redis alone (no memory tier) and short-lived entries: misses all the time, each behind a peer lock.
+    const cache = {
+      store: 'redis',
+      redis: `commandTimeout: ${COMMAND_TIMEOUT_MS}ms, lockTtl: 5s`,
+      ttl: '300ms',
+    };
+    gateways = await Promise.all(
+      ['f1', 'f2'].map((name) =>
+        startGatewayProcess(dir, name, redis.url, 'slipstream:', upstream.url, cache),
+      ),
+    );
+  });
+  afterAll(async () => {
+    redis?.thaw();
+    await stopAll();
+    await redis?.kill();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('never makes a request for any key wait more than the command timeout plus the upstream time', async () => {
+    const samples: Array<{ key: string; startedAt: number; ms: number; status: number }> = [];
+    let stop = false;
+    const loops = Array.from({ length: 24 }, async (_, loop) => {
+      const gateway = gateways[loop % 2]!;
+      for (let i = 0; !stop; i++) {
+        const key = `k${(loop + i) % 8}`;
+        const startedAt = performance.now();
+        const response = await call(`${gateway.url}/stable/${key}`);
+        samples.push({ key, startedAt, ms: performance.now() - startedAt, status: response.status });
+      }
+    });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await pause(500);
+    const frozenAt = performance.now();
+    redis.freeze();
+    await pause(1_500);
+    redis.thaw();
+    const thawedAt = performance.now();
+    // Longer than the lock TTL: a lock left behind by the freeze would show as a wait of up to 5 s.
+    await pause(6_000);
+    stop = true;
+    await Promise.all(loops);
+
+    expect(samples.filter((s) => s.status !== 200)).toEqual([]);
+    // The freeze did happen under load: requests ran while Redis answered nothing, and after.
+    expect(
+      samples.filter((s) => s.startedAt > frozenAt && s.startedAt < thawedAt - 300).length,
+    ).toBeGreaterThan(20);
+    expect(samples.filter((s) => s.startedAt > thawedAt + 1_000).length).toBeGreaterThan(100);
+    // Scheduling slack for a loaded 2-core machine: 1 s, far below the 5 s a left-behind lock costs.
+    const bound = COMMAND_TIMEOUT_MS + UPSTREAM_MS + 1_000;
+    const slowest = samples.reduce((a, b) => (b.ms > a.ms ? b : a));
+    const where = `key ${slowest.key}, started ${Math.round(slowest.startedAt - frozenAt)} ms after the freeze`;
+    expect(slowest.ms, where).toBeLessThan(bound);
+  });
+});

@@ -13,6 +13,7 @@ function row(
     messageId,
     role: 'assistant',
     content,
+    seq: 0,
     complete: false,
     createdAt: Date.now(),
     ...extra,
@@ -32,12 +33,53 @@ export function storeContract(name: string, make: () => Promise<TranscriptStore>
           row('s', 'u1', 'question', { role: 'user', complete: true }),
           row('s', 'a1', 'tok0'),
         ]);
-        await store.write([row('s', 'a1', ' tok1 "é"\n')]);
-        await store.write([row('s', 'a1', ' tok2', { complete: true }), row('other', 'x', 'y')]);
+        await store.write([row('s', 'a1', ' tok1 "é"\n', { seq: 1 })]);
+        await store.write([row('s', 'a1', ' tok2', { seq: 2, complete: true }), row('other', 'x', 'y')]);
         const history = await store.history('s', 100);
         expect(history.map((m) => [m.id, m.role, m.content, m.complete])).toEqual([
           ['u1', 'user', 'question', true],
           ['a1', 'assistant', 'tok0 tok1 "é"\n tok2', true],
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('applies a batch once when it is written again (a retry after a lost commit acknowledgement)', async ({
+      skip: skipTest,
+    }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        const first = [row('s', 'u1', 'question', { role: 'user', complete: true }), row('s', 'a1', 'tok0')];
+        await store.write(first);
+        await store.write(first);
+        const second = [row('s', 'a1', ' tok1', { seq: 1 }), row('s', 'a1', ' tok2', { seq: 2 })];
+        await store.write(second);
+        await store.write(second);
+        // A late duplicate of an older delta, after newer ones were applied, changes nothing either.
+        await store.write([row('s', 'a1', ' tok1', { seq: 1 })]);
+        await store.write([row('s', 'a1', ' tok3', { seq: 3, complete: true })]);
+        await store.write([row('s', 'a1', ' tok3', { seq: 3, complete: true })]);
+        expect((await store.history('s', 10)).map((m) => [m.id, m.content, m.complete])).toEqual([
+          ['u1', 'question', true],
+          ['a1', 'tok0 tok1 tok2 tok3', true],
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('appends a delta that follows a gap (rows dropped from a full queue) instead of skipping it', async ({
+      skip: skipTest,
+    }) => {
+      if (skip()) skipTest();
+      const store = await make();
+      try {
+        await store.write([row('s', 'a1', 'tok0')]);
+        await store.write([row('s', 'a1', ' tok5', { seq: 5, complete: true })]);
+        expect((await store.history('s', 10)).map((m) => [m.content, m.complete])).toEqual([
+          ['tok0 tok5', true],
         ]);
       } finally {
         await store.close();

@@ -1,4 +1,7 @@
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { llmMetrics } from '../../src/telemetry/metrics/llm.js';
 import { TranscriptBuffer } from '../../src/streams/transcript-buffer.js';
 import type { StoredMessage, TranscriptRow, TranscriptStore } from '../../src/stores/transcript-store.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
@@ -143,5 +146,116 @@ describe('transcript buffer', () => {
       ['user', 'q', true],
       ['assistant', 'partial', false],
     ]);
+  });
+
+  it('retries a batch whose commit succeeded but whose acknowledgement was lost without storing it twice', async () => {
+    const store = sqliteStore({ path: ':memory:' });
+    let lostAcks = 3;
+    const lossy: TranscriptStore = {
+      ...store,
+      write: async (rows) => {
+        await store.write(rows);
+        if (lostAcks-- > 0) throw new Error('connection reset after COMMIT');
+      },
+    };
+    const buffer = make({ store: lossy, intervalMs: 10, minChars: 1 });
+    const t = buffer.start('s1', [{ role: 'user', content: 'q' }]);
+    for (let i = 0; i < 20; i++) {
+      t.append(` tok${i}`);
+      await tick(5);
+    }
+    t.end(true);
+    await expect.poll(() => buffer.stats().queueDepth, { timeout: 5_000 }).toBe(0);
+    expect(buffer.stats().failures).toBe(3);
+    expect((await store.history('s1', 10)).map((m) => [m.role, m.content, m.complete])).toEqual([
+      ['user', 'q', true],
+      ['assistant', Array.from({ length: 20 }, (_, i) => ` tok${i}`).join(''), true],
+    ]);
+  });
+
+  it('retries exactly the batch that failed, even when more rows were queued meanwhile', async () => {
+    const attempts: TranscriptRow[][] = [];
+    let failures = 1;
+    const store: TranscriptStore = {
+      write: async (rows) => {
+        attempts.push(rows.map((r) => ({ ...r })));
+        if (failures-- > 0) throw new Error('store down');
+      },
+      history: async () => [],
+      cleanup: async () => 0,
+      close: async () => {},
+    };
+    const buffer = make({ store, intervalMs: 10, minChars: 1 });
+    const t = buffer.start('s1', []);
+    t.append('one');
+    await expect.poll(() => attempts.length).toBe(1);
+    t.append(' two'); // queued while the first batch waits for its retry
+    await expect.poll(() => attempts.length, { timeout: 2_000 }).toBeGreaterThanOrEqual(3);
+    expect(attempts[1]).toEqual(attempts[0]);
+    expect(attempts.slice(1).map((rows) => rows.map((r) => [r.content, r.seq]))).toEqual([
+      [['one', 0]],
+      [[' two', 1]],
+    ]);
+    t.end(true);
+  });
+
+  it('updates the queue depth metric as soon as rows are queued, before any write settles', async () => {
+    const registry = new Registry();
+    const subscriptions = llmMetrics(registry);
+    for (const [channel, listener] of subscriptions) channel.subscribe(listener);
+    try {
+      const store: TranscriptStore = {
+        write: () => new Promise<void>(() => {}), // never answers
+        history: async () => [],
+        cleanup: async () => 0,
+        close: async () => {},
+      };
+      const buffer = make({ store, intervalMs: 10 });
+      buffer.start('s1', [{ role: 'user', content: 'q' }]).append('partial');
+      const depth = async () =>
+        (await registry.getSingleMetric('slipstream_transcript_queue_depth')!.get()).values[0]?.value;
+      await expect.poll(depth).toBe(2);
+    } finally {
+      for (const [channel, listener] of subscriptions) channel.unsubscribe(listener);
+    }
+  });
+
+  it('gives up at the close deadline when the store hangs, and counts and logs the rows it could not write', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const registry = new Registry();
+    const subscriptions = llmMetrics(registry);
+    for (const [channel, listener] of subscriptions) channel.subscribe(listener);
+    try {
+      const hung: TranscriptStore = {
+        write: () => new Promise<void>(() => {}),
+        history: async () => [],
+        cleanup: async () => 0,
+        close: () => new Promise<void>(() => {}), // pool.end() on a hung connection
+      };
+      const buffer = new TranscriptBuffer({ store: hung, intervalMs: 10, logger });
+      const t = buffer.start('s1', [{ role: 'user', content: 'q' }]);
+      t.append('partial');
+      await tick(30);
+      const closed = await Promise.race([
+        buffer.close(200).then(() => 'closed'),
+        tick(10_000).then(() => 'still closing'),
+      ]);
+      expect(closed).toBe('closed');
+      // The request, the part in flight, and the row closing the cut reply as incomplete.
+      expect(buffer.stats()).toMatchObject({ queueDepth: 0, dropped: 3 });
+      expect(
+        lines.find((l) => l.msg === 'transcript rows not written by the shutdown deadline'),
+      ).toMatchObject({
+        unwritten: 3,
+      });
+      const dropped = await registry.getSingleMetric('slipstream_transcript_dropped_rows_total')!.get();
+      expect(dropped.values).toEqual([{ labels: { reason: 'shutdown' }, value: 3 }]);
+      // A request that arrives after the deadline is counted too, never silently lost.
+      buffer.start('s2', [{ role: 'user', content: 'late' }]);
+      expect(buffer.stats().dropped).toBe(4);
+    } finally {
+      for (const [channel, listener] of subscriptions) channel.unsubscribe(listener);
+    }
   });
 });

@@ -9,6 +9,7 @@ import type {
   LlmStreamEndEvent,
   TranscriptDropEvent,
   TranscriptFlushEvent,
+  TranscriptQueuedEvent,
   TranscriptStoreErrorEvent,
 } from '../events.js';
 import type { Subscription } from './subscription.js';
@@ -88,7 +89,8 @@ export function llmMetrics(registry: Registry): Subscription[] {
   });
   const dropped = new Counter({
     name: 'slipstream_transcript_dropped_rows_total',
-    help: 'Transcript rows dropped because the queue was full while the store was failing.',
+    help: 'Transcript rows given up on: queue-full (the store was failing) or shutdown (not written by the deadline).',
+    labelNames: ['reason'] as const,
     registers,
   });
 
@@ -148,6 +150,13 @@ export function llmMetrics(registry: Registry): Subscription[] {
         queueDepth.set((message as TranscriptStoreErrorEvent).queueDepth);
       },
     ],
-    [events.transcriptDrop, (message) => dropped.inc((message as TranscriptDropEvent).rows)],
+    [events.transcriptQueued, (message) => queueDepth.set((message as TranscriptQueuedEvent).queueDepth)],
+    [
+      events.transcriptDrop,
+      (message) => {
+        const e = message as TranscriptDropEvent;
+        dropped.inc({ reason: e.reason }, e.rows);
+      },
+    ],
   ];
 }
