@@ -7,6 +7,8 @@
 const CODES = {
   GW_BAD_REQUEST: { status: 400, rpc: -32600, client: true },
   GW_UNAUTHORIZED: { status: 401, rpc: -32001, client: true },
+  /** The caller is known but may not use this route, model, tool or group (its key's allowances). */
+  GW_FORBIDDEN: { status: 403, rpc: -32001, client: true },
   GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601, client: true },
   /** A batched item the bulk answer did not contain: an answer about that item, not a failure. */
   GW_ITEM_NOT_FOUND: { status: 404, rpc: -32602, client: true },
@@ -14,6 +16,8 @@ const CODES = {
   GW_REQUEST_TIMEOUT: { status: 408, rpc: -32600, client: true },
   GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600, client: true },
   GW_HEADERS_TOO_LARGE: { status: 431, rpc: -32600, client: true },
+  /** The caller (or its address) is over its request or token rate; `Retry-After` says when to come back. */
+  GW_RATE_LIMITED: { status: 429, rpc: -32003, client: true },
   GW_CLIENT_CLOSED: { status: 499, rpc: -32800, client: true },
   GW_INTERNAL: { status: 500, rpc: -32603, client: false },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002, client: false },
@@ -55,6 +59,8 @@ export interface GatewayErrorOptions {
   data?: Record<string, unknown>;
   /** Seconds the client should wait before retrying; sent as `Retry-After`. */
   retryAfterS?: number;
+  /** Response headers the error implies (`WWW-Authenticate`, `RateLimit-*`); never secrets. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -66,12 +72,14 @@ export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly data: Record<string, unknown> | undefined;
   readonly retryAfterS: number | undefined;
+  readonly headers: Record<string, string> | undefined;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.data = options.data;
     this.retryAfterS = options.retryAfterS;
+    this.headers = options.headers;
   }
 
   /** HTTP status for this error's code. */

@@ -15,6 +15,7 @@ import { modelsEndpoint } from './entrypoints/llm/models.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
 import type { McpEntrypoint } from './entrypoints/mcp.js';
+import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
 import { toolsEndpoint } from './entrypoints/tools.js';
 import { buildStack } from './policies/stack.js';
@@ -22,6 +23,10 @@ import type { Handler, Policy } from './pipeline/types.js';
 import { batch } from './policies/batch.js';
 import { cache } from './policies/cache.js';
 import { coalesce } from './policies/coalesce.js';
+import { memoryBuckets, redisBuckets } from './policies/rate-limit.js';
+import { createAuthenticator } from './server/auth.js';
+import { bucketOf } from './server/exchange.js';
+import type { AdmissionLimits } from './server/exchange.js';
 import { createListener } from './server/listener.js';
 import type { ConnectionLimits, Listener } from './server/listener.js';
 import { compileRoute, RouteTable } from './server/route-table.js';
@@ -79,6 +84,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const logger = options.logger ?? createLogger({ level: config.telemetry.log.level });
   const principalHeader = config.server.principalHeader.toLowerCase();
   const caches = createCacheTier(config.cache);
+  const auth = createAuthenticator(config.auth, principalHeader, logger);
+  const rateLimits = admissionLimits(config, caches);
   const upstreams = new Map(
     Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
   );
@@ -92,7 +99,6 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       ? undefined
       : createMcpEntrypoint({
           registry: tools,
-          principalHeader,
           maxRequestBytes: config.mcp.maxRequestBytes,
           maxSessions: config.mcp.maxSessions,
           maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
@@ -117,6 +123,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     [
       // Redis gets a moment to connect so the first requests use it; a Redis that is down never blocks start-up.
       { name: 'cache', start: () => caches.ready(1_000), close: () => caches.close() },
+      // The JWKS is loaded once before traffic (never fatal) and refreshed in the background.
+      { name: 'auth', start: () => auth.start(), close: () => auth.close() },
       ...[...upstreams.values()].map(asUpstream),
       ...(providers === undefined ? [] : [{ name: 'llm', ...providers }]),
     ],
@@ -185,7 +193,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     limits: connectionLimits(config),
     maxJsonDepth: config.server.limits.maxJsonDepth,
     isDraining: () => draining,
-    principalHeader,
+    auth,
+    ...(rateLimits === undefined ? {} : { rateLimits }),
     overheadHeader: config.server.overheadHeader,
   });
   const admin = createListener({
@@ -198,7 +207,6 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       }),
     ),
     isDraining: () => false,
-    principalHeader,
     overheadHeader: false,
     events: false,
   });
@@ -282,7 +290,40 @@ function builtInEndpoints(
     }
   }
   if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups }) });
+  if (config.auth?.jwt !== undefined) {
+    endpoints.push({
+      path: '/.well-known/oauth-protected-resource',
+      methods: ['GET'],
+      endpoint: protectedResourceEndpoint(config.auth.jwt),
+    });
+  }
   return endpoints;
+}
+
+/**
+ * The admission limits (`rateLimits`), or undefined when none is set: buckets in Redis when the cache has
+ * it (cluster-wide, falling back to this process while Redis is away), else in memory.
+ */
+function admissionLimits(config: Config, caches: CacheTier): AdmissionLimits | undefined {
+  const { perPrincipal, perIp } = config.rateLimits;
+  const keyed = [...(config.auth?.apiKeys?.keys ?? []), ...(config.auth?.apiKeys?.file ?? [])];
+  if (
+    perPrincipal === undefined &&
+    perIp === undefined &&
+    !keyed.some((k) => k.limits?.requests !== undefined)
+  ) {
+    return undefined;
+  }
+  const local = memoryBuckets();
+  const store =
+    caches.connection === undefined
+      ? local
+      : redisBuckets({
+          connection: caches.connection,
+          keyPrefix: `${config.cache.redis?.keyPrefix ?? 'slipstream:'}rl:`,
+          fallback: local,
+        });
+  return { store, perPrincipal: bucketOf(perPrincipal), perIp: bucketOf(perIp) };
 }
 
 function connectionLimits(config: Config): ConnectionLimits {

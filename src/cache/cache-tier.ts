@@ -17,6 +17,8 @@ export interface CacheTier {
   readonly store: CacheStore;
   /** Set when misses are coalesced across instances (Redis stores with `coalesce: true`). */
   readonly peerLock: PeerLock | undefined;
+  /** The Redis connection, for other cluster-wide state (rate-limit buckets); undefined for memory alone. */
+  readonly connection: RedisConnection | undefined;
   /** In-process fill, for /metrics (L1 of a tiered store; nothing for Redis alone). */
   stats(): { entries: number; bytes: number } | undefined;
   /** Purges here, in Redis, and (tiered) in every other instance's memory. Resolves with how many here. */
@@ -34,6 +36,7 @@ export function createCacheTier(config: Config['cache']): CacheTier {
     return {
       store: memory,
       peerLock: undefined,
+      connection: undefined,
       stats: () => memory.stats(),
       purge: (prefix) => memory.purge(prefix),
       ready: async () => true,
@@ -75,6 +78,7 @@ export function createCacheTier(config: Config['cache']): CacheTier {
         };
   return {
     store,
+    connection,
     peerLock: redisConfig.coalesce
       ? peerLock({ connection, keyPrefix: `${redisConfig.keyPrefix}lock:`, lockTtlMs: redisConfig.lockTtl })
       : undefined,

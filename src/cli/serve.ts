@@ -13,7 +13,17 @@ export function registerServe(program: Command): void {
       const config = await loadConfigOrReport(options.config);
       if (config === undefined) return;
       const gateway = createGateway(config);
-      const { url, adminUrl } = await gateway.listen();
+      let bound: { url: string; adminUrl: string };
+      try {
+        bound = await gateway.listen();
+      } catch (error) {
+        // One JSON line a log pipeline can read (a port in use, say), not a stack trace on stderr.
+        gateway.logger.fatal({ err: error }, 'slipstream could not start');
+        await gateway.close().catch(() => {});
+        process.exitCode = 1;
+        return;
+      }
+      const { url, adminUrl } = bound;
       // Always printed, whatever the log level: scripts and tests wait for this line.
       process.stdout.write(`${JSON.stringify({ event: 'listening', url, adminUrl })}\n`);
 

@@ -6,6 +6,7 @@ import { cidr, duration, headerMap, httpUrl, name, size } from './fields.js';
 import { groupsSchema } from './groups-schema.js';
 import { llmSchema } from './llm-schema.js';
 import { mcpSchema } from './mcp-schema.js';
+import { authSchema, rateLimitsSchema } from './auth-schema.js';
 import { breakerSchema, bulkheadSchema, cacheFields, hedgeSchema, retrySchema } from './policy-schema.js';
 
 /** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
@@ -205,6 +206,8 @@ const route = z.strictObject({
   batch: routeBatch.optional(),
   /** Largest request body accepted; bigger ones get 413 GW_PAYLOAD_TOO_LARGE. */
   maxRequestBytes: size.default(1024 ** 2),
+  /** `false`: anyone may call this route, even with `auth` configured (a public health page, say). */
+  auth: z.boolean().default(true),
 });
 
 export const configSchema = z
@@ -303,6 +306,10 @@ export const configSchema = z
           .optional(),
       })
       .prefault({}),
+    /** Inbound authentication: API keys, JWT bearer tokens, or a trusted header. Off (anonymous callers) when absent. */
+    auth: authSchema.optional(),
+    /** Request rate limits per verified principal and per client address (429 with Retry-After and RateLimit-*). */
+    rateLimits: rateLimitsSchema.prefault({}),
     upstreams: z.record(name, upstream),
     routes: z.array(route).default([]),
     /** OpenAI-compatible LLM relay with transcripts (src/config/llm-schema.ts); off when absent. */
@@ -364,6 +371,14 @@ export const configSchema = z
         code: 'custom',
         path: ['cache', 'store'],
         message: `store "${config.cache.store}" needs cache.redis.url`,
+      });
+    }
+    if (!isLoopback(config.server.listen.host) && config.auth === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'listen'],
+        message:
+          'the data plane is bound beyond loopback without auth: configure auth (apiKeys, jwt or trust: header)',
       });
     }
     const adminHost = config.admin.listen.host;

@@ -3,6 +3,7 @@ import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
 import type { GroupConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
 import { written } from '../server/exchange.js';
+import { authorize } from '../server/auth.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
 import { decodeSegment } from '../server/request.js';
 import type { FanoutGroup, FanoutRequest, MemberResult } from '../upstreams/group/fanout.js';
@@ -45,6 +46,7 @@ export function fanoutEndpoint(options: FanoutEntrypointOptions): Endpoint {
       );
     }
     const { group, config } = entry;
+    authorize(x.caller, 'groups', group.name);
     if (x.method !== 'POST') {
       throw new GatewayError('GW_METHOD_NOT_ALLOWED', `use POST to fan out to group "${group.name}"`);
     }

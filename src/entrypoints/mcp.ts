@@ -15,18 +15,18 @@ import { GatewayError, toGatewayError } from '../errors.js';
 import type { Reply, RequestContext } from '../pipeline/types.js';
 import { written } from '../server/exchange.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
+import { allowed } from '../server/auth.js';
+import type { Caller } from '../server/auth.js';
 import { requestContext } from '../server/request.js';
 import { resultOf } from '../upstreams/mcp/tool-registry.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
-  /** Header whose value identifies the caller (lower-case); cached results are scoped by it. */
-  principalHeader: string;
   maxRequestBytes: number;
   /** Sessions kept at once; the least recently used is closed past it. */
   maxSessions: number;
-  /** Sessions one caller (by `principalHeader`) may keep at once; anonymous callers share only `maxSessions`. */
+  /** Sessions one verified caller may keep at once; anonymous callers share only `maxSessions`. */
   maxSessionsPerPrincipal: number;
   /** A session unused this long is closed, in ms. */
   sessionIdleMs: number;
@@ -47,8 +47,10 @@ interface Session {
   fastCalls: Map<string | number, AbortController>;
   /** `performance.now()` of the last request. */
   lastUsed: number;
-  /** The caller that opened it (its `principalHeader` value), if any. */
+  /** The verified caller that opened it, if any: only that caller may use the session. */
   principal: string | undefined;
+  /** Its allowances: the tools it may list and call. */
+  caller: Caller | undefined;
 }
 
 /** A lone JSON-RPC `tools/call` request without a progress token. */
@@ -69,18 +71,20 @@ const MAX_FAST_CALLS = 10_000;
  * progress token, and a client's `notifications/cancelled` aborts the upstream call.
  */
 export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoint {
-  const { registry, principalHeader, maxRequestBytes, maxSessions, maxSessionsPerPrincipal, sessionIdleMs } =
-    options;
+  const { registry, maxRequestBytes, maxSessions, maxSessionsPerPrincipal, sessionIdleMs } = options;
   /** Insertion order is recency order: a used session is moved to the end. */
   const sessions = new Map<string, Session>();
 
   /** `tools/list`, built once per change of the tool set rather than per request. */
   let toolList: { tools: Tool[] } | undefined;
   registry.onChange(() => (toolList = undefined));
-  const listTools = () =>
-    (toolList ??= {
-      tools: registry.list().map((entry) => ({ ...entry.tool, name: entry.namespaced })),
-    });
+  const listTools = (caller: Caller | undefined) => {
+    toolList ??= { tools: registry.list().map((entry) => ({ ...entry.tool, name: entry.namespaced })) };
+    // A key with tool allowances sees only the tools it may call.
+    return caller?.allow?.tools === undefined
+      ? toolList
+      : { tools: toolList.tools.filter((tool) => allowed(caller, 'tools', tool.name)) };
+  };
 
   /**
    * Runs one `tools/call` through the tool's policy stack, for the SDK Server and the JSON fast path alike.
@@ -95,7 +99,8 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     onProgress?: (progress: Progress) => void,
   ): Promise<CallToolResult> => {
     const entry = registry.byNamespacedName(params.name);
-    if (entry === undefined) {
+    const caller = session === undefined ? undefined : sessions.get(session)?.caller;
+    if (entry === undefined || !allowed(caller, 'tools', entry.namespaced)) {
       throw new McpError(ErrorCode.InvalidParams, `unknown tool "${params.name}"`, {
         code: 'GW_TOOL_NOT_FOUND',
       });
@@ -106,7 +111,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     try {
       const reply = await registry.invoke(entry, params.arguments ?? {}, {
         ctx: callCtx,
-        principal: header(headers, principalHeader),
+        principal: session === undefined ? undefined : sessions.get(session)?.principal,
         signal,
         cacheControl: header(headers, 'cache-control'),
         session,
@@ -121,12 +126,12 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     }
   };
 
-  const newServer = (): Server => {
+  const newServer = (caller: Caller | undefined): Server => {
     const server = new Server(
       { name: 'slipstream', version: '0.1.0' },
       { capabilities: { tools: { listChanged: true } } },
     );
-    server.setRequestHandler(ListToolsRequestSchema, listTools);
+    server.setRequestHandler(ListToolsRequestSchema, () => listTools(caller));
     server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
       const token = request.params._meta?.progressToken;
       const onProgress =
@@ -263,12 +268,20 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     for (const session of sessions.values()) session.server.sendToolListChanged().catch(() => {});
   });
 
-  const open = async (principal: string | undefined): Promise<StreamableHTTPServerTransport> => {
-    const server = newServer();
+  const open = async (caller: Caller | undefined): Promise<StreamableHTTPServerTransport> => {
+    const principal = caller?.id;
+    const server = newServer(caller);
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
       onsessioninitialized: (id) => {
-        sessions.set(id, { server, transport, fastCalls: new Map(), lastUsed: performance.now(), principal });
+        sessions.set(id, {
+          server,
+          transport,
+          fastCalls: new Map(),
+          lastUsed: performance.now(),
+          principal,
+          caller,
+        });
       },
       onsessionclosed: forget,
     });
@@ -285,7 +298,8 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     const body = x.method === 'POST' ? await x.json(maxRequestBytes) : undefined;
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
-      if (session === undefined) {
+      // Another caller's session does not exist for this one (no hint that the id is valid).
+      if (session === undefined || session.principal !== x.principal) {
         // Spec: an unknown or expired session is 404; the client then starts a new one.
         return rpcError(404, ErrorCode.InvalidRequest, 'session not found');
       }
@@ -304,7 +318,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       opening++;
       if (principal !== undefined) openingBy.set(principal, (openingBy.get(principal) ?? 0) + 1);
       try {
-        const transport = await open(principal);
+        const transport = await open(x.caller);
         await transport.handleRequest(req, res, body);
         return written(res);
       } finally {
@@ -320,7 +334,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   };
 
   return {
-    endpoint: { route: 'mcp', handle },
+    endpoint: { route: 'mcp', protectedResource: '/mcp', handle },
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
     },

@@ -4,6 +4,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { stripHopByHop } from '../pipeline/headers.js';
 import type { Body, Call, Headers } from '../pipeline/types.js';
+import { authorize } from '../server/auth.js';
 import type { Endpoint } from '../server/exchange.js';
 import { readBody, tooLarge } from '../server/request.js';
 import type { CompiledRoute } from '../server/route-table.js';
@@ -29,6 +30,7 @@ export function proxyEndpoint(options: ProxyOptions = {}): Endpoint {
     route: 'proxy',
     async handle(x) {
       const { route, upstreamPath } = x.proxied!;
+      authorize(x.caller, 'routes', route.name);
       const idempotent = route.idempotent || IDEMPOTENT_METHODS.has(x.method);
       const call: Call = {
         ctx: x.ctx,

@@ -1,5 +1,6 @@
 // REST tool calls for plain apps: `GET /tools` (catalogue) and `POST /tools/:server/:tool` (JSON arguments → JSON result).
 import { GatewayError } from '../errors.js';
+import { allowed } from '../server/auth.js';
 import type { Endpoint } from '../server/exchange.js';
 import { decodeSegment } from '../server/request.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
@@ -40,7 +41,18 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
     async handle(x) {
       if (x.rest === '' || x.rest === '/') {
         if (x.method !== 'GET' && x.method !== 'HEAD') throw notAllowed(x.method, x.path);
-        const body = (catalogue ??= Buffer.from(JSON.stringify({ tools: registry.list().map(describe) })));
+        // A key with tool allowances sees only the tools it may call.
+        const body =
+          x.caller?.allow?.tools === undefined
+            ? (catalogue ??= Buffer.from(JSON.stringify({ tools: registry.list().map(describe) })))
+            : Buffer.from(
+                JSON.stringify({
+                  tools: registry
+                    .list()
+                    .filter((e) => allowed(x.caller, 'tools', e.namespaced))
+                    .map(describe),
+                }),
+              );
         return {
           status: 200,
           headers: { 'content-type': JSON_TYPE, 'content-length': String(body.length) },
@@ -57,7 +69,8 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
       }
       if (x.method !== 'POST') throw notAllowed(x.method, x.path);
       const entry = registry.lookup(server, tool);
-      if (entry === undefined) {
+      // A tool this caller may not use is, to it, a tool that does not exist.
+      if (entry === undefined || !allowed(x.caller, 'tools', entry.namespaced)) {
         throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool "${tool}" on MCP server "${server}"`, {
           data: { server, tool },
         });

@@ -22,6 +22,8 @@ export interface RequestContext {
   upstreamMs: number;
   /** Attempts sent upstream so far (1 + retries + hedges). */
   attempts: number;
+  /** The client's address (the connection's peer), for per-address limits. */
+  readonly clientIp?: string;
   /**
    * The controller behind the request's own signal, when the entrypoint made one. The deadline policy
    * arms its timer on it directly when a call still carries that signal, instead of chaining a second

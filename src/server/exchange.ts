@@ -6,6 +6,9 @@ import type { Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { errorReply, writeReply } from './reply.js';
 import { parseJson } from '../pipeline/json.js';
+import { admit } from '../policies/rate-limit.js';
+import type { Bucket, BucketStore } from '../policies/rate-limit.js';
+import type { Authenticator, Caller } from './auth.js';
 import { readBody, requestContext } from './request.js';
 import type { CompiledRoute } from './route-table.js';
 
@@ -24,8 +27,13 @@ export interface Exchange {
   readonly rest: string;
   /** The proxy route and the rewritten upstream path, for the proxy endpoint. */
   readonly proxied: { route: CompiledRoute; upstreamPath: string } | undefined;
-  /** Who is asking (today the `server.principalHeader` value), or undefined for an anonymous caller. */
+  /**
+   * Who is asking, verified (an API key's principal, a JWT's claim, or the trusted header), or undefined
+   * for an anonymous caller. Every cache scope, coalescing key, session limit and transcript owner uses it.
+   */
   readonly principal: string | undefined;
+  /** The verified caller, with its key's allowances and limits. */
+  readonly caller: Caller | undefined;
   /** Aborts with `GW_CLIENT_CLOSED` when the client goes away before the response is complete. */
   readonly signal: AbortSignal;
   /** Reads the body, at most `limit` bytes: `GW_PAYLOAD_TOO_LARGE` beyond, `GW_CLIENT_CLOSED` on a hang-up. */
@@ -62,6 +70,10 @@ export function written(res: ServerResponse, errorCode?: ErrorCode): Written {
 export interface Endpoint {
   /** Metrics route label (never client-chosen). */
   readonly route: string;
+  /** Anyone may call it, even with `auth` configured (protected-resource metadata, say). */
+  readonly public?: boolean;
+  /** The path of an OAuth protected resource (RFC 9728): its 401 names the resource metadata. */
+  readonly protectedResource?: string;
   /** A finer label from the path under the prefix (a tool, a group), known before the request starts. */
   label?(rest: string): string;
   handle(x: Exchange): Promise<Outcome>;
@@ -69,11 +81,20 @@ export interface Endpoint {
   errorReply?(failure: GatewayError, x: Exchange): Reply;
 }
 
+/** The request limits every caller gets at admission (`rateLimits`). */
+export interface AdmissionLimits {
+  store: BucketStore;
+  perPrincipal: Bucket | undefined;
+  perIp: Bucket | undefined;
+}
+
 export interface ExchangeOptions {
   /** True once shutdown began: new requests get 503 `GW_SHUTTING_DOWN` and `Connection: close`. */
   isDraining: () => boolean;
-  /** Header whose value identifies the caller (lower-case). */
-  principalHeader: string;
+  /** Who is calling. Default: nobody is identified (every caller anonymous). */
+  auth?: Authenticator;
+  /** Request rate limits checked after authentication, before the endpoint reads anything. */
+  rateLimits?: AdmissionLimits;
   /** Adds `x-slipstream-overhead-us` (gateway time minus upstream time) to replies the exchange writes. */
   overheadHeader: boolean;
   /** Deepest JSON nesting `Exchange.parse` accepts. Default 64. */
@@ -123,7 +144,7 @@ export class Exchanges {
     const route =
       target.proxied?.route.name ??
       (endpoint.label === undefined ? endpoint.route : endpoint.label(target.rest));
-    const ctx = requestContext(req.headers, route, controller);
+    const ctx = requestContext(req.headers, route, controller, req.socket.remoteAddress);
     const method = req.method ?? 'GET';
     // Set up front so responses an endpoint writes itself (a stream, the MCP SDK's transport) carry it too.
     res.setHeader('x-request-id', ctx.id);
@@ -137,7 +158,7 @@ export class Exchanges {
       if (this.active.size === 0) this.idle?.();
     });
     if (this.events) publish(events.requestStart, { ctx, method, path: target.path, headers: req.headers });
-    const x: Exchange = {
+    const x: Mutable<Exchange> = {
       req,
       res,
       ctx,
@@ -146,7 +167,8 @@ export class Exchanges {
       query: target.query,
       rest: target.rest,
       proxied: target.proxied,
-      principal: headerValue(req.headers[this.options.principalHeader]),
+      principal: undefined,
+      caller: undefined,
       signal: controller.signal,
       body: (limit) => readBody(req, limit),
       json: async (limit) => parseJson(await readBody(req, limit), this.options.maxJsonDepth),
@@ -156,7 +178,34 @@ export class Exchanges {
     this.run(x, endpoint).catch(() => res.destroy());
   }
 
-  private async run(x: Exchange, endpoint: Endpoint): Promise<void> {
+  /** Authenticates the caller and checks its admission limits; throws 401 / 429. */
+  private async admit(x: Mutable<Exchange>, endpoint: Endpoint): Promise<void> {
+    const { auth, rateLimits: limits } = this.options;
+    if (auth !== undefined) {
+      const caller = await auth.authenticate(x.req.headers);
+      const open = endpoint.public === true || x.proxied?.route.public === true;
+      if (caller === undefined && auth.required && !open) {
+        throw auth.missing(
+          endpoint.protectedResource === undefined || !auth.oauth
+            ? undefined
+            : resourceMetadataUrl(x.req.headers.host, endpoint.protectedResource),
+        );
+      }
+      x.caller = caller;
+      x.principal = caller?.id;
+    }
+    if (limits !== undefined) {
+      await admit(limits.store, {
+        route: x.ctx.route,
+        principal: x.principal,
+        ip: x.ctx.clientIp,
+        perPrincipal: bucketOf(x.caller?.limits?.requests) ?? limits.perPrincipal,
+        perIp: limits.perIp,
+      });
+    }
+  }
+
+  private async run(x: Mutable<Exchange>, endpoint: Endpoint): Promise<void> {
     const { req, res, ctx } = x;
     let status = 0;
     let errorCode: ErrorCode | undefined;
@@ -164,6 +213,8 @@ export class Exchanges {
       if (this.options.isDraining()) {
         throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
       }
+      if (this.options.auth !== undefined || this.options.rateLimits !== undefined)
+        await this.admit(x, endpoint);
       const outcome = await endpoint.handle(x);
       if ('written' in outcome) {
         status = outcome.status;
@@ -247,6 +298,18 @@ function flushed(res: Exchange['res']): Promise<void> {
   });
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(',') : value;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A configured bucket (`burst` defaulting to one second of `rate`). */
+export function bucketOf(
+  config: { rate: number; burst?: number | undefined } | undefined,
+): Bucket | undefined {
+  return config === undefined
+    ? undefined
+    : { rate: config.rate, burst: config.burst ?? Math.max(1, Math.ceil(config.rate)) };
+}
+
+/** RFC 9728 §3.1: the metadata of resource `/mcp` lives at `/.well-known/oauth-protected-resource/mcp`. */
+function resourceMetadataUrl(host: string | undefined, resource: string): string {
+  return `http://${host ?? 'localhost'}/.well-known/oauth-protected-resource${resource}`;
 }

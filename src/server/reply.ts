@@ -26,6 +26,7 @@ export function writeReply(res: ServerResponse, status: number, headers: Headers
 export function errorReply(failure: GatewayError): Reply {
   const body = Buffer.from(JSON.stringify(failure.toJSON()));
   const headers: Headers = {
+    ...failure.headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': String(body.length),
   };

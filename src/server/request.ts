@@ -22,6 +22,7 @@ export function requestContext(
   headers: IncomingMessage['headers'],
   route: string,
   controller?: AbortController,
+  clientIp?: string,
 ): RequestContext {
   return {
     id: requestId(headers),
@@ -30,6 +31,7 @@ export function requestContext(
     upstreamMs: 0,
     attempts: 0,
     ...(controller === undefined ? {} : { controller }),
+    ...(clientIp === undefined ? {} : { clientIp }),
   };
 }
 

@@ -14,6 +14,8 @@ export interface CompiledRoute {
   /** Idempotent calls on this route read their body into memory: retries replay it, caches key on it. */
   readonly bufferBodies: boolean;
   readonly maxRequestBytes: number;
+  /** Anyone may call it, even with `auth` configured (`auth: false` on the route). */
+  readonly public: boolean;
   readonly handler: Handler;
 }
 
@@ -36,6 +38,7 @@ export function compileRoute(config: RouteConfig, handler: Handler): CompiledRou
       config.coalesce === true ||
       config.hedge !== undefined,
     maxRequestBytes: config.maxRequestBytes,
+    public: !config.auth,
     handler,
   };
 }

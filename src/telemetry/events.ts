@@ -235,6 +235,19 @@ export interface McpProcessEvent {
   pid: number | undefined;
 }
 
+/** A request was refused by a rate limit (429). `principal` is a short hash, never the identity itself. */
+export interface RateLimitRejectEvent {
+  route: string;
+  scope: 'principal' | 'ip';
+  principal?: string;
+}
+
+/** Rate-limit buckets moved between Redis (shared, cluster-wide) and this process (Redis down or slow). */
+export interface RateLimitStoreEvent {
+  shared: boolean;
+  error?: unknown;
+}
+
 /** Every channel Slipstream publishes on. Publishers check `hasSubscribers` so an unobserved event costs nothing. */
 export const events = {
   requestStart: dc.channel('slipstream:request:start'),
@@ -266,6 +279,8 @@ export const events = {
   transcriptStoreError: dc.channel('slipstream:transcript:store-error'),
   transcriptDrop: dc.channel('slipstream:transcript:drop'),
   mcpProcess: dc.channel('slipstream:mcp:process'),
+  rateLimitReject: dc.channel('slipstream:rate-limit:reject'),
+  rateLimitStore: dc.channel('slipstream:rate-limit:store'),
 } as const;
 
 /** Publishes `message` on `channel` only when someone listens. */

@@ -7,6 +7,7 @@ import type {
   BreakerStateEvent,
   CacheTierErrorEvent,
   CacheTierEvent,
+  RateLimitStoreEvent,
   RequestEndEvent,
   RetryBudgetExhaustedEvent,
   TokenRefreshEvent,
@@ -141,6 +142,18 @@ export function subscribeRequestLog(logger: Logger, options: RequestLogOptions =
         const fields = { tier: e.tier, target: e.target, reason: errorText(e.error) };
         if (e.up) logger.info(fields, 'cache tier is back: using memory and Redis');
         else logger.warn(fields, 'cache tier is down: serving from memory alone until it returns');
+      },
+    ],
+    [
+      events.rateLimitStore,
+      (message) => {
+        const e = message as RateLimitStoreEvent;
+        if (e.shared) logger.info('rate limits are cluster-wide again (Redis is back)');
+        else
+          logger.warn(
+            { reason: errorText(e.error) },
+            'Redis is away: rate limits apply per process until it returns',
+          );
       },
     ],
     [

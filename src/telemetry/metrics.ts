@@ -2,6 +2,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { cacheMetrics } from './metrics/cache.js';
 import { fanoutMetrics } from './metrics/fanout.js';
+import { limitMetrics } from './metrics/limits.js';
 import { llmMetrics } from './metrics/llm.js';
 import { mcpMetrics } from './metrics/mcp.js';
 import { requestMetrics } from './metrics/requests.js';
@@ -42,6 +43,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ...fanoutMetrics(registry),
     ...mcpMetrics(registry),
     ...llmMetrics(registry),
+    ...limitMetrics(registry),
   ];
   for (const [channel, handler] of subscriptions) channel.subscribe(handler);
   return {

@@ -30,6 +30,8 @@ describe.each(STORES)('caching and coalescing through the gateway, $name store',
     upstream = await spawnCli(['emulate', 'http', '--latency', '50ms']);
     doomed = await spawnCli(['emulate', 'http']);
     gw = await startGateway(`${store.yaml}
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams:
   emu: { url: ${upstream.url} }
   doomed: { url: ${doomed.url}, timeouts: { connect: 500ms } }
@@ -180,6 +182,8 @@ describe.each(STORES)('RFC 9111 caching through the gateway, $name store', (stor
   beforeAll(async () => {
     upstream = await spawnCli(['emulate', 'http', '--latency', '5ms']);
     gw = await startGateway(`${store.yaml}
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 server: { listen: "127.0.0.1:0", principalHeader: x-api-key }
 upstreams:
   emu: { url: ${upstream.url} }

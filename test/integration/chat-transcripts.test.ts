@@ -67,6 +67,8 @@ function transcriptSuite(
       if (skip()) return;
       emulator = await startLlmEmulator({ tokens: 40, gap: '2ms' });
       gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 llm:
   providers:

@@ -35,6 +35,7 @@ afterAll(async () => {
 function everything(): Promise<RunningGateway> {
   return startGateway(`
 server: { listen: "127.0.0.1:0", principalHeader: x-user, shutdownGrace: 5s }
+auth: { trust: header }
 upstreams:
   emu: { url: "${upstream.url}" }
 routes:

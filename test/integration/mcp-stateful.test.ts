@@ -30,6 +30,8 @@ describe('a stateful stdio MCP server: one process per client session', () => {
 
   beforeAll(async () => {
     gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 mcp:
   servers:

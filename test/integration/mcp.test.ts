@@ -52,6 +52,8 @@ describe('MCP through the gateway: /mcp and /tools on a real stdio pool', () => 
 
   beforeAll(async () => {
     gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 mcp:
   maxRequestBytes: 2048
@@ -237,6 +239,8 @@ mcp:
 describe('/mcp sessions', () => {
   it('closes a session left idle, and the next request on it gets 404 session-not-found', async () => {
     const gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 mcp:
   sessionIdle: 100ms
@@ -265,6 +269,8 @@ mcp:
 describe('the /mcp session limit', () => {
   it('refuses a new session with 503 while every open one is in use, instead of closing one', async () => {
     const gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 mcp:
   maxSessions: 2
@@ -289,6 +295,8 @@ mcp:
 
   it("caps one caller's sessions with 429 while others still get theirs", async () => {
     const gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
 upstreams: {}
 mcp:
   maxSessionsPerPrincipal: 2

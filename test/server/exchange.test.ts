@@ -22,7 +22,6 @@ async function serve(endpoints: Record<string, Endpoint>, draining = () => false
       Object.entries(endpoints).map(([path, endpoint]) => ({ path, exact: true, endpoint })),
     ),
     isDraining: draining,
-    principalHeader: 'x-user',
     overheadHeader: false,
   });
   return listener.listen({ host: '127.0.0.1', port: 0 });
@@ -188,8 +187,7 @@ describe('the exchange', () => {
         },
       ]),
       isDraining: () => false,
-      principalHeader: 'x-user',
-      overheadHeader: false,
+        overheadHeader: false,
     });
     const url = await listener.listen({ host: '127.0.0.1', port: 0 });
     const missing = await call(`${url}/nothing`);

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { GatewayError } from '../../errors.js';
 import { stripHopByHop } from '../../pipeline/headers.js';
 import type { Headers } from '../../pipeline/types.js';
+import { authorize } from '../../server/auth.js';
 import type { Endpoint, Exchange } from '../../server/exchange.js';
 import { relay } from '../../streams/llm-relay.js';
 import type { TranscriptBuffer } from '../../streams/transcript-buffer.js';
@@ -51,6 +52,7 @@ export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
       }
       const parsed = body as Record<string, unknown>;
       const request = format.readRequest(parsed);
+      authorize(x.caller, 'models', request.model);
       const targets = providers.candidates(request.model, format.providerTypes);
       if (targets.length === 0) {
         throw new GatewayError('GW_LLM_NO_PROVIDER', `no provider serves model "${request.model}"`, {

@@ -100,7 +100,10 @@ export function readStream(body: Record<string, unknown>): boolean {
 
 /** An error reply with `body` as JSON, the error's status and its `Retry-After`. */
 export function jsonErrorReply(error: GatewayError, body: unknown): ErrorReply {
-  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  const headers: Record<string, string> = {
+    ...error.headers,
+    'content-type': 'application/json; charset=utf-8',
+  };
   if (error.retryAfterS !== undefined) headers['retry-after'] = String(error.retryAfterS);
   return { status: error.status, headers, body: Buffer.from(JSON.stringify(body)) };
 }

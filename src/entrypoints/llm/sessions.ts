@@ -27,7 +27,7 @@ export function sessionsEndpoint(options: SessionsOptions): Endpoint {
       if (x.principal === undefined || x.principal === '') {
         throw new GatewayError(
           'GW_UNAUTHORIZED',
-          `sessions are read by their owner: send the "${options.principalHeader}" header`,
+          'sessions are read by their owner: authenticate to read yours',
         );
       }
       let messages;

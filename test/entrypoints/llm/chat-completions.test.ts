@@ -60,7 +60,7 @@ describe('the chat completions format', () => {
       .streamError(new GatewayError('GW_UPSTREAM_TIMEOUT', 'idle'))
       .toString();
     expect(text).toBe(
-      'event: error\ndata: {"error":{"message":"idle","type":"server_error","param":null,"code":"GW_UPSTREAM_TIMEOUT"}}\n\n',
+      'event: error\ndata: {"error":{"code":"GW_UPSTREAM_TIMEOUT","message":"idle","type":"server_error","param":null}}\n\n',
     );
   });
 });
