@@ -23,9 +23,9 @@ import type { Handler, Policy } from './pipeline/types.js';
 import { batch } from './policies/batch.js';
 import { cache } from './policies/cache.js';
 import { coalesce } from './policies/coalesce.js';
-import { memoryBuckets, redisBuckets } from './policies/rate-limit.js';
+import { bucketOf, memoryBuckets, rateLimitOf, redisBuckets } from './policies/rate-limit.js';
+import type { BucketStore } from './policies/rate-limit.js';
 import { createAuthenticator } from './server/auth.js';
-import { bucketOf } from './server/exchange.js';
 import type { AdmissionLimits } from './server/exchange.js';
 import { createListener } from './server/listener.js';
 import type { ConnectionLimits, Listener } from './server/listener.js';
@@ -85,7 +85,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const principalHeader = config.server.principalHeader.toLowerCase();
   const caches = createCacheTier(config.cache);
   const auth = createAuthenticator(config.auth, principalHeader, logger);
-  const rateLimits = admissionLimits(config, caches);
+  const buckets = bucketStore(config, caches);
+  const rateLimits = admissionLimits(config, buckets);
   const upstreams = new Map(
     Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
   );
@@ -93,7 +94,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const tools =
     config.mcp === undefined
       ? undefined
-      : toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock });
+      : toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock, buckets });
   const mcp =
     config.mcp === undefined || tools === undefined
       ? undefined
@@ -178,6 +179,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           upstreams.get(route.upstream)!.handler,
           caches,
           config.upstreams[route.upstream]!.url,
+          buckets,
         ),
       ),
     ),
@@ -301,10 +303,22 @@ function builtInEndpoints(
 }
 
 /**
- * The admission limits (`rateLimits`), or undefined when none is set: buckets in Redis when the cache has
- * it (cluster-wide, falling back to this process while Redis is away), else in memory.
+ * Where rate-limit buckets live: in Redis when the cache has it (cluster-wide, falling back to this process
+ * while Redis is away), else in memory.
  */
-function admissionLimits(config: Config, caches: CacheTier): AdmissionLimits | undefined {
+function bucketStore(config: Config, caches: CacheTier): BucketStore {
+  const local = memoryBuckets();
+  return caches.connection === undefined
+    ? local
+    : redisBuckets({
+        connection: caches.connection,
+        keyPrefix: `${config.cache.redis?.keyPrefix ?? 'slipstream:'}rl:`,
+        fallback: local,
+      });
+}
+
+/** The admission limits (`rateLimits` and API keys' own request limits), or undefined when none is set. */
+function admissionLimits(config: Config, store: BucketStore): AdmissionLimits | undefined {
   const { perPrincipal, perIp } = config.rateLimits;
   const keyed = [...(config.auth?.apiKeys?.keys ?? []), ...(config.auth?.apiKeys?.file ?? [])];
   if (
@@ -314,15 +328,6 @@ function admissionLimits(config: Config, caches: CacheTier): AdmissionLimits | u
   ) {
     return undefined;
   }
-  const local = memoryBuckets();
-  const store =
-    caches.connection === undefined
-      ? local
-      : redisBuckets({
-          connection: caches.connection,
-          keyPrefix: `${config.cache.redis?.keyPrefix ?? 'slipstream:'}rl:`,
-          fallback: local,
-        });
   return { store, perPrincipal: bucketOf(perPrincipal), perIp: bucketOf(perIp) };
 }
 
@@ -383,6 +388,7 @@ function routeHandler(
   transport: Handler,
   caches: CacheTier,
   upstreamUrl: string,
+  buckets: BucketStore,
 ): Handler {
   const name = route.name ?? route.match.prefix;
   const front: Policy[] = [];
@@ -429,6 +435,7 @@ function routeHandler(
   return buildStack(
     {
       name,
+      ...rateLimitOf(route.rateLimit, buckets),
       front,
       timeoutMs: route.timeout,
       bulkhead: route.bulkhead,

@@ -91,6 +91,11 @@ const jwt = z.strictObject({
     .default(['RS256', 'ES256']),
   /** How often the key set is fetched again in the background (key rotation). */
   refreshInterval: duration.default(600_000),
+  /**
+   * A token signed by a key the set does not have (a rotation) fetches the set again, at most this often:
+   * a stream of made-up key ids cannot make the gateway hammer the identity provider.
+   */
+  refetchCooldown: duration.default(5_000),
   /** Authorization servers named in the protected-resource metadata (RFC 9728); default: the issuer. */
   authorizationServers: z.array(httpUrl).optional(),
 });

@@ -1,7 +1,7 @@
 // The `mcp:` config key (zod): stdio and remote MCP servers, their pools, and per-tool policies.
 import { z } from 'zod';
 import { duration, headerMap } from './fields.js';
-import { breakerSchema, cacheFields, retrySchema } from './policy-schema.js';
+import { breakerSchema, cacheFields, rateLimitSchema, retrySchema } from './policy-schema.js';
 
 /** A tool's defaults: two quick attempts (idempotent tools only), a breaker after five failures in a row. */
 const retry = retrySchema({ attempts: 2, baseDelayMs: 25, maxDelayMs: 500, on: [] });
@@ -24,6 +24,8 @@ const toolPolicy = z.strictObject({
   idempotent: z.boolean().optional(),
   /** Retries for idempotent tools (crashes, timeouts); false turns them off. */
   retry: retry.default(retry.parse({})),
+  /** This tool's own call rate per principal and per address (429 past it). */
+  rateLimit: rateLimitSchema.optional(),
   /** Calls of this tool in flight at once; more wait up to 1 s, then fail with GW_BULKHEAD_FULL. */
   concurrency: z.number().int().min(1).max(100_000).optional(),
 });

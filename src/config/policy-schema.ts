@@ -109,6 +109,16 @@ export const hedgeSchema = z.strictObject({
   minDelay: duration.default(5),
 });
 
+/** `rateLimit: {perPrincipal?, perIp?}`: this route's or tool's own request rate, on top of `rateLimits`. */
+export const rateLimitSchema = z.strictObject({
+  perPrincipal: z
+    .strictObject({ rate: z.number().positive(), burst: z.number().int().min(1).optional() })
+    .optional(),
+  perIp: z
+    .strictObject({ rate: z.number().positive(), burst: z.number().int().min(1).optional() })
+    .optional(),
+});
+
 /**
  * The cache fields every kind shares (routes add their key, methods and Cache-Control options): RFC 5861
  * stale windows, the scope and the entry size limit.
@@ -130,3 +140,4 @@ export type RetrySpec = Exclude<z.output<ReturnType<typeof retrySchema>>, false>
 export type BreakerSpec = Exclude<z.output<ReturnType<typeof breakerSchema>>, false>;
 export type BulkheadSpec = Exclude<z.output<ReturnType<typeof bulkheadSchema>>, false>;
 export type HedgeSpec = z.output<typeof hedgeSchema>;
+export type RateLimitSpec = z.output<typeof rateLimitSchema>;

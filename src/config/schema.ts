@@ -7,7 +7,14 @@ import { groupsSchema } from './groups-schema.js';
 import { llmSchema } from './llm-schema.js';
 import { mcpSchema } from './mcp-schema.js';
 import { authSchema, rateLimitsSchema } from './auth-schema.js';
-import { breakerSchema, bulkheadSchema, cacheFields, hedgeSchema, retrySchema } from './policy-schema.js';
+import {
+  breakerSchema,
+  bulkheadSchema,
+  cacheFields,
+  hedgeSchema,
+  rateLimitSchema,
+  retrySchema,
+} from './policy-schema.js';
 
 /** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
 function listen(defaultHost: string, defaultPort: number) {
@@ -206,6 +213,8 @@ const route = z.strictObject({
   batch: routeBatch.optional(),
   /** Largest request body accepted; bigger ones get 413 GW_PAYLOAD_TOO_LARGE. */
   maxRequestBytes: size.default(1024 ** 2),
+  /** This route's own request rate per principal and per address (429 past it), on top of `rateLimits`. */
+  rateLimit: rateLimitSchema.optional(),
   /** `false`: anyone may call this route, even with `auth` configured (a public health page, say). */
   auth: z.boolean().default(true),
 });

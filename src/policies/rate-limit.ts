@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisConnection } from '../cache/redis-connection.js';
 import { GatewayError } from '../errors.js';
+import type { RateLimitSpec } from '../config/policy-schema.js';
 import type { AnyPolicy } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 
@@ -9,6 +10,15 @@ import { events, publish } from '../telemetry/events.js';
 export interface Bucket {
   readonly rate: number;
   readonly burst: number;
+}
+
+/** A configured bucket (`burst` defaulting to one second of `rate`). */
+export function bucketOf(
+  config: { rate: number; burst?: number | undefined } | undefined,
+): Bucket | undefined {
+  return config === undefined
+    ? undefined
+    : { rate: config.rate, burst: config.burst ?? Math.max(1, Math.ceil(config.rate)) };
 }
 
 /** What taking from a bucket came to. */
@@ -193,6 +203,23 @@ export function rateLimit(options: RateLimitOptions): AnyPolicy {
       perIp: options.perIp,
     });
     return next(call);
+  };
+}
+
+/** A route's or tool's own `rateLimit` as the stack builder takes it (nothing when unset). */
+export function rateLimitOf(
+  config: RateLimitSpec | undefined,
+  store: BucketStore,
+): { rateLimit?: { store: BucketStore; perPrincipal?: Bucket; perIp?: Bucket } } {
+  if (config === undefined) return {};
+  const perPrincipal = bucketOf(config.perPrincipal);
+  const perIp = bucketOf(config.perIp);
+  return {
+    rateLimit: {
+      store,
+      ...(perPrincipal === undefined ? {} : { perPrincipal }),
+      ...(perIp === undefined ? {} : { perIp }),
+    },
   };
 }
 

@@ -7,6 +7,8 @@ import { deadline } from './deadline.js';
 import { hedge } from './hedge.js';
 import { retry } from './retry.js';
 import { RetryBudget } from './retry-budget.js';
+import { rateLimit } from './rate-limit.js';
+import type { Bucket, BucketStore } from './rate-limit.js';
 import { compose } from '../pipeline/compose.js';
 import type { Handler, Policy } from '../pipeline/types.js';
 
@@ -14,6 +16,8 @@ import type { Handler, Policy } from '../pipeline/types.js';
 export interface StackSpec<P extends object> {
   /** Name in events and metrics (the route name, `mcp:server__tool`, `llm:provider`...). */
   name: string;
+  /** This stack's own rate limit, first of all (a cache hit still counts), with the buckets' store. */
+  rateLimit?: { store: BucketStore; perPrincipal?: Bucket; perIp?: Bucket };
   /**
    * Kind-specific policies that run first, outermost first: rate limits, then the cache (or coalescing
    * alone on uncached stacks), then batching. They know the kind's payload (an HTTP request's Vary, a tool's
@@ -38,7 +42,7 @@ export interface Stack<P extends object> {
 /**
  * Composes `spec` around `transport`, in the one order every kind shares:
  *
- *   front (rate limit → cache | coalesce → batch) → deadline → bulkhead → retry → breaker → hedge → transport
+ *   rate limit → front (cache | coalesce → batch) → deadline → bulkhead → retry → breaker → hedge → transport
  *
  * - A cache hit or a coalesced waiter costs nothing further, and batching turns single calls into one.
  * - The deadline sits outside the bulkhead, so time spent queueing counts against it.
@@ -49,7 +53,9 @@ export interface Stack<P extends object> {
  * Built once at start-up, never per request.
  */
 export function buildStack<P extends object>(spec: StackSpec<P>, transport: Handler<P>): Stack<P> {
-  const policies: Policy<P>[] = [...(spec.front ?? [])];
+  const policies: Policy<P>[] = [];
+  if (spec.rateLimit !== undefined) policies.push(rateLimit({ route: spec.name, ...spec.rateLimit }));
+  policies.push(...(spec.front ?? []));
   if (spec.timeoutMs !== undefined) policies.push(deadline({ timeoutMs: spec.timeoutMs }));
   if (spec.bulkhead !== undefined && spec.bulkhead !== false) {
     policies.push(

@@ -101,7 +101,7 @@ export function createAuthenticator(
       ? undefined
       : createRemoteJWKSet(new URL(jwt.jwksUrl), {
           cacheMaxAge: jwt.refreshInterval,
-          cooldownDuration: 30_000,
+          cooldownDuration: jwt.refetchCooldown,
           timeoutDuration: 5_000,
         });
   let refresh: NodeJS.Timeout | undefined;

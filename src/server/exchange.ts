@@ -6,7 +6,7 @@ import type { Reply, RequestContext } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
 import { errorReply, writeReply } from './reply.js';
 import { parseJson } from '../pipeline/json.js';
-import { admit } from '../policies/rate-limit.js';
+import { admit, bucketOf } from '../policies/rate-limit.js';
 import type { Bucket, BucketStore } from '../policies/rate-limit.js';
 import type { Authenticator, Caller } from './auth.js';
 import { readBody, requestContext } from './request.js';
@@ -299,15 +299,6 @@ function flushed(res: Exchange['res']): Promise<void> {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/** A configured bucket (`burst` defaulting to one second of `rate`). */
-export function bucketOf(
-  config: { rate: number; burst?: number | undefined } | undefined,
-): Bucket | undefined {
-  return config === undefined
-    ? undefined
-    : { rate: config.rate, burst: config.burst ?? Math.max(1, Math.ceil(config.rate)) };
-}
 
 /** RFC 9728 §3.1: the metadata of resource `/mcp` lives at `/.well-known/oauth-protected-resource/mcp`. */
 function resourceMetadataUrl(host: string | undefined, resource: string): string {

@@ -97,7 +97,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     port,
     async kill() {
       const running = child;
-      if (running === undefined || running.exitCode !== null) return;
+      if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
       const exited = new Promise((r) => running.once('exit', r));
       running.kill('SIGKILL');
       await exited;

@@ -187,7 +187,7 @@ describe('the exchange', () => {
         },
       ]),
       isDraining: () => false,
-        overheadHeader: false,
+      overheadHeader: false,
     });
     const url = await listener.listen({ host: '127.0.0.1', port: 0 });
     const missing = await call(`${url}/nothing`);

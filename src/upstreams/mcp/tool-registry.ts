@@ -12,6 +12,8 @@ import type { Call, Handler, HttpRequest, Policy, Reply, RequestContext } from '
 import { cache } from '../../policies/cache.js';
 import type { CachePolicyOptions } from '../../policies/cache.js';
 import { coalesce } from '../../policies/coalesce.js';
+import { rateLimitOf } from '../../policies/rate-limit.js';
+import type { BucketStore } from '../../policies/rate-limit.js';
 import { events, publish } from '../../telemetry/events.js';
 import { httpSession } from './http-session.js';
 import type { McpUpstream, McpUpstreamStats, ToolRequest } from './mcp-upstream.js';
@@ -71,6 +73,8 @@ export interface ToolRegistryOptions {
   logger: Logger;
   /** Where cached tool results live (the gateway's cache tier). */
   store: CacheStore;
+  /** Where rate-limit buckets live (the gateway's), for tools with a `rateLimit`. */
+  buckets?: BucketStore;
   /** Cross-instance single flight for cache misses, when the gateway has one. */
   peerLock?: CachePolicyOptions['peerLock'];
 }
@@ -289,6 +293,7 @@ function toolHandler(
   return buildStack<ToolRequest>(
     {
       name: route,
+      ...(options.buckets === undefined ? {} : rateLimitOf(policy.rateLimit, options.buckets)),
       front,
       timeoutMs,
       bulkhead:
