@@ -13,7 +13,7 @@ import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { RunningEmulator } from '../../emulators/http-upstream.js';
 import { startLlmEmulator } from '../../emulators/llm.js';
 import type { RunningLlmEmulator } from '../../emulators/llm.js';
-import type { ConfigError} from '../../src/config/load.js';
+import type { ConfigError } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/load.js';
 import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
