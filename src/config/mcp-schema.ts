@@ -51,7 +51,23 @@ const breaker = z.strictObject({
   halfOpenAfter: duration.default(5_000),
 });
 
+/** The MCP eras an upstream may speak; `auto` asks the server (`server/discover`, spec 2026-07-28). */
+const era = z.enum(['auto', '2025-11-25', '2026-07-28']);
+
 const common = {
+  /**
+   * The protocol era to speak: `auto` (default) probes `server/discover` once per server and falls back to
+   * the 2025-11-25 `initialize` handshake; a revision pins it (a server that does not speak it fails to start).
+   */
+  era: era.default('auto'),
+  /**
+   * Server→client requests the gateway relays to downstream clients, declared to this server on 2025-11-25
+   * connections (the union: a request for a capability the calling client lacks is refused with -32601).
+   * On 2026-07-28 each request declares exactly its client's capabilities instead.
+   */
+  clientCapabilities: z
+    .array(z.enum(['sampling', 'elicitation', 'roots']))
+    .default(['sampling', 'elicitation', 'roots']),
   /** Default deadline of a tool call on this server. */
   timeout: duration.default(30_000),
   /** Per-tool policies, by the tool's name on the server (not the namespaced one). */
@@ -147,3 +163,4 @@ export type McpServerConfig = McpConfig['servers'][string];
 export type StdioServerConfig = Extract<McpServerConfig, { type: 'stdio' }>;
 export type HttpServerConfig = Extract<McpServerConfig, { type: 'http' }>;
 export type ToolPolicyConfig = z.output<typeof toolPolicy>;
+export type McpEraSetting = z.output<typeof era>;

@@ -1,4 +1,5 @@
 // Every upstream MCP tool under its namespaced name, with its input validator and its policy stack (composed once).
+// The registry's surface keeps the v1 SDK types the /mcp entrypoint serves; upstream (v2) objects are the same JSON.
 import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { Logger } from 'pino';
@@ -115,7 +116,7 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
   const rebuild = () => {
     const next: ToolEntry[] = [];
     for (const { server, upstream } of upstreams) {
-      for (const tool of upstream.tools().slice(0, MAX_TOOLS_PER_SERVER)) {
+      for (const tool of (upstream.tools() as readonly Tool[]).slice(0, MAX_TOOLS_PER_SERVER)) {
         next.push(entryFor(upstream, server, tool));
       }
     }
@@ -219,18 +220,19 @@ function transport(upstream: McpUpstream, tool: string): Handler {
     let status: number | undefined;
     let errorCode: GatewayError['code'] | undefined;
     try {
-      const result = await upstream.callTool(tool, args, {
+      const result = (await upstream.callTool(tool, args, {
         signal: call.signal,
         onProgress: progressByContext.get(call.ctx),
         idempotent: call.idempotent,
         session: sessionByContext.get(call.ctx),
-      });
+      })) as CallToolResult;
       status = 200;
       const json = Buffer.from(JSON.stringify(result));
       resultByBody.set(json, result);
-      // A tool error is an answer (200), but never one to cache.
+      // A tool error is an answer (200), but never one to cache; nor is a 2026-07-28 request for input.
       const headers: Reply['headers'] = { 'content-type': 'application/json' };
-      if (result.isError === true) headers['cache-control'] = 'no-store';
+      if (result.isError === true || (result as { resultType?: unknown }).resultType === 'input_required')
+        headers['cache-control'] = 'no-store';
       return { status, headers, body: json };
     } catch (error) {
       errorCode = error instanceof GatewayError ? error.code : 'GW_INTERNAL';
