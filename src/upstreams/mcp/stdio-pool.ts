@@ -126,7 +126,7 @@ export function stdioPool(
     if (at !== -1) sessions.splice(at, 1);
     if (listener === session) {
       listener = undefined;
-      relisten();
+      void relisten();
     }
   };
 
@@ -141,12 +141,12 @@ export function stdioPool(
   };
 
   /** 2026-07-28: (re)opens the listen stream on one ready process with the current subscriptions. */
-  const relisten = () => {
+  const relisten = async (): Promise<void> => {
     if (closing || verdict?.kind !== 'modern') return;
     const session = listener?.state === 'ready' ? listener : ready();
     if (session === undefined) return;
     listener = session;
-    session
+    await session
       .listen([...catalog.subscriptions])
       .catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
   };
@@ -291,7 +291,7 @@ export function stdioPool(
     }
     if (verdict?.kind === 'modern') {
       // 2026-07-28 removed these methods: subscriptions ride subscriptions/listen, the log level each request's _meta.
-      if (method !== 'logging/setLevel') relisten();
+      if (method !== 'logging/setLevel') await relisten();
       return {};
     }
     const live = sessions.filter((session) => session.state === 'ready');
@@ -322,7 +322,7 @@ export function stdioPool(
         replenish();
       }
       catalog.set(connected.info(), await connected.loadLists(config.pool.startTimeout), false);
-      relisten();
+      await relisten();
       healthTimer = setInterval(() => {
         for (const session of sessions) void checkHealth(session);
       }, config.pool.healthInterval);

@@ -269,6 +269,30 @@ describe.each(ERAS)('a stdio pool speaking %s', (era) => {
   });
 });
 
+describe('a 2026-07-28 stdio pool', () => {
+  it('delivers resources/updated for a subscribed URI over its subscriptions/listen stream', async () => {
+    const emulator = fileURLToPath(new URL('../../../emulators/mcp-server.ts', import.meta.url));
+    const parsed = mcpSchema.parse({
+      servers: {
+        emu: {
+          type: 'stdio',
+          command: process.execPath,
+          args: ['--import', 'tsx', emulator],
+          era: '2026-07-28',
+        },
+      },
+    });
+    const upstream = stdioPool('emu', parsed.servers.emu as StdioServerConfig, silent);
+    opened.push(upstream);
+    await upstream.start();
+    const updated: string[] = [];
+    upstream.onResourceUpdated((uri) => updated.push(uri));
+    await upstream.request('resources/subscribe', { uri: 'emulator://watched' }, options());
+    await upstream.callTool('touch_resource', {}, { ...options(), idempotent: false });
+    await expect.poll(() => updated, { timeout: 10_000 }).toContain('emulator://watched');
+  });
+});
+
 describe('a 2025-era stdio pool', () => {
   it('sends resources/subscribe to every process and delivers resources/updated', async () => {
     const upstream = await startPool('2025-11-25', { min: 2, max: 2 });
