@@ -303,6 +303,43 @@ describe('a 2025-era stdio pool', () => {
     await expect.poll(() => updated, { timeout: 10_000 }).toContain('test://watched-resource');
   });
 
+  it('gives each of two concurrent calls on one process the answer of its own client', async () => {
+    const upstream = await startPool('2025-11-25', { min: 1, max: 1 });
+    const call = (who: string) =>
+      upstream.callTool(
+        'test_sampling',
+        { prompt: `from ${who}` },
+        {
+          ...options(),
+          idempotent: false,
+          clientCapabilities: { sampling: {} },
+          onServerRequest: async (request) => {
+            const asked = JSON.stringify(request.params?.messages);
+            return {
+              role: 'assistant',
+              content: { type: 'text', text: `${who} saw ${asked.includes(who)}` },
+              model: 'm',
+            };
+          },
+        },
+      );
+    const [alice, bob] = await Promise.all([call('alice'), call('bob')]);
+    expect([textOf(alice), textOf(bob)]).toEqual([
+      'LLM response: alice saw true',
+      'LLM response: bob saw true',
+    ]);
+  });
+
+  it('fails to start a server pinned to 2026-07-28 that speaks only 2025-11-25', async () => {
+    const upstream = stdioPool(
+      'fx',
+      stdioConfig('2026-07-28', { min: 1, max: 1, startTimeout: '5s' }, eraEnv('2025-11-25')),
+      silent,
+    );
+    opened.push(upstream);
+    await expect(upstream.start()).rejects.toMatchObject({ code: 'GW_UPSTREAM_UNAVAILABLE' });
+  });
+
   it('refuses a server request that arrives while no interactive call runs', async () => {
     const upstream = await startPool('2025-11-25', { min: 1, max: 1 });
     // A plain call (no handler): the sampling request it triggers cannot be given to anyone.
