@@ -261,7 +261,9 @@ describe.each(ERAS)('a stdio pool speaking %s', (era) => {
     const [victim] = upstream.stats().pids;
     process.kill(victim!, 'SIGKILL');
     await expect
-      .poll(() => upstream.stats().ready === 3 && !upstream.stats().pids.includes(victim!))
+      .poll(() => upstream.stats().ready === 3 && !upstream.stats().pids.includes(victim!), {
+        timeout: 30_000,
+      })
       .toBe(true);
     await touchAll();
     expect(spawned()).toBe(5);
