@@ -6,8 +6,8 @@ import type {
   Tool,
 } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
-import type { McpLists } from './mcp-client.js';
-import type { McpListKind, McpServerInfo } from './mcp-upstream.js';
+import type { LoadedList, LoadedLists, McpLists } from './mcp-client.js';
+import type { McpCacheHint, McpListKind, McpServerInfo } from './mcp-upstream.js';
 
 /** Most items kept per list (a server must not grow our memory without bound). */
 const MAX_ITEMS = 10_000;
@@ -25,6 +25,7 @@ const KINDS: readonly McpListKind[] = ['tools', 'resources', 'resourceTemplates'
  */
 export class Catalog {
   private lists: McpLists = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
+  private readonly hints = new Map<McpListKind, McpCacheHint>();
   private facts: McpServerInfo | undefined;
   private readonly listListeners: Array<(kind: McpListKind) => void> = [];
   private readonly updateListeners: Array<(uri: string) => void> = [];
@@ -53,16 +54,14 @@ export class Catalog {
   prompts(): readonly Prompt[] {
     return this.lists.prompts;
   }
+  cacheHint(kind: McpListKind): McpCacheHint | undefined {
+    return this.hints.get(kind);
+  }
 
   /** Takes a full load (at start, or once a server that was down answers); `announce` tells the listeners. */
-  set(info: McpServerInfo, lists: McpLists, announce: boolean): void {
+  set(info: McpServerInfo, lists: LoadedLists, announce: boolean): void {
     this.facts = info;
-    this.lists = {
-      tools: lists.tools.slice(0, MAX_ITEMS),
-      resources: lists.resources.slice(0, MAX_ITEMS),
-      resourceTemplates: lists.resourceTemplates.slice(0, MAX_ITEMS),
-      prompts: lists.prompts.slice(0, MAX_ITEMS),
-    };
+    for (const kind of KINDS) this.store(kind, lists[kind]);
     if (announce) for (const kind of KINDS) this.announce(kind);
   }
 
@@ -79,15 +78,15 @@ export class Catalog {
   }
 
   /** Reloads `kind` with `load` (undefined when no connection is ready: the next change retries). */
-  refresh(kind: McpListKind, load: (() => Promise<McpLists[McpListKind]>) | undefined): void {
+  refresh(kind: McpListKind, load: (() => Promise<LoadedList>) | undefined): void {
     if (this.refreshing.has(kind)) {
       this.again.add(kind);
       return;
     }
     if (load === undefined) return;
     const running = load()
-      .then((items) => {
-        (this.lists as Record<McpListKind, unknown[]>)[kind] = items.slice(0, MAX_ITEMS);
+      .then((loaded) => {
+        this.store(kind, loaded);
         this.announce(kind);
       })
       .catch((error: unknown) => this.log.warn({ err: error, list: kind }, 'MCP list refresh failed'))
@@ -129,6 +128,12 @@ export class Catalog {
       requests.push({ method: 'logging/setLevel', params: { level: this.logLevel } });
     for (const uri of this.subscriptions) requests.push({ method: 'resources/subscribe', params: { uri } });
     return requests;
+  }
+
+  private store(kind: McpListKind, loaded: LoadedList): void {
+    (this.lists as Record<McpListKind, unknown[]>)[kind] = loaded.items.slice(0, MAX_ITEMS);
+    if (loaded.hint === undefined) this.hints.delete(kind);
+    else this.hints.set(kind, loaded.hint);
   }
 
   private announce(kind: McpListKind): void {

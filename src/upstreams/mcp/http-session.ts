@@ -167,6 +167,7 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     resources: () => catalog.resources(),
     resourceTemplates: () => catalog.resourceTemplates(),
     prompts: () => catalog.prompts(),
+    listCacheHint: (kind) => catalog.cacheHint(kind),
     onToolsChanged(listener) {
       catalog.onListChanged((kind: McpListKind) => {
         if (kind === 'tools') listener();

@@ -17,6 +17,7 @@ import type { McpEraSetting } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { NO_SDK_TIMEOUT_MS, upstreamFailure } from './mcp-upstream.js';
 import type {
+  McpCacheHint,
   McpEra,
   McpListKind,
   McpRequestOptions,
@@ -45,6 +46,21 @@ export interface McpLists {
   resources: Resource[];
   resourceTemplates: ResourceTemplate[];
   prompts: Prompt[];
+}
+
+/** One loaded list and the cache hint its result carried (2026-07-28 servers; none from 2025 ones). */
+export interface LoadedList {
+  items: McpLists[McpListKind];
+  hint: McpCacheHint | undefined;
+}
+export type LoadedLists = Record<McpListKind, LoadedList>;
+
+/** The SEP-2549 `ttlMs` / `cacheScope` of a cacheable result, when both are well-formed. */
+export function cacheHintOf(result: Record<string, unknown>): McpCacheHint | undefined {
+  const { ttlMs, cacheScope } = result;
+  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 0) return undefined;
+  if (cacheScope !== 'public' && cacheScope !== 'private') return undefined;
+  return { ttlMs, cacheScope };
 }
 
 /** A request answered by the downstream client: the in-flight call that may be asked, and who asks it. */
@@ -160,37 +176,35 @@ export class McpClient {
   }
 
   /** Loads every list the server's capabilities offer (the SDK walks the pages, bounded by its page cap). */
-  async loadLists(timeoutMs: number): Promise<McpLists> {
+  async loadLists(timeoutMs: number): Promise<LoadedLists> {
     const capabilities = this.client.getServerCapabilities() ?? {};
-    const options = { timeout: timeoutMs, cacheMode: 'bypass' as const };
-    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
-      capabilities.tools === undefined ? [] : this.client.listTools(undefined, options).then((r) => r.tools),
-      capabilities.resources === undefined
-        ? []
-        : this.client.listResources(undefined, options).then((r) => r.resources),
-      capabilities.resources === undefined
-        ? []
-        : this.client.listResourceTemplates(undefined, options).then((r) => r.resourceTemplates),
-      capabilities.prompts === undefined
-        ? []
-        : this.client.listPrompts(undefined, options).then((r) => r.prompts),
-    ]);
-    return { tools, resources, resourceTemplates, prompts };
+    const offered = (kind: McpListKind) =>
+      kind === 'tools'
+        ? capabilities.tools !== undefined
+        : kind === 'prompts'
+          ? capabilities.prompts !== undefined
+          : capabilities.resources !== undefined;
+    const kinds: McpListKind[] = ['tools', 'resources', 'resourceTemplates', 'prompts'];
+    const loaded = await Promise.all(
+      kinds.map((kind) =>
+        offered(kind) ? this.loadList(kind, timeoutMs) : Promise.resolve({ items: [], hint: undefined }),
+      ),
+    );
+    return Object.fromEntries(kinds.map((kind, at) => [kind, loaded[at]!])) as unknown as LoadedLists;
   }
 
-  /** Loads one list (after its `list_changed`). */
-  async loadList(kind: McpListKind, timeoutMs: number): Promise<McpLists[McpListKind]> {
+  /** Loads one list (after its `list_changed`), with the server's SEP-2549 cache hint when it gave one. */
+  async loadList(kind: McpListKind, timeoutMs: number): Promise<LoadedList> {
     const options = { timeout: timeoutMs, cacheMode: 'bypass' as const };
-    switch (kind) {
-      case 'tools':
-        return (await this.client.listTools(undefined, options)).tools;
-      case 'resources':
-        return (await this.client.listResources(undefined, options)).resources;
-      case 'resourceTemplates':
-        return (await this.client.listResourceTemplates(undefined, options)).resourceTemplates;
-      case 'prompts':
-        return (await this.client.listPrompts(undefined, options)).prompts;
-    }
+    const result: Record<string, unknown> =
+      kind === 'tools'
+        ? await this.client.listTools(undefined, options)
+        : kind === 'resources'
+          ? await this.client.listResources(undefined, options)
+          : kind === 'resourceTemplates'
+            ? await this.client.listResourceTemplates(undefined, options)
+            : await this.client.listPrompts(undefined, options);
+    return { items: result[kind] as LoadedList['items'], hint: cacheHintOf(result) };
   }
 
   /**

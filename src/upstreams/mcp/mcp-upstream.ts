@@ -18,6 +18,12 @@ export type McpEra = 'legacy' | 'modern';
 /** The cached lists an upstream keeps, refreshed on the matching `list_changed` notification. */
 export type McpListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
 
+/** A SEP-2549 cache hint from a 2026-07-28 result: how long it stays fresh, and who may share it. */
+export interface McpCacheHint {
+  ttlMs: number;
+  cacheScope: 'public' | 'private';
+}
+
 /** A request the upstream server sent to its client (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
 export interface McpServerRequest {
   method: string;
@@ -114,6 +120,11 @@ export interface McpUpstream {
   resources(): readonly Resource[];
   resourceTemplates(): readonly ResourceTemplate[];
   prompts(): readonly Prompt[];
+  /**
+   * The cache hint (SEP-2549 `ttlMs`, `cacheScope`) the server sent with its last `kind` list; undefined
+   * for 2025-era servers, which send none.
+   */
+  listCacheHint(kind: McpListKind): McpCacheHint | undefined;
   /** Calls `listener` after the tool list was refreshed. */
   onToolsChanged(listener: () => void): void;
   /** Calls `listener` after any cached list was refreshed, with its kind. */

@@ -123,6 +123,7 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
     resources: () => catalog.resources(),
     resourceTemplates: () => catalog.resourceTemplates(),
     prompts: () => catalog.prompts(),
+    listCacheHint: (kind) => catalog.cacheHint(kind),
     onToolsChanged(listener) {
       catalog.onListChanged((kind) => {
         if (kind === 'tools') listener();

@@ -333,6 +333,7 @@ export function stdioPool(
     resources: () => catalog.resources(),
     resourceTemplates: () => catalog.resourceTemplates(),
     prompts: () => catalog.prompts(),
+    listCacheHint: (kind) => catalog.cacheHint(kind),
     onToolsChanged(listener) {
       catalog.onListChanged((kind) => {
         if (kind === 'tools') listener();

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { McpClient, declaredCapabilities } from './mcp-client.js';
-import type { McpLists } from './mcp-client.js';
+import type { LoadedList, LoadedLists } from './mcp-client.js';
 import type { McpListKind, McpRequestOptions, McpServerInfo } from './mcp-upstream.js';
 
 export type SessionState = 'starting' | 'ready' | 'closing' | 'dead';
@@ -104,11 +104,11 @@ export class StdioSession {
     return this.mcp.info();
   }
 
-  loadLists(timeoutMs: number): Promise<McpLists> {
+  loadLists(timeoutMs: number): Promise<LoadedLists> {
     return this.mcp.loadLists(timeoutMs);
   }
 
-  loadList(kind: McpListKind, timeoutMs: number): Promise<McpLists[McpListKind]> {
+  loadList(kind: McpListKind, timeoutMs: number): Promise<LoadedList> {
     return this.mcp.loadList(kind, timeoutMs);
   }
 

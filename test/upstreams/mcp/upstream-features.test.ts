@@ -98,6 +98,11 @@ describe.each(TRANSPORTS)('an MCP upstream over %s', (_transport, start) => {
       ]);
       expect(upstream.prompts().map((prompt) => prompt.name)).toContain('test_prompt_with_arguments');
       expect(upstream.stats().era).toBe(info.era);
+      // SEP-2549 hints come with 2026-07-28 lists only (the fixture sends a minute, public).
+      const hint = era === '2026-07-28' ? { ttlMs: 60_000, cacheScope: 'public' } : undefined;
+      for (const kind of ['tools', 'resources', 'resourceTemplates', 'prompts'] as const) {
+        expect(upstream.listCacheHint(kind)).toEqual(hint);
+      }
     });
 
     it('reads resources, gets prompts and completes arguments through request()', async () => {
