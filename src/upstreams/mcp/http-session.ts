@@ -58,7 +58,12 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       for (const { method, params } of mcp.era() === 'legacy' ? catalog.replay() : []) {
         await mcp.request(method, params, { signal: AbortSignal.timeout(config.timeout) });
       }
-      if (mcp.era() === 'modern') await mcp.listen([...catalog.subscriptions]);
+      if (mcp.era() === 'modern') {
+        // Change notifications are a nicety: a server whose listen stream fails still serves calls.
+        await mcp
+          .listen([...catalog.subscriptions])
+          .catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+      }
       return mcp;
     };
     try {

@@ -95,7 +95,11 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
       (session) => {
         owned.session = session;
         if (closing || owners.get(key) !== owned) session.close().catch(() => {});
-        else if (session.info().era === 'modern') void session.listen([]);
+        else if (session.info().era === 'modern') {
+          session
+            .listen([])
+            .catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+        }
       },
       () => {
         if (owners.get(key) === owned) owners.delete(key);
