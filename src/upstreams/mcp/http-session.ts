@@ -142,7 +142,11 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     const mcp = await session();
     if (mcp.era() === 'legacy') return send(method, params, options);
     // 2026-07-28 removed these methods: subscriptions ride subscriptions/listen, the log level each request's _meta.
-    if (method !== 'logging/setLevel') await mcp.listen([...catalog.subscriptions]);
+    if (method !== 'logging/setLevel') {
+      await mcp.listen([...catalog.subscriptions]).catch((error: unknown) => {
+        throw upstreamFailure(name, error, options.signal);
+      });
+    }
     return {};
   };
 

@@ -5,6 +5,7 @@ import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { events, publish } from '../../telemetry/events.js';
 import { Catalog, SESSION_STATE_METHODS } from './catalog.js';
+import { upstreamFailure } from './mcp-upstream.js';
 import type {
   McpListKind,
   McpRequestOptions,
@@ -126,7 +127,7 @@ export function stdioPool(
     if (at !== -1) sessions.splice(at, 1);
     if (listener === session) {
       listener = undefined;
-      void relisten();
+      relistenLater();
     }
   };
 
@@ -146,9 +147,15 @@ export function stdioPool(
     const session = listener?.state === 'ready' ? listener : ready();
     if (session === undefined) return;
     listener = session;
-    await session
-      .listen([...catalog.subscriptions])
-      .catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+    try {
+      await session.listen([...catalog.subscriptions]);
+    } catch (error) {
+      throw upstreamFailure(name, error, new AbortController().signal);
+    }
+  };
+  /** Re-listens in the background (start-up, or the listening process died): a failure is logged. */
+  const relistenLater = () => {
+    relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
   };
 
   const loader = (from: StdioSession, kind: McpListKind) => {
@@ -322,7 +329,7 @@ export function stdioPool(
         replenish();
       }
       catalog.set(connected.info(), await connected.loadLists(config.pool.startTimeout), false);
-      await relisten();
+      await relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
       healthTimer = setInterval(() => {
         for (const session of sessions) void checkHealth(session);
       }, config.pool.healthInterval);
