@@ -13,6 +13,11 @@ import { McpClient, declaredCapabilities } from './mcp-client.js';
 import { upstreamFailure } from './mcp-upstream.js';
 import type { McpListKind, McpRequestOptions, McpUpstream, McpUpstreamStats } from './mcp-upstream.js';
 
+/**
+ * Extra sessions opened for interactive calls while the main one already runs one: a human answering an
+ * elicitation may take minutes, and must not hold up every other client's interactive call.
+ */
+const MAX_INTERACTIVE_SESSIONS = 8;
 /** Backoff between attempts to reach a server that was down at start-up. */
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -24,8 +29,9 @@ const RETRY_MAX_MS = 30_000;
  * down is retried in the background instead of failing start-up. The era verdict is kept, so a reconnect
  * never probes again. Every call reuses the connection; when a 2025 server answers 404 (the session expired,
  * spec: "the client MUST start a new session"), one new session is opened for all waiting callers, its
- * session state (log level, subscriptions) replayed, and the call sent once more. Interactive calls (their
- * own log lines or server requests) take turns on the one session.
+ * session state (log level, subscriptions) replayed, and the call sent once more. An interactive call (its
+ * own log lines or, on 2025 sessions, server requests) runs alone among such calls on its session: while the
+ * main session runs one, up to 8 extra sessions are opened for others, then they take turns.
  */
 export function httpSession(name: string, config: HttpServerConfig, logger: Logger): McpUpstream {
   const log = logger.child({ mcpServer: name });
@@ -34,6 +40,9 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
   /** Verdict of the first connect; static headers are this server's only auth context. */
   let verdict: PriorDiscovery | undefined;
   let current: Promise<McpClient> | undefined;
+  /** Extra sessions for concurrent interactive calls, and how many are being opened. */
+  const extras: McpClient[] = [];
+  let extrasOpening = 0;
   let inFlight = 0;
   let started = 0;
   let restarts = 0;
@@ -105,6 +114,36 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     });
   };
 
+  /** The session for a call: the main one, unless it runs an interactive call and this call is one too. */
+  const connectionFor = async (options: McpRequestOptions): Promise<McpClient> => {
+    const main = await session();
+    if (!main.needsTurn(options) || !main.busyAttributed) return main;
+    const free = extras.find((extra) => !extra.busyAttributed);
+    if (free !== undefined) return free;
+    if (extras.length + extrasOpening >= MAX_INTERACTIVE_SESSIONS) return main; // it waits its turn there
+    extrasOpening++;
+    try {
+      const extra = await open();
+      if (closing) {
+        await extra.close();
+        throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+      }
+      extras.push(extra);
+      return extra;
+    } finally {
+      extrasOpening--;
+    }
+  };
+
+  /** Replaces an expired session: the main one for everybody, an extra one by dropping it. */
+  const replace = async (stale: McpClient, options: McpRequestOptions): Promise<McpClient> => {
+    const at = extras.indexOf(stale);
+    if (at === -1) return reestablish(stale);
+    extras.splice(at, 1);
+    stale.close().catch(() => {});
+    return connectionFor(options);
+  };
+
   const send = async (
     method: string,
     params: Record<string, unknown> | undefined,
@@ -112,7 +151,7 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
   ): Promise<Record<string, unknown>> => {
     inFlight++;
     try {
-      let mcp = await session();
+      let mcp = await connectionFor(options);
       for (let attempt = 1; ; attempt++) {
         try {
           return await mcp.request(method, params, options);
@@ -121,7 +160,7 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
           const expired = cause instanceof SdkHttpError && cause.status === 404;
           if (!expired || attempt > 1 || options.signal.aborted) throw error;
           log.info('MCP session expired; re-establishing');
-          mcp = await reestablish(mcp);
+          mcp = await replace(mcp, options);
         }
       }
     } finally {
@@ -207,7 +246,8 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       closing = true;
       clearTimeout(retryTimer);
       const mcp = await current?.catch(() => undefined);
-      await mcp?.close();
+      const all = mcp === undefined ? extras.splice(0) : [mcp, ...extras.splice(0)];
+      await Promise.all(all.map((client) => client.close()));
     },
   };
 }

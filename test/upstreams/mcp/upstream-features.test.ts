@@ -356,3 +356,33 @@ describe('a 2025-era stdio pool', () => {
     expect(JSON.stringify(result)).toMatch(/no client request of this connection can answer it/);
   });
 });
+
+describe('a 2025-era HTTP upstream', () => {
+  it('lets a second interactive call proceed while the first waits on its user', async () => {
+    const upstream = await startHttp('2025-11-25');
+    let releaseFirst!: () => void;
+    const firstMayAnswer = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const elicit = (who: string, before?: Promise<void>) =>
+      upstream.callTool(
+        'test_elicitation',
+        { message: `hello ${who}` },
+        {
+          ...options(),
+          idempotent: false,
+          clientCapabilities: { elicitation: {} },
+          onServerRequest: async () => {
+            await before;
+            return { action: 'accept', content: { username: who, email: `${who}@example.com` } };
+          },
+        },
+      );
+    // The first user answers only once the second one has: on one shared session this would never finish.
+    const first = elicit('alice', firstMayAnswer);
+    await expect.poll(() => upstream.stats().inFlight, { timeout: 10_000 }).toBe(1);
+    const second = await elicit('bob');
+    releaseFirst();
+    expect(textOf(second)).toContain('"username":"bob"');
+    expect(textOf(await first)).toContain('"username":"alice"');
+    expect(upstream.stats().started).toBe(2);
+  });
+});
