@@ -1,9 +1,15 @@
-// A real stdio MCP server with the quote (seed 003) and business-API (seed 000) tools, plus fault-injection tools.
+// A real stdio MCP server (both eras) with the quote (seed 003) and business-API (seed 000) tools, fault tools and the rest of MCP.
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  McpServer,
+  ResourceTemplate,
+  completable,
+  inputRequired,
+  inputResponse,
+} from '@modelcontextprotocol/server';
+import type { CallToolResult, McpRequestContext, McpServerFactory } from '@modelcontextprotocol/server';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { z } from 'zod';
 import { parseLatency } from './latency.js';
 import type { LatencySampler } from './latency.js';
@@ -18,7 +24,10 @@ export interface McpEmulatorOptions {
 /** What the `stats` tool returns. */
 export interface McpEmulatorStats {
   pid: number;
-  /** `initialize` handshakes completed by this process (1 for a pooled, pre-warmed child). */
+  /**
+   * Connections opened by this process: `initialize` handshakes (2025-11-25) plus 2026-07-28 connections
+   * (1 for a pooled, pre-warmed child).
+   */
   initializeCount: number;
   /** Tool calls handled so far, `stats` included. */
   calls: number;
@@ -29,9 +38,14 @@ export interface McpEmulatorStats {
 /** Largest `sleep` and `progress` run, so a test typo cannot park a child for hours. */
 const MAX_SLEEP_MS = 60_000;
 const MAX_STEPS = 1_000;
+/** Most tools or resources added at run time (`add_tool`, `add_resource`). */
+const MAX_ADDED = 100;
+/** Symbols the `quote://{symbol}` template and the `quote_brief` prompt complete. */
+const KNOWN_SYMBOLS = ['AAPL', 'ACME', 'AMZN', 'GOOG', 'MSFT', 'NVDA', 'TSLA'];
 
 /**
- * Builds the emulator's MCP server (not yet connected). Tools:
+ * Builds the emulator's server factory (one instance per stdio connection, sharing this process's counters
+ * and run-time additions). Tools:
  * - `get_quote {symbol}`, `get_quotes {symbols[]}` (seed 003), `list_appointments {date}`,
  *   `create_invoice {customer, amount}` (seed 000): wait the sampled latency, then answer with
  *   `structuredContent`; every answer carries `n`, this process's call counter, so callers can tell a
@@ -39,59 +53,111 @@ const MAX_STEPS = 1_000;
  * - `echo {text}` (no latency: the floor for benchmarks), `sleep {ms}` (honours cancellation),
  *   `crash` (exits mid-call), `hang` (never answers), `pid`, `progress {steps, intervalMs}` (progress
  *   notifications when the caller sent a progress token), `fail {message}` (an `isError` result),
- *   `add_tool {name}` (registers a tool, so the server sends `notifications/tools/list_changed`), `stats`.
+ *   `add_tool {name}` (registers a tool, so the server sends `notifications/tools/list_changed`), `stats`;
+ * - `log {count, level, intervalMs}` (log notifications during the call), `ask_llm {prompt}` (sampling),
+ *   `ask_user {question}` (elicitation), `list_roots` (roots), written once as `input_required` results:
+ *   2026-07-28 clients get them as rounds, 2025 sessions as real requests (the SDK's legacy shim);
+ * - `touch_resource` (bumps `emulator://watched`, sending `notifications/resources/updated`),
+ *   `add_resource {name}` (`notifications/resources/list_changed`), `long_report` (`execution.taskSupport:
+ *   required`, 2025-11-25 only: it must be run as a task, so a direct call is refused).
+ * Resources: `emulator://stats`, `emulator://watched` (subscribable), template `quote://{symbol}` (symbols
+ * complete). Prompts: `quote_brief {symbol}` (symbol completes), `daily_summary`. Logging.
  */
-export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
+export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServerFactory {
   const random = options.random ?? Math.random;
   const latencySpec = options.latency ?? '0ms';
   const latency: LatencySampler | undefined = /^0+(\.0+)?(ms|s|us)?$/.test(latencySpec)
     ? undefined
     : parseLatency(latencySpec);
   const stats: McpEmulatorStats = { pid: process.pid, initializeCount: 0, calls: 0, sleeping: 0 };
-  const server = new McpServer(
-    { name: 'slipstream-mcp-emulator', version: '1.0.0' },
-    { capabilities: { tools: { listChanged: true } } },
-  );
-  server.server.oninitialized = () => {
-    stats.initializeCount++;
-  };
+  const addedTools: string[] = [];
+  const addedResources: string[] = [];
+  let watchedVersion = 1;
 
-  const wait = (ms: number, signal: AbortSignal) =>
-    new Promise<void>((resolve, reject) => {
-      if (ms <= 0) return resolve();
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(new Error('cancelled'));
+  return (ctx: McpRequestContext) => {
+    const server = new McpServer(
+      { name: 'slipstream-mcp-emulator', version: '1.0.0' },
+      {
+        capabilities: {
+          tools: { listChanged: true },
+          resources: { subscribe: true, listChanged: true },
+          prompts: { listChanged: true },
+          completions: {},
+          logging: {},
+        },
+      },
+    );
+    if (ctx.era === 'modern') stats.initializeCount++;
+    else
+      server.server.oninitialized = () => {
+        stats.initializeCount++;
       };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  const slow = (signal: AbortSignal) => wait(latency === undefined ? 0 : latency(random), signal);
-  const structured = (value: Record<string, unknown>): CallToolResult => ({
-    content: [{ type: 'text', text: JSON.stringify(value) }],
-    structuredContent: value,
-  });
-  const count = () => ++stats.calls;
-
-  const quote = (symbol: string, n: number) => {
-    let hash = 0;
-    for (const char of symbol) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
-    return { symbol: symbol.toUpperCase(), price: 10 + (hash % 99_000) / 100, currency: 'USD', n };
+    const count = () => ++stats.calls;
+    const env: Env = { server, stats, count, latency, random, bumpWatched: () => ++watchedVersion };
+    registerBusinessTools(env);
+    registerFaultTools(env, addedTools);
+    registerInteractiveTools(env);
+    registerResources(env, addedResources, () => watchedVersion);
+    registerPrompts(server);
+    for (const name of addedTools) addEchoTool(server, name);
+    for (const name of addedResources) addExtraResource(server, name);
+    if (ctx.era === 'legacy') {
+      // 2025-11-25 subscriptions (2026-07-28 clients use subscriptions/listen, served by the SDK).
+      server.server.setRequestHandler('resources/subscribe', () => ({}));
+      server.server.setRequestHandler('resources/unsubscribe', () => ({}));
+    }
+    return server;
   };
+}
 
+interface Env {
+  server: McpServer;
+  stats: McpEmulatorStats;
+  count: () => number;
+  latency: LatencySampler | undefined;
+  random: () => number;
+  bumpWatched: () => number;
+}
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (ms <= 0) return resolve();
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new Error('cancelled'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const structured = (value: Record<string, unknown>): CallToolResult => ({
+  content: [{ type: 'text', text: JSON.stringify(value) }],
+  structuredContent: value,
+});
+const text = (value: string): CallToolResult => ({ content: [{ type: 'text', text: value }] });
+
+function quote(symbol: string, n: number) {
+  let hash = 0;
+  for (const char of symbol) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return { symbol: symbol.toUpperCase(), price: 10 + (hash % 99_000) / 100, currency: 'USD', n };
+}
+
+function registerBusinessTools({ server, count, latency, random }: Env): void {
+  const slow = (signal: AbortSignal) => wait(latency === undefined ? 0 : latency(random), signal);
   server.registerTool(
     'get_quote',
     {
       description: 'Latest quote for one ticker symbol.',
-      inputSchema: { symbol: z.string().min(1).max(16) },
+      inputSchema: z.object({ symbol: z.string().min(1).max(16) }),
       annotations: { readOnlyHint: true },
     },
-    async ({ symbol }, extra) => {
+    async ({ symbol }, ctx) => {
       const n = count();
-      await slow(extra.signal);
+      await slow(ctx.mcpReq.signal);
       return structured(quote(symbol, n));
     },
   );
@@ -99,12 +165,12 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
     'get_quotes',
     {
       description: 'Latest quotes for several ticker symbols in one call.',
-      inputSchema: { symbols: z.array(z.string().min(1).max(16)).min(1).max(100) },
+      inputSchema: z.object({ symbols: z.array(z.string().min(1).max(16)).min(1).max(100) }),
       annotations: { readOnlyHint: true },
     },
-    async ({ symbols }, extra) => {
+    async ({ symbols }, ctx) => {
       const n = count();
-      await slow(extra.signal);
+      await slow(ctx.mcpReq.signal);
       return structured({ quotes: symbols.map((s) => quote(s, n)), n });
     },
   );
@@ -112,12 +178,12 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
     'list_appointments',
     {
       description: 'Appointments on one day (YYYY-MM-DD).',
-      inputSchema: { date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD') },
+      inputSchema: z.object({ date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD') }),
       annotations: { readOnlyHint: true },
     },
-    async ({ date }, extra) => {
+    async ({ date }, ctx) => {
       const n = count();
-      await slow(extra.signal);
+      await slow(ctx.mcpReq.signal);
       const appointments = ['09:00', '11:30', '15:00'].map((time, i) => ({
         id: `${date}-${i + 1}`,
         start: `${date}T${time}:00Z`,
@@ -130,34 +196,36 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
     'create_invoice',
     {
       description: 'Creates an invoice (not idempotent).',
-      inputSchema: { customer: z.string().min(1), amount: z.number().positive() },
+      inputSchema: z.object({ customer: z.string().min(1), amount: z.number().positive() }),
     },
-    async ({ customer, amount }, extra) => {
+    async ({ customer, amount }, ctx) => {
       const n = count();
-      await slow(extra.signal);
+      await slow(ctx.mcpReq.signal);
       return structured({ invoiceId: `inv-${process.pid}-${n}`, customer, amount, status: 'open', n });
     },
   );
+}
 
+function registerFaultTools({ server, stats, count }: Env, addedTools: string[]): void {
   server.registerTool(
     'echo',
-    { description: 'Returns its text (no latency).', inputSchema: { text: z.string() } },
-    ({ text }) => {
+    { description: 'Returns its text (no latency).', inputSchema: z.object({ text: z.string() }) },
+    ({ text: value }) => {
       count();
-      return { content: [{ type: 'text', text }] };
+      return text(value);
     },
   );
   server.registerTool(
     'sleep',
     {
       description: 'Waits ms milliseconds; stops early when the call is cancelled.',
-      inputSchema: { ms: z.number().int().min(0).max(MAX_SLEEP_MS) },
+      inputSchema: z.object({ ms: z.number().int().min(0).max(MAX_SLEEP_MS) }),
     },
-    async ({ ms }, extra) => {
+    async ({ ms }, ctx) => {
       const n = count();
       stats.sleeping++;
       try {
-        await wait(ms, extra.signal);
+        await wait(ms, ctx.mcpReq.signal);
       } finally {
         stats.sleeping--;
       }
@@ -180,18 +248,18 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
     'progress',
     {
       description: 'Sends `steps` progress notifications, intervalMs apart, then answers.',
-      inputSchema: {
+      inputSchema: z.object({
         steps: z.number().int().min(1).max(MAX_STEPS),
         intervalMs: z.number().int().min(0).max(1_000).default(5),
-      },
+      }),
     },
-    async ({ steps, intervalMs }, extra) => {
+    async ({ steps, intervalMs }, ctx) => {
       const n = count();
-      const token = extra._meta?.progressToken;
+      const token = ctx.mcpReq._meta?.progressToken;
       for (let step = 1; step <= steps; step++) {
-        await wait(intervalMs, extra.signal);
+        await wait(intervalMs, ctx.mcpReq.signal);
         if (token !== undefined) {
-          await extra.sendNotification({
+          await ctx.mcpReq.notify({
             method: 'notifications/progress',
             params: { progressToken: token, progress: step, total: steps, message: `step ${step}` },
           });
@@ -202,8 +270,8 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
   );
   server.registerTool(
     'fail',
-    { description: 'Answers with a tool error (isError).', inputSchema: { message: z.string() } },
-    ({ message }) => {
+    { description: 'Answers with a tool error (isError).', inputSchema: z.object({ message: z.string() }) },
+    ({ message }): CallToolResult => {
       count();
       return { content: [{ type: 'text', text: message }], isError: true };
     },
@@ -212,35 +280,232 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServer {
     'add_tool',
     {
       description: 'Registers an echo tool under a new name (the server announces tools/list_changed).',
-      inputSchema: { name: z.string().regex(/^[a-z][a-z0-9_]{0,30}$/) },
+      inputSchema: z.object({ name: z.string().regex(/^[a-z][a-z0-9_]{0,30}$/) }),
     },
     ({ name }) => {
       count();
-      server.registerTool(name, { description: `echo registered at run time` }, () => ({
-        content: [{ type: 'text', text: name }],
-      }));
-      return { content: [{ type: 'text', text: `added ${name}` }] };
+      if (addedTools.length < MAX_ADDED && !addedTools.includes(name)) addedTools.push(name);
+      addEchoTool(server, name);
+      return text(`added ${name}`);
     },
   );
   server.registerTool('stats', { description: 'Counters of this process.' }, () => {
     count();
     return structured({ ...stats });
   });
-  return server;
+  const report = server.registerTool(
+    'long_report',
+    { description: 'A long report that must run as a task (execution.taskSupport: required).' },
+    (): CallToolResult => {
+      count();
+      // Spec 2025-11-25 server/tools: a taskSupport "required" tool is invoked as a task, never directly.
+      return { isError: true, content: [{ type: 'text', text: 'long_report must be invoked as a task' }] };
+    },
+  );
+  report.execution = { taskSupport: 'required' };
 }
 
-/** Serves the emulator on stdin/stdout until stdin closes. Diagnostics go to stderr (stdout is the protocol). */
+function registerInteractiveTools({ server, count }: Env): void {
+  const levels = ['debug', 'info', 'notice', 'warning', 'error'] as const;
+  server.registerTool(
+    'log',
+    {
+      description: 'Sends `count` log notifications at `level`, intervalMs apart, during the call.',
+      inputSchema: z.object({
+        count: z.number().int().min(1).max(MAX_STEPS),
+        level: z.enum(levels).default('info'),
+        intervalMs: z.number().int().min(0).max(1_000).default(5),
+      }),
+    },
+    async ({ count: lines, level, intervalMs }, ctx) => {
+      const n = count();
+      for (let line = 1; line <= lines; line++) {
+        await ctx.mcpReq.log(level, `log line ${line} of ${lines}`, 'emulator');
+        if (line < lines) await wait(intervalMs, ctx.mcpReq.signal);
+      }
+      return structured({ lines, n });
+    },
+  );
+  server.registerTool(
+    'ask_llm',
+    {
+      description: 'Asks the client to sample an LLM answer to `prompt` (sampling).',
+      inputSchema: z.object({ prompt: z.string().min(1) }),
+    },
+    ({ prompt }, ctx) => {
+      const reply = inputResponse(ctx.mcpReq.inputResponses, 'answer');
+      if (reply.kind !== 'sampling') {
+        return inputRequired({
+          inputRequests: {
+            answer: inputRequired.createMessage({
+              messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
+              maxTokens: 200,
+            }),
+          },
+        });
+      }
+      count();
+      const content = reply.result.content;
+      return text(
+        !Array.isArray(content) && content.type === 'text' ? content.text : JSON.stringify(content),
+      );
+    },
+  );
+  server.registerTool(
+    'ask_user',
+    {
+      description: 'Asks the user `question` and answers with their reply (elicitation).',
+      inputSchema: z.object({ question: z.string().min(1) }),
+    },
+    ({ question }, ctx) => {
+      const reply = inputResponse(ctx.mcpReq.inputResponses, 'reply');
+      if (reply.kind !== 'elicit') {
+        return inputRequired({
+          inputRequests: {
+            reply: inputRequired.elicit({
+              message: question,
+              requestedSchema: {
+                type: 'object',
+                properties: { answer: { type: 'string' } },
+                required: ['answer'],
+              },
+            }),
+          },
+        });
+      }
+      count();
+      const answer = reply.content?.answer;
+      return text(reply.action !== 'accept' ? `(${reply.action})` : typeof answer === 'string' ? answer : '');
+    },
+  );
+  server.registerTool(
+    'list_roots',
+    { description: 'Asks the client for its roots and lists their URIs.' },
+    (ctx) => {
+      const reply = inputResponse(ctx.mcpReq.inputResponses, 'roots');
+      if (reply.kind !== 'roots')
+        return inputRequired({ inputRequests: { roots: inputRequired.listRoots() } });
+      count();
+      return text(reply.roots.map((root) => root.uri).join('\n'));
+    },
+  );
+}
+
+function registerResources(
+  { server, stats, bumpWatched }: Env,
+  addedResources: string[],
+  watched: () => number,
+): void {
+  server.registerResource(
+    'stats',
+    'emulator://stats',
+    { description: 'Counters of this process (JSON).', mimeType: 'application/json' },
+    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(stats) }] }),
+  );
+  server.registerResource(
+    'watched',
+    'emulator://watched',
+    { description: 'A text whose version `touch_resource` bumps (subscribe to it).', mimeType: 'text/plain' },
+    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `version ${watched()}` }] }),
+  );
+  server.registerResource(
+    'quote',
+    new ResourceTemplate('quote://{symbol}', {
+      list: undefined,
+      complete: { symbol: (value) => KNOWN_SYMBOLS.filter((s) => s.startsWith(value.toUpperCase())) },
+    }),
+    { description: 'The latest quote for a symbol (JSON).', mimeType: 'application/json' },
+    (uri, variables) => ({
+      contents: [
+        {
+          uri: uri.href,
+          mimeType: 'application/json',
+          text: JSON.stringify(quote(String(variables.symbol), stats.calls)),
+        },
+      ],
+    }),
+  );
+  server.registerTool(
+    'touch_resource',
+    { description: 'Bumps emulator://watched (resources/updated).' },
+    async () => {
+      const version = bumpWatched();
+      await server.server.sendResourceUpdated({ uri: 'emulator://watched' });
+      return structured({ uri: 'emulator://watched', version });
+    },
+  );
+  server.registerTool(
+    'add_resource',
+    {
+      description: 'Adds emulator://extra/<name> (the server announces resources/list_changed).',
+      inputSchema: z.object({ name: z.string().regex(/^[a-z][a-z0-9_]{0,30}$/) }),
+    },
+    ({ name }) => {
+      if (addedResources.length < MAX_ADDED && !addedResources.includes(name)) addedResources.push(name);
+      addExtraResource(server, name);
+      return text(`added emulator://extra/${name}`);
+    },
+  );
+}
+
+function registerPrompts(server: McpServer): void {
+  server.registerPrompt(
+    'quote_brief',
+    {
+      description: 'Asks for a short brief on one symbol.',
+      argsSchema: z.object({
+        symbol: completable(z.string().describe('Ticker symbol'), (value) =>
+          KNOWN_SYMBOLS.filter((s) => s.startsWith(value.toUpperCase())),
+        ),
+      }),
+    },
+    ({ symbol }) => ({
+      messages: [
+        {
+          role: 'user',
+          content: { type: 'text', text: `Write a two-line brief on ${symbol.toUpperCase()}.` },
+        },
+      ],
+    }),
+  );
+  server.registerPrompt('daily_summary', { description: "Summarises today's appointments." }, () => ({
+    messages: [{ role: 'user', content: { type: 'text', text: "Summarise today's appointments." } }],
+  }));
+}
+
+function addEchoTool(server: McpServer, name: string): void {
+  try {
+    server.registerTool(name, { description: 'echo registered at run time' }, () => text(name));
+  } catch {
+    // already registered on this connection
+  }
+}
+
+function addExtraResource(server: McpServer, name: string): void {
+  try {
+    server.registerResource(
+      name,
+      `emulator://extra/${name}`,
+      { description: 'added at run time' },
+      (uri) => ({
+        contents: [{ uri: uri.href, text: name }],
+      }),
+    );
+  } catch {
+    // already registered on this connection
+  }
+}
+
+/** Serves the emulator on stdin/stdout until stdin closes (either era). Diagnostics go to stderr (stdout is the protocol). */
 export async function runMcpEmulator(options: McpEmulatorOptions = {}): Promise<void> {
-  const server = createMcpEmulator(options);
-  const transport = new StdioServerTransport();
-  // The client closing our stdin is the MCP stdio shutdown signal (spec 2025-06-18, lifecycle/shutdown).
+  const handle = serveStdio(createMcpEmulator(options));
+  // The client closing our stdin is the MCP stdio shutdown signal (spec 2025-11-25 basic/lifecycle#shutdown).
   process.stdin.once('end', () => {
-    server.close().then(
+    handle.close().then(
       () => process.exit(0),
       () => process.exit(1),
     );
   });
-  await server.connect(transport);
   process.stderr.write(`mcp emulator ready (pid ${process.pid})\n`);
 }
 

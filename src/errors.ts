@@ -35,6 +35,8 @@ const CODES = {
   GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602, client: false },
   GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602, client: true },
   GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002, client: false },
+  /** An MCP server rejected the request as the client's fault (`data.rpcCode`: -32602, -32601, -32021...). */
+  GW_MCP_REQUEST_REJECTED: { status: 400, rpc: -32602, client: true },
   /** An MCP tool answered `isError` where an answer was needed (a fan-out member). */
   GW_TOOL_ERROR: { status: 502, rpc: -32002, client: false },
   /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */

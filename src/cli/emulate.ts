@@ -69,7 +69,9 @@ export function registerEmulate(program: Command): void {
     });
   emulate
     .command('mcp')
-    .description('a stdio MCP server with quote, business-API and fault tools (spawned by an MCP pool)')
+    .description(
+      'a stdio MCP server (2025-11-25 and 2026-07-28) with quote, business-API and fault tools, resources, prompts, completions, logging and sampling/elicitation/roots tools',
+    )
     .option(
       '--latency <spec>',
       'latency of the quote and business tools',

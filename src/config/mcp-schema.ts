@@ -30,7 +30,23 @@ const toolPolicy = z.strictObject({
   concurrency: z.number().int().min(1).max(100_000).optional(),
 });
 
+/** The MCP eras an upstream may speak; `auto` asks the server (`server/discover`, spec 2026-07-28). */
+const era = z.enum(['auto', '2025-11-25', '2026-07-28']);
+
 const common = {
+  /**
+   * The protocol era to speak: `auto` (default) probes `server/discover` once per server and falls back to
+   * the 2025-11-25 `initialize` handshake; a revision pins it (a server that does not speak it fails to start).
+   */
+  era: era.default('auto'),
+  /**
+   * Server→client requests the gateway relays to downstream clients, declared to this server on 2025-11-25
+   * connections (the union: a request for a capability the calling client lacks is refused with -32601).
+   * On 2026-07-28 each request declares exactly its client's capabilities instead.
+   */
+  clientCapabilities: z
+    .array(z.enum(['sampling', 'elicitation', 'roots']))
+    .default(['sampling', 'elicitation', 'roots']),
   /** Default deadline of a tool call on this server. */
   timeout: duration.default(30_000),
   /** Per-tool policies, by the tool's name on the server (not the namespaced one). */
@@ -129,3 +145,4 @@ export type ToolPolicyConfig = z.output<typeof toolPolicy>;
 
 /** The policies of a tool that has no entry under its server's `tools`. */
 export const DEFAULT_TOOL_POLICY: ToolPolicyConfig = toolPolicy.parse({});
+export type McpEraSetting = z.output<typeof era>;

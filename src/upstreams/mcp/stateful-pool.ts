@@ -1,14 +1,15 @@
 // Stateful stdio MCP servers: one process per client session, spawned on the session's first call.
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, PriorDiscovery } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { events, publish } from '../../telemetry/events.js';
-import type { McpUpstream, McpUpstreamStats, ToolCallOptions } from './mcp-upstream.js';
+import { Catalog } from './catalog.js';
+import type { McpRequestOptions, McpUpstream, McpUpstreamStats, ToolCallOptions } from './mcp-upstream.js';
 import { StdioSession } from './stdio-session.js';
 
 interface Owned {
-  /** Resolves once the process is initialized. */
+  /** Resolves once the process is connected. */
   ready: Promise<StdioSession>;
   /** Set once `ready` resolved. */
   session: StdioSession | undefined;
@@ -19,18 +20,19 @@ const ANONYMOUS = 'anonymous';
 
 /**
  * Builds the upstream for a `stateful: true` stdio server: each client session gets its own process (and
- * so its own server-side state), initialized once on its first call and closed when the session ends.
- * At most `pool.max` processes live at once; making room closes the least recently used idle one, and
- * when every process is busy the call fails with `GW_BULKHEAD_FULL`. A process that dies takes its
- * session's state with it: in-flight calls fail with `GW_MCP_SERVER_CRASHED`, the next call starts afresh.
- * `start()` runs one short-lived process to load `tools/list`.
+ * so its own server-side state: subscriptions and log level included), connected once on its first call and
+ * closed when the session ends. At most `pool.max` processes live at once; making room closes the least
+ * recently used idle one, and when every process is busy the call fails with `GW_BULKHEAD_FULL`. A process
+ * that dies takes its session's state with it: in-flight calls fail with `GW_MCP_SERVER_CRASHED`, the next
+ * call starts afresh. `start()` runs one short-lived process to settle the era (probed once, then reused by
+ * every session's process) and load the lists.
  */
 export function statefulPool(name: string, config: StdioServerConfig, logger: Logger): McpUpstream {
   const log = logger.child({ mcpServer: name });
   /** Insertion order is recency order. */
   const owners = new Map<string, Owned>();
-  const listeners: Array<() => void> = [];
-  let toolList: Tool[] = [];
+  const catalog = new Catalog(log);
+  let verdict: PriorDiscovery | undefined;
   let started = 0;
   let restarts = 0;
   let closing = false;
@@ -44,23 +46,19 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
     const session: StdioSession = new StdioSession({
       server: name,
       config,
+      prior: verdict,
       logger,
       onExit: (exited) => {
         restarts++;
         publish(events.mcpProcess, { server: name, event: 'exited', pid: exited.pid });
         forget(exited);
       },
-      onToolsChanged: () => {
-        session.listTools(config.pool.startTimeout).then(
-          (tools) => {
-            toolList = tools;
-            for (const listener of listeners) listener();
-          },
-          (error: unknown) => log.warn({ err: error }, 'tools/list refresh failed'),
-        );
-      },
+      onListChanged: (from, kind) =>
+        catalog.refresh(kind, () => from.loadList(kind, config.pool.startTimeout)),
+      onResourceUpdated: (uri) => catalog.resourceUpdated(uri),
     });
-    await session.start(config.pool.startTimeout);
+    const settled = await session.start(config.pool.startTimeout);
+    verdict ??= settled;
     publish(events.mcpProcess, { server: name, event: 'started', pid: session.pid });
     return session;
   };
@@ -78,6 +76,7 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
   };
 
   const sessionFor = (key: string): Promise<StdioSession> => {
+    if (closing) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
     const found = owners.get(key);
     if (found !== undefined && found.session?.state !== 'dead') {
       owners.delete(key);
@@ -96,6 +95,11 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
       (session) => {
         owned.session = session;
         if (closing || owners.get(key) !== owned) session.close().catch(() => {});
+        else if (session.info().era === 'modern') {
+          session
+            .listen([])
+            .catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+        }
       },
       () => {
         if (owners.get(key) === owned) owners.delete(key);
@@ -105,24 +109,38 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
     return owned.ready;
   };
 
+  const on = async <T>(options: McpRequestOptions, send: (session: StdioSession) => Promise<T>): Promise<T> =>
+    send(await sessionFor(options.session ?? ANONYMOUS));
+
   return {
     name,
     async start() {
       const discovery = await spawn();
       try {
-        toolList = await discovery.listTools(config.pool.startTimeout);
+        catalog.set(discovery.info(), await discovery.loadLists(config.pool.startTimeout), false);
       } finally {
         await discovery.close();
       }
     },
-    tools: () => toolList,
+    info: () => catalog.info(),
+    tools: () => catalog.tools(),
+    resources: () => catalog.resources(),
+    resourceTemplates: () => catalog.resourceTemplates(),
+    prompts: () => catalog.prompts(),
+    listCacheHint: (kind) => catalog.cacheHint(kind),
     onToolsChanged(listener) {
-      listeners.push(listener);
+      catalog.onListChanged((kind) => {
+        if (kind === 'tools') listener();
+      });
     },
-    async callTool(tool, args, options: ToolCallOptions): Promise<CallToolResult> {
-      if (closing) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
-      const session = await sessionFor(options.session ?? ANONYMOUS);
-      return session.callTool(tool, args, options);
+    onListChanged: (listener) => catalog.onListChanged(listener),
+    onResourceUpdated: (listener) => catalog.onResourceUpdated(listener),
+    callTool(tool, args, options: ToolCallOptions): Promise<CallToolResult> {
+      return on(options, (session) => session.callTool(tool, args, options));
+    },
+    request(method, params, options) {
+      // Session state (subscriptions, log level) belongs to the session's own process: sent there as is.
+      return on(options, (session) => session.request(method, params, options));
     },
     endSession(key) {
       const owned = owners.get(key);
@@ -143,7 +161,7 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
         if (session.state === 'ready') ready++;
         if (session.pid !== undefined) pids.push(session.pid);
       }
-      return { server: name, ready, inFlight, started, restarts, pids };
+      return { server: name, ready, inFlight, started, restarts, pids, era: catalog.info()?.era };
     },
     async close() {
       closing = true;

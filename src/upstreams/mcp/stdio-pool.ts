@@ -1,10 +1,18 @@
 // Supervised pool of stdio MCP processes: pre-warmed, least-in-flight, restarted with backoff, hung ones recycled.
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, PriorDiscovery } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { events, publish } from '../../telemetry/events.js';
-import type { McpUpstream, McpUpstreamStats, ToolCallOptions } from './mcp-upstream.js';
+import { Catalog, SESSION_STATE_METHODS } from './catalog.js';
+import { upstreamFailure } from './mcp-upstream.js';
+import type {
+  McpListKind,
+  McpRequestOptions,
+  McpUpstream,
+  McpUpstreamStats,
+  ToolCallOptions,
+} from './mcp-upstream.js';
 import { StdioSession } from './stdio-session.js';
 
 export interface StdioPoolOptions {
@@ -25,9 +33,15 @@ interface Waiter {
 }
 
 /**
- * Builds the pool for one stdio server. `start()` spawns `pool.min` processes and runs `initialize` once
- * on each; every call then goes to the ready process with the fewest calls in flight (the SDK Client
- * multiplexes them by JSON-RPC id), and a process is added, up to `pool.max`, when all have `maxInFlight`.
+ * Builds the pool for one stdio server. `start()` spawns `pool.min` processes and connects each once; the
+ * era is settled by the first (`era: auto` probes `server/discover`, spec 2026-07-28) and every later process
+ * connects with that verdict, so a pool probes once, not per process. Every call then goes to the ready
+ * process with the fewest calls in flight (the SDK Client multiplexes them by JSON-RPC id), and a process is
+ * added, up to `pool.max`, when all have `maxInFlight`. A call that wants its own log lines or server
+ * requests (an interactive call) goes to a process with no other such call, since nothing on the stdio wire
+ * says which call a server request belongs to; the pool grows for them too. Session-state requests
+ * (`logging/setLevel`, `resources/subscribe`) reach every process and are replayed to new ones; on
+ * 2026-07-28 subscriptions ride one process's `subscriptions/listen` stream.
  * A process that exits is replaced after a jittered exponential backoff while it keeps dying young; its
  * in-flight calls fail with `GW_MCP_SERVER_CRASHED`, or run once more elsewhere when the tool is idempotent.
  * Every process is pinged each `healthInterval` (and at once after a call hits its deadline); one that does
@@ -45,8 +59,11 @@ export function stdioPool(
   const startedAt = new WeakMap<StdioSession, number>();
   const checking = new WeakSet<StdioSession>();
   const waiters = new Set<Waiter>();
-  const listeners: Array<() => void> = [];
-  let toolList: Tool[] = [];
+  const catalog = new Catalog(log);
+  /** The era verdict of the first process; every later one connects with it (no second probe). */
+  let verdict: PriorDiscovery | undefined;
+  /** The 2026-07-28 process whose `subscriptions/listen` stream carries change notifications. */
+  let listener: StdioSession | undefined;
   /** Restarts scheduled but not yet spawned (they hold a pool slot). */
   let reserved = 0;
   let started = 0;
@@ -56,16 +73,20 @@ export function stdioPool(
   /** Restarts waiting out their backoff: cleared on close, so shutdown never spawns a process. */
   const restartTimers = new Set<NodeJS.Timeout>();
   let healthTimer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
-  let refreshAgain = false;
 
-  const ready = (): StdioSession | undefined => {
+  /** The ready process with the fewest calls in flight; for an interactive call, one without another. */
+  const ready = (options?: McpRequestOptions): StdioSession | undefined => {
     let best: StdioSession | undefined;
+    let bestFree: StdioSession | undefined;
     for (const session of sessions) {
-      if (session.state === 'ready' && (best === undefined || session.inFlight < best.inFlight))
-        best = session;
+      if (session.state !== 'ready') continue;
+      if (best === undefined || session.inFlight < best.inFlight) best = session;
+      if (!session.busyAttributed && (bestFree === undefined || session.inFlight < bestFree.inFlight))
+        bestFree = session;
     }
-    return best;
+    if (options === undefined || best === undefined || !best.needsTurn(options)) return best;
+    if (bestFree === undefined) growForInteractive();
+    return bestFree ?? best;
   };
 
   const spawn = async (): Promise<StdioSession> => {
@@ -73,13 +94,17 @@ export function stdioPool(
     const session: StdioSession = new StdioSession({
       server: name,
       config,
+      prior: verdict,
       logger,
       onExit: lost,
-      onToolsChanged: () => refreshTools(session),
+      onListChanged: (from, kind) => catalog.refresh(kind, loader(from, kind)),
+      onResourceUpdated: (uri) => catalog.resourceUpdated(uri),
     });
     sessions.push(session);
     try {
-      await session.start(config.pool.startTimeout);
+      const settled = await session.start(config.pool.startTimeout);
+      verdict ??= settled;
+      if (session.state === 'ready') await replay(session);
     } catch (error) {
       remove(session);
       throw error;
@@ -100,6 +125,42 @@ export function stdioPool(
   const remove = (session: StdioSession) => {
     const at = sessions.indexOf(session);
     if (at !== -1) sessions.splice(at, 1);
+    if (listener === session) {
+      listener = undefined;
+      relistenLater();
+    }
+  };
+
+  /** A fresh 2025 process gets the pool's session state (log level, subscriptions) as soon as it starts. */
+  const replay = async (session: StdioSession) => {
+    if (verdict?.kind === 'modern') return;
+    for (const { method, params } of catalog.replay()) {
+      await session
+        .request(method, params, { signal: AbortSignal.timeout(config.pool.startTimeout) })
+        .catch((error: unknown) => log.warn({ err: error, method }, 'MCP session state not replayed'));
+    }
+  };
+
+  /** 2026-07-28: (re)opens the listen stream on one ready process with the current subscriptions. */
+  const relisten = async (): Promise<void> => {
+    if (closing || verdict?.kind !== 'modern') return;
+    const session = listener?.state === 'ready' ? listener : ready();
+    if (session === undefined) return;
+    listener = session;
+    try {
+      await session.listen([...catalog.subscriptions]);
+    } catch (error) {
+      throw upstreamFailure(name, error, new AbortController().signal);
+    }
+  };
+  /** Re-listens in the background (start-up, or the listening process died): a failure is logged. */
+  const relistenLater = () => {
+    relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+  };
+
+  const loader = (from: StdioSession, kind: McpListKind) => {
+    const session = from.state === 'ready' ? from : ready();
+    return session === undefined ? undefined : () => session.loadList(kind, config.pool.startTimeout);
   };
 
   /** A process exited unexpectedly (or was recycled): replace it when the pool fell below `min`. */
@@ -139,12 +200,19 @@ export function stdioPool(
     restartTimers.add(timer);
   };
 
-  /** Adds a process when every ready one is saturated and the pool may grow. */
-  const growIfSaturated = (least: StdioSession) => {
-    if (least.inFlight < config.pool.maxInFlight || sessions.length + reserved >= config.pool.max) return;
+  const grow = () => {
+    if (sessions.length + reserved >= config.pool.max) return;
     spawn().catch((error: unknown) => {
       if (!closing) log.error({ err: error }, 'MCP server process failed to start');
     });
+  };
+  /** Adds a process when every ready one is saturated and the pool may grow. */
+  const growIfSaturated = (least: StdioSession) => {
+    if (least.inFlight >= config.pool.maxInFlight) grow();
+  };
+  /** Adds a process when every one already runs an interactive call (unless one is starting). */
+  const growForInteractive = () => {
+    if (!sessions.some((session) => session.state === 'starting')) grow();
   };
 
   const waitForSession = (signal: AbortSignal): Promise<StdioSession> => {
@@ -194,63 +262,102 @@ export function stdioPool(
     }
   };
 
-  const refreshTools = (from?: StdioSession) => {
-    if (refreshing !== undefined) {
-      refreshAgain = true;
-      return;
+  /**
+   * Runs `send` on a ready process (waiting for one during a restart); a call lost to a crash is sent once
+   * more elsewhere when `idempotent`, and one that hit its deadline triggers a health check.
+   */
+  const onSession = async <T>(
+    options: McpRequestOptions,
+    idempotent: boolean,
+    send: (session: StdioSession) => Promise<T>,
+  ): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      const session = ready(options) ?? (await waitForSession(options.signal));
+      growIfSaturated(session);
+      try {
+        return await send(session);
+      } catch (error) {
+        const code = error instanceof GatewayError ? error.code : undefined;
+        if (code === 'GW_UPSTREAM_TIMEOUT') void checkHealth(session);
+        const retry = code === 'GW_MCP_SERVER_CRASHED' && idempotent && attempt === 1;
+        if (!retry || options.signal.aborted) throw error;
+      }
     }
-    const session = from?.state === 'ready' ? from : ready();
-    if (session === undefined) return;
-    refreshing = session
-      .listTools(config.pool.startTimeout)
-      .then((tools) => {
-        toolList = tools;
-        for (const listener of listeners) listener();
-      })
-      .catch((error: unknown) => log.warn({ err: error }, 'tools/list refresh failed'))
-      .finally(() => {
-        refreshing = undefined;
-        if (refreshAgain) {
-          refreshAgain = false;
-          refreshTools();
-        }
-      });
+  };
+
+  /** `logging/setLevel`, `resources/(un)subscribe`: every 2025 process; the listen stream on 2026-07-28. */
+  const sessionState = async (
+    method: string,
+    params: Record<string, unknown> | undefined,
+    options: McpRequestOptions,
+  ): Promise<Record<string, unknown>> => {
+    try {
+      catalog.remember(method, params);
+    } catch (error) {
+      throw new GatewayError('GW_BULKHEAD_FULL', `MCP server "${name}": ${(error as Error).message}`);
+    }
+    if (verdict?.kind === 'modern') {
+      // 2026-07-28 removed these methods: subscriptions ride subscriptions/listen, the log level each request's _meta.
+      if (method !== 'logging/setLevel') await relisten();
+      return {};
+    }
+    const live = sessions.filter((session) => session.state === 'ready');
+    if (live.length === 0) await waitForSession(options.signal);
+    const results = await Promise.all(
+      sessions
+        .filter((session) => session.state === 'ready')
+        .map((session) => session.request(method, params, options)),
+    );
+    return results[0] ?? {};
   };
 
   return {
     name,
     async start() {
-      const results = await Promise.allSettled(Array.from({ length: config.pool.min }, spawn));
+      // The first process settles the era; the others connect with its verdict (one probe per pool).
+      const first = await spawn().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const results = await Promise.allSettled(Array.from({ length: config.pool.min - 1 }, spawn));
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      const first = ready();
-      if (first === undefined) throw failed[0]?.reason ?? shuttingDown();
-      if (failed.length > 0) {
-        log.error({ err: failed[0]!.reason }, `${failed.length} MCP server process(es) failed to start`);
+      const connected = ready();
+      if (connected === undefined) throw first ?? failed[0]?.reason ?? shuttingDown();
+      if (first !== undefined || failed.length > 0) {
+        const count = failed.length + (first === undefined ? 0 : 1);
+        log.error({ err: first ?? failed[0]!.reason }, `${count} MCP server process(es) failed to start`);
         replenish();
       }
-      toolList = await first.listTools(config.pool.startTimeout);
+      catalog.set(connected.info(), await connected.loadLists(config.pool.startTimeout), false);
+      await relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
       healthTimer = setInterval(() => {
         for (const session of sessions) void checkHealth(session);
       }, config.pool.healthInterval);
       healthTimer.unref();
     },
-    tools: () => toolList,
+    info: () => catalog.info(),
+    tools: () => catalog.tools(),
+    resources: () => catalog.resources(),
+    resourceTemplates: () => catalog.resourceTemplates(),
+    prompts: () => catalog.prompts(),
+    listCacheHint: (kind) => catalog.cacheHint(kind),
     onToolsChanged(listener) {
-      listeners.push(listener);
+      catalog.onListChanged((kind) => {
+        if (kind === 'tools') listener();
+      });
     },
-    async callTool(tool, args, callOptions: ToolCallOptions): Promise<CallToolResult> {
-      for (let attempt = 1; ; attempt++) {
-        const session = ready() ?? (await waitForSession(callOptions.signal));
-        growIfSaturated(session);
-        try {
-          return await session.callTool(tool, args, callOptions);
-        } catch (error) {
-          const code = error instanceof GatewayError ? error.code : undefined;
-          if (code === 'GW_UPSTREAM_TIMEOUT') void checkHealth(session);
-          const retry = code === 'GW_MCP_SERVER_CRASHED' && callOptions.idempotent && attempt === 1;
-          if (!retry || callOptions.signal.aborted) throw error;
-        }
-      }
+    onListChanged: (listener) => catalog.onListChanged(listener),
+    onResourceUpdated: (listener) => catalog.onResourceUpdated(listener),
+    callTool(tool, args, callOptions: ToolCallOptions): Promise<CallToolResult> {
+      return onSession(callOptions, callOptions.idempotent, (session) =>
+        session.callTool(tool, args, callOptions),
+      );
+    },
+    request(method, params, requestOptions) {
+      if (closing) return Promise.reject(shuttingDown());
+      if (SESSION_STATE_METHODS.has(method)) return sessionState(method, params, requestOptions);
+      // Reads (resources/read, prompts/get, completion/complete) change nothing: one resend after a crash.
+      return onSession(requestOptions, true, (session) => session.request(method, params, requestOptions));
     },
     stats(): McpUpstreamStats {
       let inFlight = 0;
@@ -261,7 +368,7 @@ export function stdioPool(
         if (session.state === 'ready') readyCount++;
         if (session.pid !== undefined) pids.push(session.pid);
       }
-      return { server: name, ready: readyCount, inFlight, started, restarts, pids };
+      return { server: name, ready: readyCount, inFlight, started, restarts, pids, era: catalog.info()?.era };
     },
     async close() {
       closing = true;

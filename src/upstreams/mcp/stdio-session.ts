@@ -1,40 +1,42 @@
-// One supervised stdio MCP child process: spawned and initialized once, then multiplexes many calls.
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { CallToolResultSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+// One supervised stdio MCP child process: spawned and connected once, then multiplexes many calls.
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import type { CallToolResult, PriorDiscovery } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
-import { NO_SDK_TIMEOUT_MS, upstreamFailure } from './mcp-upstream.js';
-import type { ToolCallOptions } from './mcp-upstream.js';
+import { McpClient, declaredCapabilities } from './mcp-client.js';
+import type { LoadedList, LoadedLists } from './mcp-client.js';
+import type { McpListKind, McpRequestOptions, McpServerInfo } from './mcp-upstream.js';
 
 export type SessionState = 'starting' | 'ready' | 'closing' | 'dead';
 
 export interface StdioSessionOptions {
   server: string;
   config: StdioServerConfig;
+  /** The pool's era verdict from an earlier process: this one skips the probe. */
+  prior?: PriorDiscovery;
   /** Child stderr lines are logged here, tagged with the server name and pid. */
   logger: Logger;
   /** The process exited without being asked to (crash, kill -9) or was recycled. */
   onExit: (session: StdioSession) => void;
-  onToolsChanged: () => void;
+  onListChanged: (session: StdioSession, kind: McpListKind) => void;
+  onResourceUpdated: (uri: string) => void;
 }
 
 /** Longest stderr line kept; the rest of a longer line is dropped (a child must not grow our memory). */
 const MAX_STDERR_LINE = 4_096;
 
 /**
- * A child process speaking MCP over stdio (spec 2025-06-18, transports/stdio) through the SDK Client, which
- * multiplexes concurrent requests by JSON-RPC id. `inFlight` drives least-in-flight selection in the pool.
- * Shutdown follows the spec: close stdin, then SIGTERM, then SIGKILL.
+ * A child process speaking MCP over stdio (spec 2025-11-25 basic/transports#stdio) through the v2 SDK
+ * Client, which multiplexes concurrent requests by JSON-RPC id, in whichever era the pool settled on.
+ * `inFlight` drives least-in-flight selection in the pool. Shutdown follows the spec: close stdin, then
+ * SIGTERM, then SIGKILL.
  */
 export class StdioSession {
   state: SessionState = 'starting';
-  inFlight = 0;
   /** Why this session ended, given to calls that were in flight. */
   private failure: GatewayError | undefined;
-  private readonly client: Client;
+  private readonly mcp: McpClient;
   private readonly transport: StdioClientTransport;
   private lastPid: number | undefined;
 
@@ -47,10 +49,17 @@ export class StdioSession {
       cwd: config.cwd,
       stderr: 'pipe',
     });
-    this.client = new Client({ name: 'slipstream', version: '0.1.0' });
-    this.client.onclose = () => this.closed();
-    this.client.onerror = () => {}; // transport noise; failures reach the calls themselves
-    this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => options.onToolsChanged());
+    const log = options.logger.child({ mcpServer: options.server });
+    this.mcp = new McpClient({
+      server: options.server,
+      era: config.era,
+      prior: options.prior,
+      declared: declaredCapabilities(config.clientCapabilities),
+      onListChanged: (kind) => options.onListChanged(this, kind),
+      onResourceUpdated: options.onResourceUpdated,
+      onUnattributedLog: (params) => log.debug({ pid: this.pid, mcpLog: params }, 'MCP server log line'),
+    });
+    this.mcp.client.onclose = () => this.closed();
     this.pipeStderr();
   }
 
@@ -59,14 +68,28 @@ export class StdioSession {
     return this.transport.pid ?? this.lastPid;
   }
 
-  /** Spawns the process and runs `initialize` (once for the life of the process). */
-  async start(timeoutMs: number): Promise<void> {
+  get inFlight(): number {
+    return this.mcp.inFlight;
+  }
+
+  /** An attributed (interactive) call runs or waits here: the pool sends other such calls elsewhere. */
+  get busyAttributed(): boolean {
+    return this.mcp.busyAttributed;
+  }
+
+  needsTurn(options: McpRequestOptions): boolean {
+    return this.mcp.needsTurn(options);
+  }
+
+  /** Spawns the process and opens the MCP connection (once for its life); resolves with the era verdict. */
+  async start(timeoutMs: number): Promise<PriorDiscovery> {
     try {
-      const connecting = this.client.connect(this.transport, { timeout: timeoutMs });
-      this.lastPid = this.transport.pid ?? undefined; // spawned synchronously by connect()
-      await connecting;
+      const connecting = this.mcp.connect(this.transport, timeoutMs);
+      this.lastPid = this.transport.pid ?? undefined;
+      const verdict = await connecting;
       this.lastPid ??= this.transport.pid ?? undefined;
       if (this.state === 'starting') this.state = 'ready';
+      return verdict;
     } catch (error) {
       this.kill();
       throw new GatewayError(
@@ -77,52 +100,46 @@ export class StdioSession {
     }
   }
 
-  async listTools(timeoutMs: number): Promise<Tool[]> {
-    const tools: Tool[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.client.listTools(cursor === undefined ? undefined : { cursor }, {
-        timeout: timeoutMs,
-      });
-      tools.push(...page.tools);
-      cursor = page.nextCursor;
-    } while (cursor !== undefined && tools.length < 10_000);
-    return tools;
+  info(): McpServerInfo {
+    return this.mcp.info();
+  }
+
+  loadLists(timeoutMs: number): Promise<LoadedLists> {
+    return this.mcp.loadLists(timeoutMs);
+  }
+
+  loadList(kind: McpListKind, timeoutMs: number): Promise<LoadedList> {
+    return this.mcp.loadList(kind, timeoutMs);
+  }
+
+  listen(resourceUris: readonly string[]): Promise<void> {
+    return this.mcp.listen(resourceUris);
   }
 
   async callTool(
     name: string,
     args: Record<string, unknown>,
-    options: ToolCallOptions,
+    options: McpRequestOptions,
   ): Promise<CallToolResult> {
-    this.inFlight++;
+    return (await this.request('tools/call', { name, arguments: args }, options)) as CallToolResult;
+  }
+
+  async request(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    options: McpRequestOptions,
+  ): Promise<Record<string, unknown>> {
     try {
-      return await this.client.request(
-        { method: 'tools/call', params: { name, arguments: args } },
-        CallToolResultSchema,
-        {
-          signal: options.signal,
-          onprogress: options.onProgress,
-          timeout: NO_SDK_TIMEOUT_MS,
-        },
-      );
+      return await this.mcp.request(method, params, options);
     } catch (error) {
-      throw this.failure !== undefined && !options.signal.aborted
-        ? this.failure
-        : upstreamFailure(this.options.server, error, options.signal);
-    } finally {
-      this.inFlight--;
+      // A call lost to this process's death reports why it died (crash, recycle, shutdown).
+      throw this.failure !== undefined && !options.signal.aborted ? this.failure : error;
     }
   }
 
-  /** True when the process answers a ping within `timeoutMs`. */
-  async ping(timeoutMs: number): Promise<boolean> {
-    try {
-      await this.client.ping({ timeout: timeoutMs });
-      return true;
-    } catch {
-      return false;
-    }
+  /** True when the process answers a ping (`server/discover` on 2026-07-28) within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean> {
+    return this.mcp.ping(timeoutMs);
   }
 
   /** Kills a process that stopped answering (SIGKILL: a stopped or spinning process ignores SIGTERM). */
@@ -140,7 +157,7 @@ export class StdioSession {
     if (this.state === 'dead') return;
     this.state = 'closing';
     this.failure ??= new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
-    await this.client.close();
+    await this.mcp.close();
   }
 
   private closed(): void {

@@ -1,4 +1,5 @@
 // Every upstream MCP tool under its namespaced name, with its input validator and its policy stack (composed once).
+// The registry's surface keeps the v1 SDK types the /mcp entrypoint serves; upstream (v2) objects are the same JSON.
 import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { Logger } from 'pino';
@@ -111,7 +112,7 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
   const rebuild = () => {
     const next: ToolEntry[] = [];
     for (const { server, upstream } of upstreams) {
-      for (const tool of upstream.tools().slice(0, MAX_TOOLS_PER_SERVER)) {
+      for (const tool of (upstream.tools() as readonly Tool[]).slice(0, MAX_TOOLS_PER_SERVER)) {
         next.push(entryFor(upstream, server, tool));
       }
     }
@@ -203,16 +204,21 @@ function transport(upstream: McpUpstream): Handler<ToolRequest> {
     let status: number | undefined;
     let errorCode: GatewayError['code'] | undefined;
     try {
-      const result = await upstream.callTool(call.tool, call.arguments, {
+      const result = (await upstream.callTool(call.tool, call.arguments, {
         signal: call.signal,
         onProgress: call.onProgress,
         idempotent: call.idempotent,
         session: call.session,
-      });
+        ...(call.meta === undefined ? {} : { meta: call.meta }),
+        ...(call.onNotification === undefined ? {} : { onNotification: call.onNotification }),
+        ...(call.onServerRequest === undefined ? {} : { onServerRequest: call.onServerRequest }),
+        ...(call.clientCapabilities === undefined ? {} : { clientCapabilities: call.clientCapabilities }),
+      })) as CallToolResult;
       status = 200;
-      // A tool error is an answer (200), but never one to cache.
+      // A tool error is an answer (200), but never one to cache; nor is a 2026-07-28 request for input.
       const headers: Reply['headers'] = { 'content-type': 'application/json' };
-      if (result.isError === true) headers['cache-control'] = 'no-store';
+      if (result.isError === true || (result as { resultType?: unknown }).resultType === 'input_required')
+        headers['cache-control'] = 'no-store';
       return { status, headers, body: Buffer.from(JSON.stringify(result)), decoded: result };
     } catch (error) {
       errorCode = error instanceof GatewayError ? error.code : 'GW_INTERNAL';

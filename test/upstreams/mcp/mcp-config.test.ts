@@ -26,6 +26,24 @@ describe('the mcp config key', () => {
     });
   });
 
+  it('speaks the era the server offers by default and relays sampling, elicitation and roots', () => {
+    const config = parseConfig(
+      'upstreams: {}\nmcp:\n  servers:\n    emu: { type: stdio, command: node }\n',
+      'slipstream.yaml',
+    );
+    expect(config.mcp?.servers.emu).toMatchObject({
+      era: 'auto',
+      clientCapabilities: ['sampling', 'elicitation', 'roots'],
+    });
+  });
+
+  it('rejects an era that is not a supported MCP revision, at its line', () => {
+    const found = problems(
+      'mcp:\n  servers:\n    emu: { type: http, url: "http://a/mcp", era: 2024-11-05 }\n',
+    );
+    expect(found).toEqual([expect.stringMatching(/^slipstream\.yaml:4:\d+ mcp\.servers\.emu\.era: /)]);
+  });
+
   it('points at the offending key with file:line:col', () => {
     const found = problems(`mcp:
   servers:
