@@ -1,10 +1,36 @@
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import type * as TimersPromises from 'node:timers/promises';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import type { Call, Reply } from '../../src/pipeline/types.js';
 import { parseRetryAfterMs, retry } from '../../src/policies/retry.js';
 import { RetryBudget } from '../../src/policies/retry-budget.js';
 import { makeCall, makeReply } from '../helpers/calls.js';
+
+// vitest's fake timers replace the global timers but not `node:timers/promises`, which the policy sleeps
+// on: this stand-in keeps its contract (resolve after `ms`, reject when the signal aborts) on the global
+// setTimeout, so a test that fakes timers controls the backoff too. Real timers run it unchanged.
+vi.mock('node:timers/promises', async (importOriginal) => ({
+  ...(await importOriginal<typeof TimersPromises>()),
+  setTimeout: (ms: number, value?: unknown, options?: { signal?: AbortSignal }) =>
+    new Promise((resolve, reject) => {
+      const signal = options?.signal;
+      if (signal?.aborted) return reject(signal.reason as unknown);
+      const timer = setTimeout(() => resolve(value), ms);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason as unknown);
+        },
+        { once: true },
+      );
+    }),
+}));
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 function scripted(outcomes: Array<number | GatewayError>) {
   const calls: Call[] = [];
@@ -94,6 +120,23 @@ describe('retry policy', () => {
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(39);
   });
 
+  it('waits a Retry-After of 1 s below maxDelay (2 s) even when the backoff is shorter', async () => {
+    vi.useFakeTimers();
+    const upstream = scripted([503, 200]);
+    const handler = async (call: Call) => {
+      const reply = await upstream.handler(call);
+      return reply.status === 503 ? makeReply(503, { 'retry-after': '1' }) : reply;
+    };
+    // random 0: the backoff alone would retry at once.
+    const policy = retry({ ...base, maxDelayMs: 2_000, random: () => 0, budget: new RetryBudget() });
+    const pending = policy(handler)(makeCall());
+    await vi.advanceTimersByTimeAsync(999);
+    expect(upstream.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await pending).status).toBe(200);
+    expect(upstream.calls).toHaveLength(2);
+  });
+
   it('hands a Retry-After longer than maxDelay back to the client instead of waiting', async () => {
     const upstream = scripted([503]);
     const handler = async (call: Call) => {
@@ -134,8 +177,14 @@ describe('retry policy', () => {
       return makeReply(200);
     };
     const policy = retry({ ...base, attempts: 2, budget })(handler);
-    const results = Array.from({ length: 50 }, () => policy(makeCall()));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    let settled = 0;
+    const results = Array.from({ length: 50 }, () =>
+      policy(makeCall()).finally(() => {
+        settled++;
+      }),
+    );
+    // Every call has either been refused a retry (settled with its 503) or holds a parked retry.
+    await expect.poll(() => settled + gates.length).toBe(50);
     expect(peak).toBe(10); // 20% of 50 active requests
     expect(budget.activeRetries).toBe(10);
     gates.forEach((open) => open());
