@@ -149,6 +149,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       maxSessions: config.mcp.maxSessions,
       maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
       sessionIdleMs: config.mcp.sessionIdle,
+      evictableAfterMs: config.mcp.evictableAfter,
     });
     rawEntrypoints.push(mcp.handler, createToolsHandler(shared));
   }

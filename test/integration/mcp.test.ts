@@ -207,21 +207,19 @@ mcp:
     const pending = client.callTool({ name: 'emu__sleep', arguments: { ms: 20_000 } }, undefined, {
       signal: controller.signal,
     });
+    // `sleeping` summed over both pool processes. Calls go to the process with the fewest in flight, so
+    // three concurrent probes reach both even while one process holds the sleeper; a round that missed
+    // one process is not an answer.
     const sleepers = async () => {
-      const stats = await Promise.all([1, 2].map(() => post(`${gw.url}/tools/emu/stats`, {})));
-      return stats.reduce((sum, s) => sum + s.body.structuredContent.sleeping, 0);
+      const stats = await Promise.all([1, 2, 3].map(() => post(`${gw.url}/tools/emu/stats`, {})));
+      const byPid = new Map<number, number>();
+      for (const s of stats) byPid.set(s.body.structuredContent.pid, s.body.structuredContent.sleeping);
+      return byPid.size === 2 ? [...byPid.values()].reduce((a, b) => a + b, 0) : undefined;
     };
-    const until = Date.now() + 5_000;
-    while ((await sleepers()) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await expect.poll(sleepers, { timeout: 5_000 }).toBe(1);
     controller.abort(new Error('user cancelled'));
     await expect(pending).rejects.toThrow();
-    const deadline = Date.now() + 5_000;
-    let left = await sleepers();
-    while (left > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      left = await sleepers();
-    }
-    expect(left).toBe(0);
+    await expect.poll(sleepers, { timeout: 5_000 }).toBe(0);
   });
 
   it('fails a call whose server process dies with GW_MCP_SERVER_CRASHED, then serves the next one', async () => {
@@ -281,6 +279,73 @@ mcp:
         const result = await client.callTool({ name: 'emu__echo', arguments: { text: 'still here' } });
         expect(result.isError).not.toBe(true);
       }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
+
+  it('closes the least recently used session once it has been idle for evictableAfter, to admit a new one', async () => {
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  maxSessions: 2
+  evictableAfter: 200ms
+  servers:
+    emu: ${emulatorServer()}
+`);
+    const clients: Client[] = [];
+    try {
+      const a = await mcpClient(gw.url);
+      const b = await mcpClient(gw.url);
+      clients.push(a, b);
+      const bSession = (b.transport as StreamableHTTPClientTransport).sessionId!;
+      // Both idle past evictableAfter; then A is used again, so B is the least recently used.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await a.callTool({ name: 'emu__echo', arguments: { text: 'a' } })).isError).not.toBe(true);
+      const admitted = await initialize(gw.url);
+      expect(admitted.status).toBe(200);
+      expect(admitted.headers['mcp-session-id']).toEqual(expect.any(String));
+      const evicted = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { 'mcp-session-id': bSession, accept: 'application/json, text/event-stream' },
+      );
+      expect(evicted.status).toBe(404);
+      expect((await a.callTool({ name: 'emu__echo', arguments: { text: 'a' } })).isError).not.toBe(true);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
+
+  it("closes a caller's own idle session past evictableAfter, not another caller's", async () => {
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  maxSessionsPerPrincipal: 1
+  evictableAfter: 200ms
+  servers:
+    emu: ${emulatorServer()}
+`);
+    const clients: Client[] = [];
+    try {
+      // Bob's session is the older one: the least recently used of all, but not alice's to close.
+      const bob = await mcpClient(gw.url, 'Bearer bob');
+      const alice = await mcpClient(gw.url, 'Bearer alice');
+      clients.push(bob, alice);
+      const aliceSession = (alice.transport as StreamableHTTPClientTransport).sessionId!;
+      expect((await initialize(gw.url, 'Bearer alice')).status).toBe(429); // hers is not idle yet
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await initialize(gw.url, 'Bearer alice')).status).toBe(200);
+      const evicted = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { 'mcp-session-id': aliceSession, accept: 'application/json, text/event-stream' },
+      );
+      expect(evicted.status).toBe(404);
+      // Bob's session, as idle as hers was, is untouched.
+      expect((await bob.callTool({ name: 'emu__echo', arguments: { text: 'b' } })).isError).not.toBe(true);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
       await gw.close();
