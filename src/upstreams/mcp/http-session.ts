@@ -39,6 +39,15 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
   let restarts = 0;
   let closing = false;
   let retryTimer: NodeJS.Timeout | undefined;
+  /** Calls in flight per session client; a replaced client is closed once its last one settles. */
+  const busy = new Map<Client, number>();
+  const retired = new WeakSet<Client>();
+  const release = (client: Client) => {
+    const left = (busy.get(client) ?? 1) - 1;
+    if (left > 0) return void busy.set(client, left);
+    busy.delete(client);
+    if (retired.has(client)) client.close().catch(() => {});
+  };
 
   const open = async (): Promise<Client> => {
     started++;
@@ -84,7 +93,9 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       if (live !== stale) return live;
       restarts++;
       current = undefined;
-      stale.close().catch(() => {});
+      // Other calls on it may still be waiting for their own 404: closing it now would fail them instead.
+      retired.add(stale);
+      if (!busy.has(stale)) stale.close().catch(() => {});
       return session();
     });
   };
@@ -142,8 +153,10 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       try {
         let client = await session();
         for (let attempt = 1; ; attempt++) {
+          const used = client;
+          busy.set(used, (busy.get(used) ?? 0) + 1);
           try {
-            return await client.request(
+            return await used.request(
               { method: 'tools/call', params: { name: tool, arguments: args } },
               CallToolResultSchema,
               {
@@ -157,8 +170,10 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
             if (!expired || attempt > 1 || options.signal.aborted)
               throw upstreamFailure(name, error, options.signal);
             log.info('MCP session expired; re-establishing');
-            client = await reestablish(client);
+          } finally {
+            release(used);
           }
+          client = await reestablish(used);
         }
       } finally {
         inFlight--;
