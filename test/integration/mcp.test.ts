@@ -376,3 +376,50 @@ mcp:
     }
   });
 });
+
+describe('per-tool policies on /tools', () => {
+  let gw: RunningGateway;
+  const stats = async () => (await post(`${gw.url}/tools/emu/stats`, {})).body.structuredContent;
+
+  beforeAll(async () => {
+    gw = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    emu: ${emulatorServer({ extra: 'breaker: { threshold: 2, halfOpenAfter: 60s }, tools: { hang: { timeout: 150ms }, sleep: { concurrency: 2 } }' })}
+`);
+  });
+  afterAll(() => gw?.close());
+
+  it("opens one tool's breaker after its failures, failing it fast while the server's other tools still answer", async () => {
+    for (let i = 0; i < 2; i++) {
+      const timedOut = await post(`${gw.url}/tools/emu/hang`, {});
+      expect([timedOut.status, timedOut.body.error.code]).toEqual([504, 'GW_UPSTREAM_TIMEOUT']);
+    }
+    const before = (await stats()).calls;
+    const open = await post(`${gw.url}/tools/emu/hang`, {});
+    expect([open.status, open.body.error.code]).toEqual([503, 'GW_BREAKER_OPEN']);
+    // Failed fast: the open breaker never sent the call (only the stats probe itself reached the process).
+    expect((await stats()).calls).toBe(before + 1);
+    const echo = await post(`${gw.url}/tools/emu/echo`, { text: 'still here' });
+    expect([echo.status, echo.body.content[0].text]).toEqual([200, 'still here']);
+  });
+
+  it('keeps tool errors (isError) out of the breaker', async () => {
+    for (let i = 0; i < 4; i++) {
+      const failed = await post(`${gw.url}/tools/emu/fail`, { message: 'nope' });
+      expect([failed.status, failed.body.isError]).toEqual([200, true]);
+    }
+  });
+
+  it('runs at most `concurrency` calls of a tool at once; the others wait up to 1 s, then get 503', async () => {
+    const calls = Array.from({ length: 4 }, () => post(`${gw.url}/tools/emu/sleep`, { ms: 2_000 }));
+    await expect.poll(async () => (await stats()).sleeping).toBe(2);
+    const results = await Promise.all(calls);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 503, 503]);
+    expect(results.filter((r) => r.status === 503).map((r) => r.body.error.code)).toEqual([
+      'GW_BULKHEAD_FULL',
+      'GW_BULKHEAD_FULL',
+    ]);
+  });
+});
