@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/services.js';
 
 function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   return call(url, {
@@ -200,6 +201,38 @@ mcp:
       expect(response.status).toBe(404);
     } finally {
       await lonely.close();
+    }
+  });
+
+  it('keeps retrying a remote server that was down at start-up, and serves its tools once it answers', async () => {
+    const port = await freePort();
+    const waiting = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    late: { type: http, url: "http://127.0.0.1:${port}/mcp", timeout: 1s }
+`);
+    let late: RunningGateway | undefined;
+    try {
+      expect((await call(`${waiting.url}/tools`)).body.tools).toEqual([]);
+      // The server comes up after the gateway started: no restart, no request needed to find it.
+      late = await startGateway(`
+server: { listen: "127.0.0.1:${port}" }
+upstreams: {}
+mcp:
+  servers:
+    emu: ${emulatorServer()}
+`);
+      await expect
+        .poll(async () => (await call(`${waiting.url}/tools`)).body.tools.map((t: any) => t.name), {
+          timeout: 10_000,
+        })
+        .toContain('late__emu__echo');
+      const echo = await post(`${waiting.url}/tools/late/emu__echo`, { text: 'found you' });
+      expect([echo.status, echo.body.content[0].text]).toEqual([200, 'found you']);
+    } finally {
+      await waiting.close();
+      await late?.close();
     }
   });
 });
