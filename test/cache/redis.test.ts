@@ -197,7 +197,7 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
     const failures: string[] = [];
     const onError = (message: unknown) => failures.push((message as { operation: string }).operation);
     events.cacheTierError.subscribe(onError);
-    const slow = redisConnection({ url: redis.url, commandTimeoutMs: 300 });
+    const slow = redisConnection({ url: redis.url, commandTimeoutMs: 150 });
     try {
       expect(await slow.ready(5_000)).toBe(true);
       const store = tieredCache({
@@ -211,12 +211,12 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
         String(redis.port),
         'DEBUG',
         'SLEEP',
-        '3',
+        '2',
       ]).finally(() => (stallOver = true));
       await expect.poll(() => answersPing(redis.port, 100)).toBe(false); // the stall has begun
       for (let i = 0; i < 3; i++) {
         expect(await store.get(`stuck-${i}`)).toBeUndefined();
-        expect(stallOver).toBe(false); // answered by the 300 ms timeout, while Redis still stalls
+        expect(stallOver).toBe(false); // answered by the 150 ms timeout, while Redis still stalls
       }
       expect(failures).toEqual(['get', 'get', 'get']);
       expect(slow.isUp()).toBe(false); // three timeouts in a row: stalled
