@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
@@ -319,9 +320,31 @@ describe('batch policy, edges', () => {
   });
 });
 
+describe('batch policy, cleanup and shapes', () => {
+  it('leaves no listener on the callers signals once the batch is done', async () => {
+    const signal = new AbortController().signal;
+    await batch(options())(quotes({ A: 1 }).handler)(makeCall({ path: '/quote/A', signal }));
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+  });
+
+  it('answers 404 for an id missing from a bulk response keyed by id', async () => {
+    const handler = batch(options({ items: '', key: undefined }))(async () => ({
+      status: 200,
+      headers: {},
+      body: Buffer.from('{"A":{"p":1}}'),
+    }));
+    const [a, b] = await Promise.allSettled(
+      ['A', 'B'].map((id) => handler(makeCall({ path: `/quote/${id}` }))),
+    );
+    expect(a.status === 'fulfilled' && json(a.value)).toEqual({ p: 1 });
+    expect(b.status === 'rejected' && (b.reason as GatewayError).code).toBe('GW_ITEM_NOT_FOUND');
+  });
+});
+
 describe('item patterns', () => {
   it('captures the decoded id and rejects other shapes', () => {
     const match = compileItemPattern('/quote/:symbol');
+    expect(match('/quote/')).toBeUndefined();
     expect(match('/quote/BRK%2EB')).toBe('BRK.B');
     expect(match('/quote/')).toBeUndefined();
     expect(match('/quote/A/B')).toBeUndefined();

@@ -1,4 +1,5 @@
 // The cache policy's storage rules: what is stored, for how long, with which headers, and what each lookup reports.
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { memoryCache } from '../../src/cache/memory.js';
 import type { CacheStore } from '../../src/cache/store.js';
@@ -119,6 +120,95 @@ describe('what the cache policy stores', () => {
       age: '2',
       'x-slipstream-cache': 'hit',
     });
+  });
+});
+
+describe('what the cache policy stores, at the edges', () => {
+  const shared = { key: { query: '*', headers: [], body: '*', scope: 'shared' } as const };
+
+  it('uses max-age on a shared route that sends no s-maxage', async () => {
+    expect(await secondLookup({ 'cache-control': 'max-age=10' }, shared, 5_000)).toBe('hit');
+  });
+
+  it('never serves a max-age=0 reply, not even as stale', async () => {
+    expect(await secondLookup({ 'cache-control': 'max-age=0' }, { staleWhileRevalidateMs: 60_000 })).toBe(
+      'miss',
+    );
+  });
+
+  it('stores a cacheable reply without a body', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(async () => ({ status: 204, headers: {}, body: null }));
+    const handler = policy(time)(up.handler);
+    await handler(makeCall());
+    await flush();
+    expect(result(await handler(makeCall()))).toBe('hit');
+  });
+
+  it('relays a reply it may not store as it came, still streamed', async () => {
+    const time = clock();
+    const body = Readable.from([Buffer.from('x')]);
+    // Without coalescing: a coalesced miss is buffered to be shared, storable or not.
+    const reply = await policy(time, { coalesce: false })(async () => ({
+      status: 200,
+      headers: { 'set-cookie': 's=1' },
+      body,
+    }))(makeCall());
+    expect(reply.body).toBe(body);
+  });
+
+  it('answers without waiting for the store write to finish', async () => {
+    const time = clock();
+    const store = memoryCache({ now: time.now });
+    const stalled = { ...store, set: () => new Promise<void>(() => {}) } as CacheStore;
+    const reply = await policy(time, { store: stalled })(upstream().handler)(makeCall());
+    expect(result(reply)).toBe('miss');
+  });
+
+  it('ends stale-while-revalidate at ttl + window, counted from when the entry was stored', async () => {
+    expect(await secondLookup({}, { staleWhileRevalidateMs: 5_000 }, 5_500)).toBe('stale');
+    expect(await secondLookup({}, { staleWhileRevalidateMs: 5_000 }, 6_000)).toBe('miss');
+  });
+
+  it('ends stale-if-error at ttl + window, counted from when the entry was stored', async () => {
+    const time = clock();
+    const up = upstream();
+    const handler = policy(time, { staleIfErrorMs: 5_000 })(up.handler);
+    await handler(makeCall());
+    await flush();
+    time.advance(5_500);
+    up.set(async () => ({ status: 503, headers: {}, body: Buffer.from('busy') }));
+    expect(result(await handler(makeCall()))).toBe('stale');
+  });
+
+  it('passes on the upstream error when there is nothing stale to serve', async () => {
+    const time = clock();
+    const up = upstream();
+    up.set(async () => {
+      throw new GatewayError('GW_UPSTREAM_UNAVAILABLE', 'down');
+    });
+    await expect(policy(time)(up.handler)(makeCall())).rejects.toMatchObject({
+      code: 'GW_UPSTREAM_UNAVAILABLE',
+    });
+  });
+
+  it('shares a private reply among callers of one principal, but a no-store one on a shared route with nobody', async () => {
+    const sharedCalls = async (headers: Reply['headers'], overrides: Partial<CachePolicyOptions>) => {
+      const time = clock();
+      const up = upstream(headers);
+      const handler = policy(
+        time,
+        overrides,
+      )(async (call) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return up.handler(call);
+      });
+      await Promise.all([handler(makeCall()), handler(makeCall())]);
+      return up.calls.length;
+    };
+    expect(await sharedCalls({ 'cache-control': 'private' }, {})).toBe(1);
+    expect(await sharedCalls({ 'cache-control': 'no-store' }, shared)).toBe(2);
   });
 });
 

@@ -150,4 +150,18 @@ describe('hedge policy', () => {
     await new Promise((resolve) => setTimeout(resolve, 40)); // past the hedge delay
     expect(attempts).toBe(1);
   });
+
+  it('hedges after the configured delay, whatever its p95 floor', async () => {
+    let attempts = 0;
+    const handler = (call: Call) => {
+      attempts++;
+      if (attempts === 1)
+        return new Promise<Reply>((_resolve, reject) =>
+          call.signal.addEventListener('abort', () => reject(new Error('lost'))),
+        );
+      return Promise.resolve(makeReply(202));
+    };
+    const reply = await hedge({ delay: 5, minDelayMs: 60_000 })(handler)(makeCall());
+    expect([reply.status, attempts]).toEqual([202, 2]);
+  });
 });
