@@ -128,11 +128,14 @@ describe('hedge policy', () => {
       attempts++;
       if (attempts === 1)
         return new Promise<Reply>((_resolve, reject) => (fail = () => reject(new Error('late failure'))));
-      return new Promise<Reply>((resolve) => setTimeout(() => resolve(makeReply(202)), 30));
+      return new Promise<Reply>((resolve) => (succeed = () => resolve(makeReply(202))));
     };
+    let succeed: (() => void) | undefined;
     const pending = hedge({ delay: 5, minDelayMs: 0 })(handler)(makeCall());
     await expect.poll(() => attempts).toBe(2);
     fail!();
+    await new Promise((resolve) => setImmediate(resolve));
+    succeed!();
     expect((await pending).status).toBe(202);
   });
 
