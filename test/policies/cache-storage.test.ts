@@ -207,6 +207,7 @@ describe('what the cache policy stores, at the edges', () => {
       await Promise.all([handler(makeCall()), handler(makeCall())]);
       return up.calls.length;
     };
+    expect(await sharedCalls({}, shared)).toBe(1);
     expect(await sharedCalls({ 'cache-control': 'private' }, {})).toBe(1);
     expect(await sharedCalls({ 'cache-control': 'no-store' }, shared)).toBe(2);
   });
