@@ -104,6 +104,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           maxSessions: config.mcp.maxSessions,
           maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
           sessionIdleMs: config.mcp.sessionIdle,
+          evictableAfterMs: config.mcp.evictableAfter,
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =

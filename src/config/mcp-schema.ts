@@ -108,13 +108,15 @@ export const mcpSchema = z
       .int()
       .min(1)
       .default(1024 ** 2),
-    /** Most `/mcp` sessions open at once. At the limit a session idle for 60 s is closed to admit a new one; if none is, `initialize` gets 503. */
+    /** Most `/mcp` sessions open at once. At the limit a session idle for `evictableAfter` is closed to admit a new one; if none is, `initialize` gets 503. */
     maxSessions: z.number().int().min(1).max(100_000).default(1_000),
     /**
      * Most `/mcp` sessions one caller (by `server.principalHeader`) keeps at once; past it, its least recently
-     * used session idle for 60 s is closed, else `initialize` gets 429. Callers without the header share `maxSessions`.
+     * used session idle for `evictableAfter` is closed, else `initialize` gets 429. Callers without the header share `maxSessions`.
      */
     maxSessionsPerPrincipal: z.number().int().min(1).max(100_000).default(100),
+    /** At a session limit, the least recently used session may be closed to admit a new one once it has been idle this long. */
+    evictableAfter: duration.default(60_000),
     /** A `/mcp` session unused this long is closed (the client gets 404 and opens a new one). */
     sessionIdle: duration.default(30 * 60_000),
   })

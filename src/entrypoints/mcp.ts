@@ -30,6 +30,8 @@ export interface McpEntrypointOptions {
   maxSessionsPerPrincipal: number;
   /** A session unused this long is closed, in ms. */
   sessionIdleMs: number;
+  /** At a session limit, the least recently used session idle at least this long (ms) is closed to admit a new one. */
+  evictableAfterMs: number;
 }
 
 export interface McpEntrypoint {
@@ -71,7 +73,8 @@ const MAX_FAST_CALLS = 10_000;
  * progress token, and a client's `notifications/cancelled` aborts the upstream call.
  */
 export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoint {
-  const { registry, maxRequestBytes, maxSessions, maxSessionsPerPrincipal, sessionIdleMs } = options;
+  const { registry, maxRequestBytes, maxSessions, maxSessionsPerPrincipal, sessionIdleMs, evictableAfterMs } =
+    options;
   /** Insertion order is recency order: a used session is moved to the end. */
   const sessions = new Map<string, Session>();
 
@@ -211,7 +214,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   const evictable = (principal?: string): [string, Session] | undefined => {
     for (const entry of sessions) {
       if (principal !== undefined && entry[1].principal !== principal) continue;
-      return performance.now() - entry[1].lastUsed >= EVICTABLE_AFTER_MS ? entry : undefined;
+      return performance.now() - entry[1].lastUsed >= evictableAfterMs ? entry : undefined;
     }
     return undefined;
   };
@@ -346,9 +349,6 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     },
   };
 }
-
-/** A session idle this long may be closed to admit a new one when the session limit is reached. */
-const EVICTABLE_AFTER_MS = 60_000;
 
 function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];

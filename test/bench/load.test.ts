@@ -47,9 +47,15 @@ describe('latency histogram', () => {
 describe('load runner', () => {
   it('measures a known latency distribution from a real server: 90% at 10 ms, 10% at 60 ms', async () => {
     let n = 0;
+    /** What the server itself took per request, in µs: a loaded machine's late timers show here too. */
+    const served: number[] = [];
     const url = await serve((_req, res) => {
       const delay = n++ % 10 === 9 ? 60 : 10;
-      setTimeout(() => res.end('ok'), delay);
+      const at = performance.now();
+      setTimeout(() => {
+        served.push((performance.now() - at) * 1000);
+        res.end('ok');
+      }, delay);
     });
     const http = httpTask(url, { path: '/' }, { connections: 4 });
     const result = await runLoad({
@@ -60,7 +66,9 @@ describe('load runner', () => {
     await http.close();
     expect(result.errors).toEqual({});
     expect(result.latencyUs.p50).toBeGreaterThanOrEqual(10_000);
-    expect(result.latencyUs.p50).toBeLessThan(25_000);
+    // The median is the server's median plus a loopback round trip, not a slow request or a batch.
+    const serverP50 = served.sort((a, b) => a - b)[Math.floor(served.length / 2)]!;
+    expect(result.latencyUs.p50).toBeLessThan(serverP50 + 15_000);
     expect(result.latencyUs.p99).toBeGreaterThanOrEqual(60_000);
   });
 
@@ -89,7 +97,8 @@ describe('load runner', () => {
     await closed.close();
     expect(queued.requests).toBeGreaterThanOrEqual(95);
     expect(queued.latencyUs.p99).toBeGreaterThan(200_000); // waited behind earlier arrivals
-    expect(unqueued.latencyUs.p99).toBeLessThan(60_000); // closed loop never sees the queue
+    // Closed loop never sees the queue: its tail is a fraction of the open loop's, measured in the same run.
+    expect(unqueued.latencyUs.p99 * 3).toBeLessThan(queued.latencyUs.p99);
   });
 
   it('stops at maxRequests and counts failures by code', async () => {

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryCache } from '../../src/cache/memory.js';
 import { peerLock } from '../../src/cache/peer-lock.js';
@@ -10,6 +12,7 @@ import type { RedisConnection } from '../../src/cache/redis-connection.js';
 import type { CacheEntry } from '../../src/cache/store.js';
 import { tieredCache } from '../../src/cache/tiered.js';
 import { events } from '../../src/telemetry/events.js';
+import { subscribeRequestLog } from '../../src/telemetry/log.js';
 import { makeEntry } from '../helpers/entries.js';
 import { REDIS_URL, serviceAvailable, startPrivateRedis } from '../helpers/services.js';
 import type { PrivateRedis } from '../helpers/services.js';
@@ -168,6 +171,47 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
     await waitFor(() => connection.isUp());
     await store.set('after', entry(Buffer.from('a')));
     expect((await l2.get('after'))?.body.toString()).toBe('a');
+  });
+
+  it('logs one warning when Redis dies, however many requests it misses, and one line when it is back', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const stopLog = subscribeRequestLog(pino({ level: 'info' }, sink), { sampleRate: 0 });
+    // A Redis of its own: every connection publishes its own up/down, and this one has one connection.
+    const dying = await startPrivateRedis();
+    const own = redisConnection({ url: dying.url, maxReconnectDelayMs: 100 });
+    try {
+      expect(await own.ready(5_000)).toBe(true);
+      const store = tieredCache({ l1: memoryCache(), l2: redisCache({ connection: own }), connection: own });
+      await expect.poll(() => lines.length).toBe(1); // "cache tier is back" on first connect
+      lines.length = 0;
+      await dying.kill();
+      await waitFor(() => !own.isUp());
+      // 50 requests' worth of cache traffic while Redis is gone, spread over several reconnect attempts.
+      for (let i = 0; i < 50; i++) {
+        await store.set(`dead-${i}`, entry(Buffer.from('x')));
+        expect((await store.get(`dead-${i}`))?.body.toString()).toBe('x');
+        expect(await store.get(`absent-${i}`)).toBeUndefined();
+        if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await dying.restart();
+      await waitFor(() => own.isUp());
+      await expect.poll(() => lines.some((l) => /cache tier is back/.test(l.msg))).toBe(true);
+      const warnings = lines.filter((l) => l.level === 40);
+      expect(warnings.map((l) => l.msg)).toEqual([
+        'cache tier is down: serving from memory alone until it returns',
+      ]);
+      expect(lines.filter((l) => /cache tier is back/.test(l.msg))).toHaveLength(1);
+    } finally {
+      stopLog();
+      await own.close();
+      await dying.kill();
+    }
   });
 
   it('answers within the command timeout while Redis is stuck, then uses memory alone until Redis answers again', async () => {

@@ -82,7 +82,8 @@ describe('LLM emulator', () => {
     const reading = (async () => {
       for await (const chunk of response.body) received += (chunk as Buffer).toString();
     })().catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The emulator says it stalled, and everything it wrote before stalling has arrived.
+    await expect.poll(() => emulator.stats().hangs === 1 && received.includes('tok1')).toBe(true);
     expect(contentOf(received)).toBe('tok0 tok1');
     response.body.destroy();
     await reading;

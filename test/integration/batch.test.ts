@@ -28,7 +28,8 @@ routes:
       bulk: { path: "/quotes?symbols={ids}" }
       items: quotes
       key: symbol
-      window: 5ms
+      # Wide enough that concurrent test requests on a loaded runner still land in one window.
+      window: 50ms
   - name: cached-quote
     match: { prefix: /cached/quote }
     rewrite: /quote

@@ -56,7 +56,8 @@ const TEXT = 'Quote "this", a\nnew line, tab\t, back\\slash, ünïcödé and �
 function transcriptSuite(
   name: string,
   storeYaml: () => string,
-  breakStore: () => Promise<() => Promise<void>>,
+  /** Breaks the store; the returned function restores it and resolves with how many faults it caused. */
+  breakStore: () => Promise<() => Promise<number>>,
   skip: () => boolean,
 ) {
   describe(`transcripts in ${name}`, () => {
@@ -162,6 +163,7 @@ ${storeYaml()}
       if (skip()) s();
       const session = `down-${name}-${Date.now()}`;
       const restore = await breakStore();
+      let faults = 0;
       let text: string;
       try {
         const response = await request(`${gw.url}/v1/chat/completions`, {
@@ -177,8 +179,10 @@ ${storeYaml()}
         text = await response.body.text();
         expect(response.statusCode).toBe(200);
       } finally {
-        await restore();
+        faults = await restore();
       }
+      // The outage really happened (a fault injection that missed would prove nothing).
+      expect(faults).toBeGreaterThan(0);
       expect(contentOf(text)).toBe(expectedContent(40));
       expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
       const messages = await settled(gw.url, session);
@@ -205,8 +209,10 @@ transcriptSuite(
     const other = new Database(sqlitePath);
     other.exec('BEGIN IMMEDIATE');
     return async () => {
+      const held = other.inTransaction; // the write lock was held until now
       other.exec('ROLLBACK');
       other.close();
+      return held ? 1 : 0;
     };
   },
   () => false,
@@ -232,16 +238,20 @@ transcriptSuite(
     // Kill the gateway's backends mid-stream, twice: the pool must reconnect and the writer retry.
     const admin = new pg.Client(POSTGRES_URL);
     await admin.connect();
-    const kill = () =>
-      admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    let terminated = 0;
+    const kill = async () => {
+      const result = await admin.query<{ killed: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
          WHERE pid <> pg_backend_pid() AND query LIKE '%${prefix}messages%'`,
       );
+      terminated += result.rows.filter((row) => row.killed).length;
+    };
     await kill();
     const timer = setInterval(() => void kill().catch(() => {}), 20);
     return async () => {
       clearInterval(timer);
       await admin.end();
+      return terminated; // backends of the gateway's store that were killed mid-stream
     };
   },
   () => !pgAvailable,

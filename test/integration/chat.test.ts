@@ -100,6 +100,16 @@ llm:
     expect(contentOf(received.text)).toBe(expectedContent(5));
     expect(received.text.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(primary.stats()).toMatchObject({ lastModel: 'emu-small', completedStreams: 1 });
+
+    // The same request sent straight to the provider (as its first request again, so the chunk ids match)
+    // gives the same bytes; only `created`, the provider's clock in seconds, may have ticked between them.
+    primary.reset();
+    const direct = await chat(`${primary.url}`, { model: 'emu-small' }, { authorization: 'Bearer sk-test' });
+    const clock = (sse: string) => sse.replaceAll(/"created":\d+/g, '"created":0');
+    expect(direct.status).toBe(200);
+    expect(received.headers['content-type']).toBe(direct.headers['content-type']);
+    expect(clock(received.text)).toBe(clock(direct.text));
+    expect(received.text.length).toBe(direct.text.length);
   });
 
   it('accepts provider/model names and answers non-streaming completions', async () => {

@@ -9,6 +9,9 @@ import { runCli } from '../helpers/processes.js';
 
 const haveChromium = chromiumAvailable();
 
+/** The six scenarios the README's results table lists: one per seed, plus the proxy floor. */
+const SCENARIOS = ['chat', 'fanout', 'mcp', 'proxy', 'quotes', 'traces'];
+
 // The README's first command, end to end: real emulators, real gateways, no Redis or PostgreSQL.
 describe('slipstream demo', () => {
   let dir: string;
@@ -35,7 +38,7 @@ describe('slipstream demo', () => {
 
   it("runs every scenario to completion and prints the before/after table beside the seeds' claims", () => {
     expect(run.code, run.stderr).toBe(0);
-    expect(report.results.length).toBeGreaterThanOrEqual(3);
+    expect(report.results.map((r) => r.scenario).sort()).toEqual(SCENARIOS);
     expect(run.stdout).toContain('Before and after, measured in this run:');
     for (const result of report.results) {
       expect(result.comparisons?.length ?? 0).toBeGreaterThan(0);
@@ -51,6 +54,7 @@ describe('slipstream demo', () => {
       try {
         const page = await browser.newPage();
         await page.goto(pathToFileURL(join(dir, 'report.html')).href);
+        expect(await page.locator('section[data-scenario]').count()).toBe(SCENARIOS.length);
         for (const result of report.results) {
           const charts = page.locator(`section[data-scenario="${result.scenario}"] svg.chart`);
           expect(await charts.count()).toBe(result.charts?.length ?? 0);

@@ -209,21 +209,19 @@ mcp:
     const pending = client.callTool({ name: 'emu__sleep', arguments: { ms: 20_000 } }, undefined, {
       signal: controller.signal,
     });
+    // `sleeping` summed over both pool processes. Calls go to the process with the fewest in flight, so
+    // three concurrent probes reach both even while one process holds the sleeper; a round that missed
+    // one process is not an answer.
     const sleepers = async () => {
-      const stats = await Promise.all([1, 2].map(() => post(`${gw.url}/tools/emu/stats`, {})));
-      return stats.reduce((sum, s) => sum + s.body.structuredContent.sleeping, 0);
+      const stats = await Promise.all([1, 2, 3].map(() => post(`${gw.url}/tools/emu/stats`, {})));
+      const byPid = new Map<number, number>();
+      for (const s of stats) byPid.set(s.body.structuredContent.pid, s.body.structuredContent.sleeping);
+      return byPid.size === 2 ? [...byPid.values()].reduce((a, b) => a + b, 0) : undefined;
     };
-    const until = Date.now() + 5_000;
-    while ((await sleepers()) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await expect.poll(sleepers, { timeout: 5_000 }).toBe(1);
     controller.abort(new Error('user cancelled'));
     await expect(pending).rejects.toThrow();
-    const deadline = Date.now() + 5_000;
-    let left = await sleepers();
-    while (left > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-      left = await sleepers();
-    }
-    expect(left).toBe(0);
+    await expect.poll(sleepers, { timeout: 5_000 }).toBe(0);
   });
 
   it('fails a call whose server process dies with GW_MCP_SERVER_CRASHED, then serves the next one', async () => {
@@ -293,6 +291,77 @@ mcp:
     }
   });
 
+  it('closes the least recently used session once it has been idle for evictableAfter, to admit a new one', async () => {
+    const gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
+upstreams: {}
+mcp:
+  maxSessions: 2
+  evictableAfter: 200ms
+  servers:
+    emu: ${emulatorServer()}
+`);
+    const clients: Client[] = [];
+    try {
+      const a = await mcpClient(gw.url);
+      const b = await mcpClient(gw.url);
+      clients.push(a, b);
+      const bSession = (b.transport as StreamableHTTPClientTransport).sessionId!;
+      // Both idle past evictableAfter; then A is used again, so B is the least recently used.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await a.callTool({ name: 'emu__echo', arguments: { text: 'a' } })).isError).not.toBe(true);
+      const admitted = await initialize(gw.url);
+      expect(admitted.status).toBe(200);
+      expect(admitted.headers['mcp-session-id']).toEqual(expect.any(String));
+      const evicted = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { 'mcp-session-id': bSession, accept: 'application/json, text/event-stream' },
+      );
+      expect(evicted.status).toBe(404);
+      expect((await a.callTool({ name: 'emu__echo', arguments: { text: 'a' } })).isError).not.toBe(true);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
+
+  it("closes a caller's own idle session past evictableAfter, not another caller's", async () => {
+    const gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
+upstreams: {}
+mcp:
+  maxSessionsPerPrincipal: 1
+  evictableAfter: 200ms
+  servers:
+    emu: ${emulatorServer()}
+`);
+    const clients: Client[] = [];
+    try {
+      // Bob's session is the older one: the least recently used of all, but not alice's to close.
+      const bob = await mcpClient(gw.url, 'Bearer bob');
+      const alice = await mcpClient(gw.url, 'Bearer alice');
+      clients.push(bob, alice);
+      const aliceSession = (alice.transport as StreamableHTTPClientTransport).sessionId!;
+      expect((await initialize(gw.url, 'Bearer alice')).status).toBe(429); // hers is not idle yet
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await initialize(gw.url, 'Bearer alice')).status).toBe(200);
+      const evicted = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { 'mcp-session-id': aliceSession, accept: 'application/json, text/event-stream' },
+      );
+      expect(evicted.status).toBe(404);
+      // Bob's session, as idle as hers was, is untouched.
+      expect((await bob.callTool({ name: 'emu__echo', arguments: { text: 'b' } })).isError).not.toBe(true);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await gw.close();
+    }
+  });
+
   it("caps one caller's sessions with 429 while others still get theirs", async () => {
     const gw = await startGateway(`
 # The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
@@ -317,5 +386,54 @@ mcp:
       await Promise.all(clients.map((c) => c.close()));
       await gw.close();
     }
+  });
+});
+
+describe('per-tool policies on /tools', () => {
+  let gw: RunningGateway;
+  const stats = async () => (await post(`${gw.url}/tools/emu/stats`, {})).body.structuredContent;
+
+  beforeAll(async () => {
+    gw = await startGateway(`
+# The caller's identity is the principal header, believed as is (these tests are about scoping, not auth).
+auth: { trust: header }
+upstreams: {}
+mcp:
+  servers:
+    emu: ${emulatorServer({ extra: 'breaker: { threshold: 2, halfOpenAfter: 60s }, tools: { hang: { timeout: 150ms }, sleep: { concurrency: 2 } }' })}
+`);
+  });
+  afterAll(() => gw?.close());
+
+  it("opens one tool's breaker after its failures, failing it fast while the server's other tools still answer", async () => {
+    for (let i = 0; i < 2; i++) {
+      const timedOut = await post(`${gw.url}/tools/emu/hang`, {});
+      expect([timedOut.status, timedOut.body.error.code]).toEqual([504, 'GW_UPSTREAM_TIMEOUT']);
+    }
+    const before = (await stats()).calls;
+    const open = await post(`${gw.url}/tools/emu/hang`, {});
+    expect([open.status, open.body.error.code]).toEqual([503, 'GW_BREAKER_OPEN']);
+    // Failed fast: the open breaker never sent the call (only the stats probe itself reached the process).
+    expect((await stats()).calls).toBe(before + 1);
+    const echo = await post(`${gw.url}/tools/emu/echo`, { text: 'still here' });
+    expect([echo.status, echo.body.content[0].text]).toEqual([200, 'still here']);
+  });
+
+  it('keeps tool errors (isError) out of the breaker', async () => {
+    for (let i = 0; i < 4; i++) {
+      const failed = await post(`${gw.url}/tools/emu/fail`, { message: 'nope' });
+      expect([failed.status, failed.body.isError]).toEqual([200, true]);
+    }
+  });
+
+  it('runs at most `concurrency` calls of a tool at once; the others wait up to 1 s, then get 503', async () => {
+    const calls = Array.from({ length: 4 }, () => post(`${gw.url}/tools/emu/sleep`, { ms: 2_000 }));
+    await expect.poll(async () => (await stats()).sleeping).toBe(2);
+    const results = await Promise.all(calls);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 503, 503]);
+    expect(results.filter((r) => r.status === 503).map((r) => r.body.error.code)).toEqual([
+      'GW_BULKHEAD_FULL',
+      'GW_BULKHEAD_FULL',
+    ]);
   });
 });

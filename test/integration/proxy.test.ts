@@ -65,6 +65,15 @@ routes:
     upstream: emu
     timeout: 200ms
     retry: false
+  - name: writes
+    match: { prefix: /writes }
+    upstream: emu
+    retry: { attempts: 3, baseDelay: 1ms, maxDelay: 2ms }
+  - name: replayable
+    match: { prefix: /replayable }
+    upstream: emu
+    idempotent: true
+    retry: { attempts: 3, baseDelay: 1ms, maxDelay: 2ms }
 `,
       { API_KEY: 'k-123' },
     );
@@ -149,6 +158,33 @@ routes:
     expect(response.body.error.code).toBe('GW_UPSTREAM_TIMEOUT');
     expect(elapsed).toBeGreaterThanOrEqual(195);
     expect(elapsed).toBeLessThan(1_000);
+  });
+
+  it('sends a POST or a PATCH to a 503 upstream exactly once, while a PUT on the same route is retried', async () => {
+    const unavailable = { 'x-emulate-status': '503', 'content-type': 'application/json' };
+    for (const method of ['POST', 'PATCH']) {
+      await reset(upstream.url);
+      const response = await call(`${gw.url}/writes/order`, { method, headers: unavailable, body: '{}' });
+      expect(response.status).toBe(503);
+      expect((await emulatorStats(upstream.url)).requests).toBe(1);
+    }
+    // The route does retry: an idempotent method gets all three attempts.
+    await reset(upstream.url);
+    const put = await call(`${gw.url}/writes/order`, { method: 'PUT', headers: unavailable, body: '{}' });
+    expect(put.status).toBe(503);
+    expect((await emulatorStats(upstream.url)).requests).toBe(3);
+  });
+
+  it('retries a POST on a route marked idempotent', async () => {
+    await reset(upstream.url);
+    const body = JSON.stringify({ id: 'order-1' });
+    const response = await call(`${gw.url}/replayable/order`, {
+      method: 'POST',
+      headers: { 'x-emulate-status': '503', 'content-type': 'application/json' },
+      body,
+    });
+    expect(response.status).toBe(503);
+    expect((await emulatorStats(upstream.url)).requests).toBe(3);
   });
 
   it('passes upstream error statuses through unchanged when they are not retried', async () => {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { call, startGateway } from '../helpers/gateway.js';
@@ -59,6 +61,33 @@ routes:
   });
 });
 
+/**
+ * A real upstream that answers 503 after `latencyMs` and tells retries apart: every attempt of one client
+ * request carries the same `x-request-id`, so a request whose id it has seen before is a retry.
+ */
+async function retryCountingUpstream(latencyMs: number) {
+  const seen = new Set<string>();
+  const counts = { requests: 0, retriesInFlight: 0, maxRetriesInFlight: 0 };
+  const server = createServer((req, res) => {
+    counts.requests++;
+    const id = String(req.headers['x-request-id']);
+    const isRetry = seen.has(id);
+    seen.add(id);
+    if (isRetry) counts.maxRetriesInFlight = Math.max(counts.maxRetriesInFlight, ++counts.retriesInFlight);
+    req.resume();
+    setTimeout(() => {
+      if (isRetry) counts.retriesInFlight--;
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('down');
+    }, latencyMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    counts,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe('the retry budget against an upstream that always fails', () => {
   it('keeps retries in flight within 20% of active requests (plus 3), so load is not multiplied', async () => {
     const upstream = await spawnCli(['emulate', 'http', '--errors', '1', '--latency', '20ms']);
@@ -76,12 +105,37 @@ routes:
       const statuses = await load(gw.url, '/x', 1000, 50);
       expect(statuses.every((s) => s === 503)).toBe(true);
       const stats = await emulatorStats(upstream.url);
-      // Unbudgeted, 5 attempts would mean 5,000 upstream requests and 250 in flight.
-      expect(stats.maxInFlight).toBeLessThanOrEqual(50 + 10);
+      // Unbudgeted, 5 attempts would mean 5,000 upstream requests. (Requests in flight cannot exceed the 50
+      // callers either way; the next test counts the retries in flight themselves.)
       expect(stats.requests).toBeLessThan(1000 * 1.5);
       expect(stats.requests).toBeGreaterThan(1000); // some retries did happen
     } finally {
       await gw.close();
+    }
+  });
+
+  it('never has more retries in flight upstream than max(3, 20% of the 50 active requests)', async () => {
+    const upstream = await retryCountingUpstream(20);
+    const gw = await startGateway(`
+upstreams:
+  down: { url: ${upstream.url}, pool: { connections: 200 } }
+routes:
+  - match: { prefix: / }
+    upstream: down
+    retry: { attempts: 5, baseDelay: 1ms, maxDelay: 2ms }
+    breaker: false
+`);
+    try {
+      const statuses = await load(gw.url, '/x', 500, 50);
+      expect(statuses.every((s) => s === 503)).toBe(true);
+      // Retries ran (the budget let some through), but never more than 10 at once: unbudgeted, 50 callers
+      // each retrying 4 times would keep up to 50 retries in flight.
+      expect(upstream.counts.requests).toBeGreaterThan(500);
+      expect(upstream.counts.maxRetriesInFlight).toBeGreaterThan(0);
+      expect(upstream.counts.maxRetriesInFlight).toBeLessThanOrEqual(10);
+    } finally {
+      await gw.close();
+      await upstream.close();
     }
   });
 });

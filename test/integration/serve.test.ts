@@ -1,12 +1,12 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Client } from 'undici';
 import { call } from '../helpers/gateway.js';
-import { runCli, spawnCli, stopAll } from '../helpers/processes.js';
+import { emulatorStats, runCli, spawnCli, stopAll } from '../helpers/processes.js';
 
 afterAll(() => stopAll());
 
@@ -33,7 +33,8 @@ routes:
     const inFlight = Array.from({ length: 5 }, (_, i) =>
       call(`${gateway.url}/work/${i}`, { headers: { 'x-emulate-latency': '800ms' } }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // All five reached the upstream before the signal.
+    await expect.poll(async () => (await emulatorStats(upstream.url)).inFlight).toBe(5);
     const exited = gateway.stop('SIGTERM');
 
     const results = await Promise.all(inFlight);
@@ -54,22 +55,32 @@ routes:
     upstream: emu
 `);
     const gateway = await spawnCli(['serve', '-c', file]);
-    const client = new Client(gateway.url, { pipelining: 0 });
-    const slow = client.request({ path: '/slow', method: 'GET', headers: { 'x-emulate-latency': '600ms' } });
-    const other = new Client(gateway.url);
-    (await other.request({ path: '/warm', method: 'GET' })).body.dump().catch(() => {});
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const adminUrl = gateway.listening.adminUrl as string;
+    expect((await call(`${adminUrl}/readyz`)).status).toBe(200);
+    // One raw keep-alive connection: a slow request is in flight on it, so the drain cannot close it as idle.
+    const { port } = new URL(gateway.url);
+    const socket = connect({ host: '127.0.0.1', port: Number(port) });
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('GET /slow HTTP/1.1\r\nHost: gw\r\nx-emulate-latency: 1500ms\r\n\r\n');
+    await expect.poll(async () => (await emulatorStats(upstream.url)).inFlight).toBe(1);
+    const sent = (await emulatorStats(upstream.url)).requests;
+
     const exited = gateway.stop('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const late = await other.request({ path: '/late', method: 'GET' }).then(
-      (r) => r.statusCode,
-      (e: { code?: string }) => e.code,
-    );
-    expect([503, 'UND_ERR_SOCKET', 'ECONNRESET', 'ECONNREFUSED']).toContain(late);
-    expect((await slow).statusCode).toBe(200);
+    // Draining: the load balancer's probe says so at once, while the in-flight request still runs.
+    await expect.poll(async () => (await call(`${adminUrl}/readyz`)).status).toBe(503);
+    expect((await call(`${adminUrl}/readyz`)).body).toEqual({ status: 'draining' });
+    // A new request on the kept-alive connection gets an exact 503, and the connection is closed after it.
+    socket.write('GET /late HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await closed;
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 503]);
+    const late = received.slice(received.lastIndexOf('HTTP/1.1 503'));
+    expect(late).toMatch(/^connection: close\r$/im);
+    expect(late).toContain('"code":"GW_SHUTTING_DOWN"');
     expect(await exited).toBe(0);
-    await client.close().catch(() => {});
-    await other.close().catch(() => {});
+    expect((await emulatorStats(upstream.url)).requests).toBe(sent); // the late request never went upstream
   });
 
   it('refuses to start on an invalid config: exit code 2 and a located message', async () => {

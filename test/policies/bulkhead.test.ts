@@ -1,8 +1,11 @@
 import { PassThrough } from 'node:stream';
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { Reply } from '../../src/pipeline/types.js';
 import { bulkhead } from '../../src/policies/bulkhead.js';
 import { makeCall, makeReply } from '../helpers/calls.js';
+import { recordEvents } from '../helpers/events.js';
+import { events } from '../../src/telemetry/events.js';
 
 function gated() {
   const gates: Array<() => void> = [];
@@ -89,5 +92,52 @@ describe('bulkhead policy', () => {
           ),
       )
       .toBe(200);
+  });
+
+  it('gives a freed slot back when nobody waits, so the next calls run at once', async () => {
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 0, queueTimeoutMs: 1_000 })(async () =>
+      makeReply(200),
+    );
+    for (let i = 0; i < 3; i++) expect((await policy(makeCall())).status).toBe(200);
+  });
+
+  it('says why it rejected, in the error and in its events', async () => {
+    const rejects = recordEvents(events.bulkheadReject);
+    const upstream = gated();
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 1, queueTimeoutMs: 20 })(upstream.handler);
+    const running = policy(makeCall());
+    await expect(policy(makeCall())).rejects.toMatchObject({
+      message: 'route is at capacity: no free slot within 20 ms',
+    });
+    const waiting = policy(makeCall());
+    await expect(policy(makeCall())).rejects.toMatchObject({
+      message: 'route is at capacity: 1 calls in flight and 1 waiting',
+    });
+    expect(rejects).toEqual([
+      { route: 'r', reason: 'queue-timeout' },
+      { route: 'r', reason: 'queue-full' },
+    ]);
+    upstream.gates[0]!();
+    await running;
+    await expect.poll(() => upstream.gates.length).toBe(2);
+    upstream.gates[1]!();
+    await waiting;
+  });
+
+  it('disarms a waiter that got its slot: no late timeout, no listener left on its signal', async () => {
+    const rejects = recordEvents(events.bulkheadReject);
+    const upstream = gated();
+    const policy = bulkhead({ route: 'r', maxConcurrent: 1, queue: 1, queueTimeoutMs: 30 })(upstream.handler);
+    const running = policy(makeCall());
+    const signal = new AbortController().signal;
+    const queued = policy(makeCall({ signal }));
+    upstream.gates[0]!();
+    await running;
+    await expect.poll(() => upstream.gates.length).toBe(2);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // past its queue timeout
+    upstream.gates[1]!();
+    expect((await queued).status).toBe(200);
+    expect(rejects).toEqual([]);
   });
 });

@@ -3,6 +3,8 @@ import { GatewayError } from '../../src/errors.js';
 import type { Reply } from '../../src/pipeline/types.js';
 import { circuitBreaker } from '../../src/policies/circuit-breaker.js';
 import { makeCall, makeReply } from '../helpers/calls.js';
+import { recordEvents } from '../helpers/events.js';
+import { events } from '../../src/telemetry/events.js';
 
 function clock() {
   let now = 1_000_000;
@@ -124,5 +126,83 @@ describe('circuit breaker policy', () => {
     }
     expect(outcomes.slice(0, 9)).not.toContain('GW_BREAKER_OPEN');
     expect(outcomes.at(-1)).toBe('GW_BREAKER_OPEN');
+  });
+
+  it('publishes every state change and names itself and the wait left in its rejection', async () => {
+    const time = clock();
+    const states = recordEvents(events.breakerState);
+    let status = 500;
+    const policy = circuitBreaker({
+      name: 'b',
+      mode: 'consecutive',
+      threshold: 1,
+      halfOpenAfterMs: 5_000,
+      now: time.now,
+    })(async () => makeReply(status));
+    await policy(makeCall());
+    time.advance(2_000);
+    const rejection = await policy(makeCall()).catch((e: unknown) => e);
+    expect(rejection).toMatchObject({ message: 'circuit breaker "b" is open', retryAfterS: 3 });
+    time.advance(3_000);
+    status = 200;
+    await policy(makeCall());
+    expect(states).toEqual([
+      { name: 'b', state: 'open' },
+      { name: 'b', state: 'half-open' },
+      { name: 'b', state: 'closed' },
+    ]);
+  });
+
+  it('counts its open time from when it opened, not from when the probe started', async () => {
+    const time = clock();
+    let release: (() => void) | undefined;
+    let first = true;
+    const policy = circuitBreaker({
+      name: 'b',
+      mode: 'consecutive',
+      threshold: 1,
+      halfOpenAfterMs: 5_000,
+      now: time.now,
+    })(async () => {
+      if (first) return ((first = false), makeReply(500));
+      await new Promise<void>((resolve) => (release = resolve));
+      return makeReply(200);
+    });
+    await policy(makeCall());
+    time.advance(5_000);
+    const probe = policy(makeCall());
+    // While the probe runs, others are told to come back in a second, not a whole halfOpenAfter.
+    await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_BREAKER_OPEN', retryAfterS: 1 });
+    release!();
+    expect((await probe).status).toBe(200);
+  });
+
+  it('does not reopen (and restart its wait) for calls that were already in flight when it opened', async () => {
+    const time = clock();
+    const gates: Array<() => void> = [];
+    const policy = circuitBreaker({
+      name: 'b',
+      mode: 'consecutive',
+      threshold: 2,
+      halfOpenAfterMs: 5_000,
+      now: time.now,
+    })(async () => {
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return makeReply(500);
+    });
+    const inFlight = [policy(makeCall()), policy(makeCall()), policy(makeCall())];
+    await expect.poll(() => gates.length).toBe(3);
+    gates[0]!();
+    gates[1]!();
+    await Promise.all(inFlight.slice(0, 2)); // two failures: open
+    time.advance(3_000);
+    gates[2]!();
+    await inFlight[2]; // a third failure, from before it opened
+    time.advance(2_000);
+    // 5 s after opening, the next call is the half-open probe.
+    const probe = policy(makeCall());
+    await expect.poll(() => gates.length).toBe(4);
+    gates[3]!();
+    expect((await probe).status).toBe(500);
   });
 });

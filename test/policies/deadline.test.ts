@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { Call, Reply } from '../../src/pipeline/types.js';
 import { deadline } from '../../src/policies/deadline.js';
@@ -79,5 +80,44 @@ describe('deadline policy', () => {
     await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
     expect(seen).not.toBe(shared.signal);
     expect([request.signal.aborted, shared.signal.aborted]).toEqual([false, false]);
+  });
+
+  it('names its timeout in the error', async () => {
+    await expect(deadline({ timeoutMs: 20 })(hung)(makeCall())).rejects.toMatchObject({
+      code: 'GW_UPSTREAM_TIMEOUT',
+      message: 'no complete response within 20 ms',
+    });
+  });
+
+  it('passes on a caller signal that was already aborted when the call came in', async () => {
+    const shared = new AbortController();
+    shared.abort(new Error('gone'));
+    let seen: AbortSignal | undefined;
+    await deadline({ timeoutMs: 1_000 })(async (call) => ((seen = call.signal), makeReply(200)))(
+      makeCall({ signal: shared.signal }),
+    );
+    expect(seen!.aborted).toBe(true);
+  });
+
+  it('leaves no listener on the caller signal once the call is done', async () => {
+    const shared = new AbortController();
+    await deadline({ timeoutMs: 1_000 })(async () => makeReply(200))(makeCall({ signal: shared.signal }));
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    const controller = new AbortController();
+    const base = makeCall({ signal: controller.signal });
+    await deadline({ timeoutMs: 1_000 })(async () => makeReply(200))({
+      ...base,
+      ctx: { ...base.ctx, controller },
+    });
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
+  it('returns a reply without a body as is', async () => {
+    const reply = await deadline({ timeoutMs: 1_000 })(async () => ({
+      status: 204,
+      headers: {},
+      body: null,
+    }))(makeCall());
+    expect(reply).toEqual({ status: 204, headers: {}, body: null });
   });
 });

@@ -6,6 +6,9 @@ import { TranscriptBuffer } from '../../src/streams/transcript-buffer.js';
 import type { StoredMessage, TranscriptRow, TranscriptStore } from '../../src/stores/transcript-store.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
 
+/** Real time passing, to pace appends across flush intervals (not to wait for a result: those poll). */
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** A store that records every transaction and can be made to fail. */
 function recordingStore() {
   const transactions: TranscriptRow[][] = [];
@@ -33,8 +36,6 @@ function make(options: ConstructorParameters<typeof TranscriptBuffer>[0]) {
   return buffer;
 }
 
-const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('transcript buffer', () => {
   it('writes request messages, then the reply joined from its parts, in few transactions', async () => {
     const { store, transactions } = recordingStore();
@@ -42,7 +43,7 @@ describe('transcript buffer', () => {
     const t = buffer.start('s1', [{ role: 'user', content: 'hi' }]);
     for (let i = 0; i < 500; i++) t.append(`p${i} `);
     t.end(true);
-    await tick(80);
+    await expect.poll(() => transactions.flat().some((r) => r.role === 'assistant' && r.complete)).toBe(true);
     const rows = transactions.flat();
     expect(rows.map((r) => r.role)).toEqual(['user', 'assistant']);
     const reply = rows.filter((r) => r.role === 'assistant');
@@ -58,8 +59,9 @@ describe('transcript buffer', () => {
     const buffer = make({ store, intervalMs: 60_000, minChars: 10 });
     const t = buffer.start('s1', []);
     t.append('0123456789ab');
-    await tick(20);
-    expect(transactions.flat().map((r) => [r.content, r.complete])).toEqual([['0123456789ab', false]]);
+    await expect
+      .poll(() => transactions.flat().map((r) => [r.content, r.complete]))
+      .toEqual([['0123456789ab', false]]);
     t.end(true);
   });
 
@@ -68,12 +70,20 @@ describe('transcript buffer', () => {
     const buffer = make({ store, intervalMs: 10, minChars: 1, persistDeltas: false });
     const t = buffer.start('s1', []);
     t.append('a');
-    await tick(40);
-    expect(transactions).toHaveLength(0);
+    // Another session's request message is written by the next flush, which also saw s1's buffered 'a'.
+    buffer.start('s2', [{ role: 'user', content: 'marker' }]);
+    await expect.poll(() => transactions.flat().map((r) => r.content)).toEqual(['marker']);
+    expect(transactions.flat().filter((r) => r.sessionId === 's1')).toHaveLength(0);
     t.append('b');
     t.end(true);
-    await tick(20);
-    expect(transactions.flat().map((r) => [r.content, r.complete])).toEqual([['ab', true]]);
+    await expect
+      .poll(() =>
+        transactions
+          .flat()
+          .filter((r) => r.sessionId === 's1')
+          .map((r) => [r.content, r.complete]),
+      )
+      .toEqual([['ab', true]]);
   });
 
   it('keeps rows queued while the store fails and writes them in order once it recovers', async () => {
@@ -82,11 +92,12 @@ describe('transcript buffer', () => {
     const buffer = make({ store, intervalMs: 10 });
     const t = buffer.start('s1', []);
     t.append('one ');
-    await tick(30);
+    await expect.poll(() => buffer.stats().failures).toBeGreaterThan(0);
     t.append('two');
     t.end(true);
-    await tick(30);
-    expect(buffer.stats().failures).toBeGreaterThan(0);
+    // Both parts wait in the queue while the store is down.
+    await expect.poll(() => buffer.stats().queueDepth).toBe(2);
+    expect(transactions).toHaveLength(0);
     state.failing = false;
     await expect.poll(() => buffer.stats().queueDepth, { timeout: 2_000 }).toBe(0);
     expect(
@@ -98,13 +109,18 @@ describe('transcript buffer', () => {
   });
 
   it('drops the oldest rows beyond maxQueue and counts them', async () => {
-    const { store, state } = recordingStore();
+    const { store, state, transactions } = recordingStore();
     state.failing = true;
     const buffer = make({ store, intervalMs: 10, maxQueue: 100 });
     for (let i = 0; i < 150; i++) buffer.start(`s${i}`, [{ role: 'user', content: 'x' }]).end(false);
-    await tick(30);
-    expect(buffer.stats().dropped).toBeGreaterThanOrEqual(50);
-    expect(buffer.stats().queueDepth).toBeLessThanOrEqual(100);
+    await expect.poll(() => buffer.stats().failures).toBeGreaterThan(0);
+    expect(buffer.stats()).toMatchObject({ dropped: 50, queueDepth: 100 });
+    // The newest 100 rows are the ones kept, and they are written in order once the store is back.
+    state.failing = false;
+    await expect.poll(() => transactions.flat().length, { timeout: 2_000 }).toBe(100);
+    expect(transactions.flat().map((r) => r.sessionId)).toEqual(
+      Array.from({ length: 100 }, (_, i) => `s${i + 50}`),
+    );
   });
 
   it('bounds the queue by characters too: big rows push out the oldest, and are counted', async () => {
@@ -113,7 +129,7 @@ describe('transcript buffer', () => {
     const buffer = make({ store, intervalMs: 10, maxQueueChars: 10_000 });
     for (let i = 0; i < 5; i++)
       buffer.start(`s${i}`, [{ role: 'user', content: 'x'.repeat(4_000) }]).end(false);
-    await tick(30);
+    await expect.poll(() => buffer.stats().failures).toBeGreaterThan(0);
     // 5 x 4,000 characters against a 10,000 limit: the two newest stay.
     expect(buffer.stats()).toMatchObject({ queueDepth: 2, dropped: 3 });
     state.failing = false;
@@ -124,7 +140,13 @@ describe('transcript buffer', () => {
     const { store, transactions } = recordingStore();
     const buffer = make({ store, intervalMs: 10 });
     buffer.start('s1', [{ role: 'user', content: 'q' }]).end(false);
-    await tick(40);
+    // Settled: the ended reply has left the open set and nothing waits in the queue.
+    await expect
+      .poll(() => {
+        const { open, queueDepth } = buffer.stats();
+        return open === 0 && queueDepth === 0 && transactions.length > 0;
+      })
+      .toBe(true);
     expect(transactions.flat().map((r) => r.role)).toEqual(['user']);
   });
 

@@ -48,6 +48,15 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
   let restarts = 0;
   let closing = false;
   let retryTimer: NodeJS.Timeout | undefined;
+  /** Calls in flight per session client; a replaced client is closed once its last one settles. */
+  const busy = new Map<McpClient, number>();
+  const retired = new WeakSet<McpClient>();
+  const release = (client: McpClient) => {
+    const left = (busy.get(client) ?? 1) - 1;
+    if (left > 0) return void busy.set(client, left);
+    busy.delete(client);
+    if (retired.has(client)) client.close().catch(() => {});
+  };
 
   const open = async (): Promise<McpClient> => {
     started++;
@@ -109,7 +118,9 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       if (live !== stale) return live;
       restarts++;
       current = undefined;
-      stale.close().catch(() => {});
+      // Other calls on it may still be waiting for their own 404: closing it now would fail them instead.
+      retired.add(stale);
+      if (!busy.has(stale)) stale.close().catch(() => {});
       return session();
     });
   };
@@ -140,7 +151,8 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     const at = extras.indexOf(stale);
     if (at === -1) return reestablish(stale);
     extras.splice(at, 1);
-    stale.close().catch(() => {});
+    retired.add(stale);
+    if (!busy.has(stale)) stale.close().catch(() => {});
     return connectionFor(options);
   };
 
@@ -153,15 +165,19 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     try {
       let mcp = await connectionFor(options);
       for (let attempt = 1; ; attempt++) {
+        const used = mcp;
+        busy.set(used, (busy.get(used) ?? 0) + 1);
         try {
-          return await mcp.request(method, params, options);
+          return await used.request(method, params, options);
         } catch (error) {
           const cause = error instanceof GatewayError ? error.cause : error;
           const expired = cause instanceof SdkHttpError && cause.status === 404;
           if (!expired || attempt > 1 || options.signal.aborted) throw error;
           log.info('MCP session expired; re-establishing');
-          mcp = await replace(mcp, options);
+        } finally {
+          release(used);
         }
+        mcp = await replace(used, options);
       }
     } finally {
       inFlight--;

@@ -51,3 +51,48 @@ describe('SSE content tap', () => {
     expect(completionContent(Buffer.from('not json'))).toBeUndefined();
   });
 });
+
+describe('SSE content tap, line by line', () => {
+  /** Every content string the tap reports for `sse`, in order (not joined: empty reports would show). */
+  function reports(...pieces: string[]): string[] {
+    const seen: string[] = [];
+    const tap = chatCompletionsFormat.streamTap((text) => seen.push(text));
+    for (const piece of pieces) tap.push(Buffer.from(piece));
+    return seen;
+  }
+
+  it('reads only data: lines', () => {
+    expect(reports('event: {"content":"not data"}\n', 'data: {"content":"yes"}\n')).toEqual(['yes']);
+  });
+
+  it('reports each line once, and never an empty or null content', () => {
+    expect(
+      reports('data: {"a":1}\ndata: {"content":"x"}\ndata: {"content":""}\ndata: {"content":null}\n'),
+    ).toEqual(['x']);
+  });
+
+  it('allows spaces after the key, and skips a string that does not end on its line', () => {
+    expect(reports('data: {"content":  "spaced"}\n')).toEqual(['spaced']);
+    expect(reports('data: {"content":"unterminated\ndata: {"content":"next"}\n')).toEqual(['next']);
+  });
+
+  it('takes unescaped bytes as they are, and parses only strings with escapes', () => {
+    // A raw tab is not valid JSON, but the byte path reports it; an escaped quote needs the parser.
+    expect(reports('data: {"content":"a\tb"}\n', 'data: {"content":"say \\"hi\\""}\n')).toEqual([
+      'a\tb',
+      'say "hi"',
+    ]);
+  });
+
+  it('drops a partial line longer than 1 MiB instead of carrying it', () => {
+    const huge = 'x'.repeat(1024 ** 2 + 10);
+    expect(reports(`data: {"content":"${huge}`, '"}\n', 'data: {"content":"after"}\n')).toEqual(['after']);
+  });
+});
+
+describe('completion content', () => {
+  it('is undefined for content that is not a string', () => {
+    const body = JSON.stringify({ choices: [{ message: { content: [{ type: 'text', text: 'x' }] } }] });
+    expect(completionContent(Buffer.from(body))).toBeUndefined();
+  });
+});

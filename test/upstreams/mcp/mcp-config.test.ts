@@ -18,6 +18,7 @@ describe('the mcp config key', () => {
       'slipstream.yaml',
     );
     expect(config.mcp?.separator).toBe('__');
+    expect(config.mcp).toMatchObject({ evictableAfter: 60_000, sessionIdle: 30 * 60_000 });
     expect(config.mcp?.servers.emu).toMatchObject({
       type: 'stdio',
       args: [],

@@ -11,11 +11,12 @@ import type { McpUpstream } from '../../../src/upstreams/mcp/mcp-upstream.js';
 import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
 
 const EMULATOR = fileURLToPath(new URL('../../../emulators/mcp-server.ts', import.meta.url));
+const STUBBORN = fileURLToPath(new URL('../../fixtures/stubborn-mcp-server.ts', import.meta.url));
 
-function serverConfig(pool: Record<string, unknown>): StdioServerConfig {
+function serverConfig(pool: Record<string, unknown>, script = EMULATOR): StdioServerConfig {
   const parsed = mcpSchema.parse({
     servers: {
-      emu: { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', EMULATOR], pool },
+      emu: { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', script], pool },
     },
   });
   return parsed.servers.emu as StdioServerConfig;
@@ -33,8 +34,12 @@ function capturingLogger(): { logger: pino.Logger; lines: () => any[] } {
 }
 
 const opened: McpUpstream[] = [];
-async function startPool(pool: Record<string, unknown>, logger = pino({ level: 'silent' })) {
-  const upstream = stdioPool('emu', serverConfig(pool), logger);
+async function startPool(
+  pool: Record<string, unknown>,
+  logger = pino({ level: 'silent' }),
+  script = EMULATOR,
+) {
+  const upstream = stdioPool('emu', serverConfig(pool, script), logger);
   opened.push(upstream);
   await upstream.start();
   return upstream;
@@ -150,6 +155,34 @@ describe('the supervised stdio pool', () => {
       }
     }
   });
+
+  it('pings every healthInterval: a process frozen between calls is recycled without any call', async () => {
+    const pool = await startPool({ min: 1, max: 1, pingTimeout: '200ms', healthInterval: '200ms' });
+    const [frozen] = pool.stats().pids;
+    process.kill(frozen!, 'SIGSTOP');
+    try {
+      // No call is made, so no deadline can trigger a ping: only the periodic one finds it.
+      await waitFor(() => pool.stats().ready === 1 && pool.stats().pids[0] !== frozen);
+      expect(alive(frozen!)).toBe(false);
+      const result = await call(pool, 'pid');
+      expect((result.structuredContent as any).pid).not.toBe(frozen);
+    } finally {
+      if (alive(frozen!)) process.kill(frozen!, 'SIGKILL');
+    }
+  });
+
+  it('stops a process by closing stdin, then SIGTERM, then SIGKILL', async () => {
+    const { logger, lines } = capturingLogger();
+    const pool = await startPool({ min: 1, max: 1 }, logger, STUBBORN);
+    const [pid] = pool.stats().pids;
+    await waitFor(() => lines().some((l) => l.msg === 'stubborn: ready'));
+    await pool.close();
+    // The child logged each step it saw, in order; it ignores both, so only SIGKILL ended it.
+    const steps = lines().filter((l) => /stdin closed|SIGTERM/.test(String(l.msg)));
+    expect(steps.map((l) => l.msg)).toEqual(['stubborn: stdin closed', 'stubborn: SIGTERM ignored']);
+    expect(steps[1].time - steps[0].time).toBeGreaterThanOrEqual(1_900); // stdin had 2 s to work
+    await waitFor(() => !alive(pid!)); // SIGKILL is sent as close() returns; the kernel reaps it then
+  }, 20_000);
 
   it('logs child stderr tagged with the server name', async () => {
     const { logger, lines } = capturingLogger();
