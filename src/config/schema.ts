@@ -382,7 +382,9 @@ export const configSchema = z
         message: `store "${config.cache.store}" needs cache.redis.url`,
       });
     }
-    if (!isLoopback(config.server.listen.host) && config.auth === undefined) {
+    // (listen is undefined here when it failed its own validation: that problem is reported already.)
+    const dataHost = (config.server.listen as { host?: string } | undefined)?.host;
+    if (dataHost !== undefined && !isLoopback(dataHost) && config.auth === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['server', 'listen'],
@@ -390,8 +392,8 @@ export const configSchema = z
           'the data plane is bound beyond loopback without auth: configure auth (apiKeys, jwt or trust: header)',
       });
     }
-    const adminHost = config.admin.listen.host;
-    if (!isLoopback(adminHost) && config.admin.token === undefined) {
+    const adminHost = (config.admin.listen as { host?: string } | undefined)?.host;
+    if (adminHost !== undefined && !isLoopback(adminHost) && config.admin.token === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['admin', 'listen'],

@@ -157,7 +157,7 @@ describe('the supervised stdio pool', () => {
   });
 
   it('pings every healthInterval: a process frozen between calls is recycled without any call', async () => {
-    const pool = await startPool({ min: 1, max: 1, pingTimeout: '200ms', healthInterval: '200ms' });
+    const pool = await startPool({ min: 1, max: 1, pingTimeout: '1s', healthInterval: '300ms' });
     const [frozen] = pool.stats().pids;
     process.kill(frozen!, 'SIGSTOP');
     try {
