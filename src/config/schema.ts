@@ -193,6 +193,12 @@ export const configSchema = z
         shutdownGrace: duration.default(10_000),
         /** Header whose value identifies the caller (cache scoping); the API key header is a good choice. */
         principalHeader: z.string().default('authorization'),
+        /**
+         * Adds `x-slipstream-worker` (the worker that served the request: 1..N under `serve --workers N`,
+         * 1 otherwise) to every response. For debugging and tests; off by default (it tells clients how
+         * the gateway is laid out).
+         */
+        workerHeader: z.boolean().default(false),
       })
       .prefault({}),
     admin: z

@@ -78,6 +78,8 @@ export interface ExchangeOptions {
    * it off, so scrapes and health checks never show up as traffic.
    */
   events?: boolean;
+  /** Value of `x-slipstream-worker` on every response (the worker serving it); unset: no such header. */
+  workerHeader?: string;
 }
 
 interface Active {
@@ -122,6 +124,8 @@ export class Exchanges {
     const method = req.method ?? 'GET';
     // Set up front so responses an endpoint writes itself (a stream, the MCP SDK's transport) carry it too.
     res.setHeader('x-request-id', ctx.id);
+    if (this.options.workerHeader !== undefined)
+      res.setHeader('x-slipstream-worker', this.options.workerHeader);
     const active: Active = { res, shutdown: undefined };
     this.active.add(active);
     res.once('close', () => {
