@@ -50,7 +50,7 @@ describe('cluster metrics', () => {
     expect(text).not.toMatch(/^req_total\{[^}]*worker=/m);
   });
 
-  it('never lets a summed counter go down when a worker is replaced, and drops the gone worker\'s gauges', async () => {
+  it("never lets a summed counter go down when a worker is replaced, and drops the gone worker's gauges", async () => {
     const merged = new ClusterMetrics();
     const first = workerRegistry();
     const other = workerRegistry();
@@ -76,7 +76,7 @@ describe('cluster metrics', () => {
     expect(value(await merged.render(), 'req_total{route="emu"}')).toBe(16);
   });
 
-  it('appends the supervisor\'s own metrics as they are', async () => {
+  it("appends the supervisor's own metrics as they are", async () => {
     const own = new Registry();
     new Gauge({ name: 'worker_up', help: 'h', labelNames: ['worker'] as const, registers: [own] }).set(
       { worker: '1' },

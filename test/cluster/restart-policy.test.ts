@@ -12,7 +12,12 @@ describe('restart policy', () => {
   });
 
   it('doubles the delay after each young exit in a row, up to the cap', () => {
-    const policy = new RestartPolicy({ baseDelayMs: 100, maxDelayMs: 300, maxYoungExits: 10, random: () => 1 });
+    const policy = new RestartPolicy({
+      baseDelayMs: 100,
+      maxDelayMs: 300,
+      maxYoungExits: 10,
+      random: () => 1,
+    });
     const delays = [1, 2, 3, 4].map(() => policy.exited(young));
     expect(delays).toEqual([
       { restart: true, delayMs: 100 },

@@ -76,7 +76,9 @@ describe('serve --workers 2', () => {
     for (const worker of ['1', '2']) {
       expect(series(metrics, `slipstream_worker_up{worker="${worker}"}`)).toBe(1);
       expect(series(metrics, `slipstream_requests_in_flight{worker="${worker}"}`)).toBe(0);
-      expect(series(metrics, `slipstream_nodejs_eventloop_lag_seconds{worker="${worker}"}`)).toBeGreaterThanOrEqual(0);
+      expect(
+        series(metrics, `slipstream_nodejs_eventloop_lag_seconds{worker="${worker}"}`),
+      ).toBeGreaterThanOrEqual(0);
     }
     expect(series(metrics, 'slipstream_requests_in_flight')).toBeUndefined();
     expect(gw.process.stdout().match(/each worker keeps its own cache/g)).toHaveLength(1);
@@ -134,9 +136,7 @@ describe('serve --workers 2', () => {
       .poll(async () => (await workersOf(gw.adminUrl)).workers[0], { timeout: 30_000 })
       .toMatchObject({ worker: '1', state: 'ready', restarts: 1 });
     expect((await workersOf(gw.adminUrl)).workers[0]!.pid).not.toBe(victim.pid);
-    await expect
-      .poll(async () => (await fresh(`${gw.url}/after`)).worker, { timeout: 10_000 })
-      .toBe('1');
+    await expect.poll(async () => (await fresh(`${gw.url}/after`)).worker, { timeout: 10_000 }).toBe('1');
 
     const metrics = await scrape(gw.adminUrl);
     // Worker 1's share of the warm-up died with it; the supervisor kept what it had last scraped.
@@ -155,7 +155,9 @@ describe('serve --workers 2', () => {
     await expect.poll(async () => (await call(`${gw.adminUrl}/readyz`)).status).toBe(503);
 
     const results = await settled;
-    const served = results.map((r) => (r.status === 'fulfilled' ? [r.value.status, r.value.worker] : r.reason));
+    const served = results.map((r) =>
+      r.status === 'fulfilled' ? [r.value.status, r.value.worker] : r.reason,
+    );
     expect(served.filter((r) => Array.isArray(r) && r[0] === 200)).toHaveLength(8);
     expect(new Set(served.map((r) => (r as unknown[])[1]))).toEqual(new Set(['1', '2']));
     expect(await exited).toBe(0);
