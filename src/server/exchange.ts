@@ -202,10 +202,14 @@ export class Exchanges {
   }
 
   /**
-   * Waits up to `graceMs` for every exchange in flight to finish; then ends what still runs (an exchange's
-   * `onShutdown`, else its connection is cut). Call after the listener stopped accepting.
+   * Waits up to `graceMs` for every exchange in flight to finish (their replies close their connections);
+   * then ends what still runs (an exchange's `onShutdown`, else its connection is cut). Call after the
+   * listener stopped accepting.
    */
   async drain(graceMs: number): Promise<void> {
+    // Replies still to be sent say `Connection: close`: a client or load balancer then sends its next
+    // request down another connection (to another replica) instead of this one, which would meet a 503.
+    for (const active of this.active) if (!active.res.headersSent) active.res.shouldKeepAlive = false;
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

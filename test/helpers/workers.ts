@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { CliProcess } from './processes.js';
 import { spawnCli } from './processes.js';
 
@@ -32,12 +32,16 @@ export async function startWorkers(
   return { process: child, url: child.url, adminUrl: String(child.listening.adminUrl), file };
 }
 
-/** One GET on a connection of its own (workers are handed connections, not requests). */
+/**
+ * One GET on a connection of its own (workers are handed connections, not requests), closed after the
+ * reply unless `keepAlive` (then the server decides whether it stays open).
+ */
 export async function fresh(
   url: string,
   headers: Record<string, string> = {},
+  keepAlive = false,
 ): Promise<{ status: number; worker: string | undefined; headers: Record<string, unknown>; body: string }> {
-  const response = await request(url, { headers, reset: true });
+  const response = await request(url, { headers, reset: !keepAlive, dispatcher: new Agent() });
   const body = await response.body.text();
   const worker = response.headers['x-slipstream-worker'];
   return {

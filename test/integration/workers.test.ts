@@ -31,9 +31,9 @@ async function inFlight(gw: Supervised): Promise<Record<string, number>> {
 }
 
 /** Starts `count` slow requests, each on its own connection, and waits until both workers hold some. */
-async function slowOnBothWorkers(gw: Supervised, count: number, latency: string) {
+async function slowOnBothWorkers(gw: Supervised, count: number, latency: string, keepAlive = false) {
   const requests = Array.from({ length: count }, (_, i) =>
-    fresh(`${gw.url}/slow/${i}`, { 'x-emulate-latency': latency }),
+    fresh(`${gw.url}/slow/${i}`, { 'x-emulate-latency': latency }, keepAlive),
   );
   // Settled results are read later; a rejection must not go unhandled meanwhile.
   const settled = Promise.allSettled(requests);
@@ -130,7 +130,7 @@ describe('serve --workers 2', () => {
     const served = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     expect(failed).toHaveLength(held['1']!);
     expect(served).toHaveLength(held['2']!);
-    expect(served.map((r) => [r.status, r.worker])).toEqual(Array(held['2']!).fill([200, '2']));
+    expect(served.map((r) => [r.status, r.worker])).toEqual(Array(held['2']).fill([200, '2']));
 
     await expect
       .poll(async () => (await workersOf(gw.adminUrl)).workers[0], { timeout: 30_000 })
@@ -146,11 +146,11 @@ describe('serve --workers 2', () => {
     expect(await gw.process.stop('SIGTERM')).toBe(0);
   }, 120_000);
 
-  it('drains on SIGTERM: every request in flight on either worker completes, readiness turns 503, then the supervisor exits 0', async () => {
+  it('drains on SIGTERM: every request in flight on either worker completes and closes its connection, readiness turns 503, then the supervisor exits 0', async () => {
     const gw = await startWorkers(
       `server: { listen: "127.0.0.1:0", workerHeader: true, shutdownGrace: 10s }\n${routes()}`,
     );
-    const { settled } = await slowOnBothWorkers(gw, 8, '1500ms');
+    const { settled } = await slowOnBothWorkers(gw, 8, '1500ms', true);
     const exited = gw.process.stop('SIGTERM');
     await expect.poll(async () => (await call(`${gw.adminUrl}/readyz`)).status).toBe(503);
 
@@ -160,6 +160,11 @@ describe('serve --workers 2', () => {
     );
     expect(served.filter((r) => Array.isArray(r) && r[0] === 200)).toHaveLength(8);
     expect(new Set(served.map((r) => (r as unknown[])[1]))).toEqual(new Set(['1', '2']));
+    // Replies in flight at SIGTERM close their connections: nothing further is sent down them.
+    const connections = results.map((r) =>
+      r.status === 'fulfilled' ? r.value.headers.connection : r.reason,
+    );
+    expect(connections).toEqual(Array(8).fill('close'));
     expect(await exited).toBe(0);
     await expect(fresh(`${gw.url}/late`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   }, 120_000);
