@@ -15,7 +15,6 @@ import { isWorkerMessage } from './messages.js';
 import { Questions } from './questions.js';
 import type { MetricsSnapshot, StartMessage } from './messages.js';
 import { RestartPolicy } from './restart-policy.js';
-import type { RestartPolicyOptions } from './restart-policy.js';
 import { reusePortAvailable } from './reuse-port.js';
 
 export interface SupervisorOptions {
@@ -26,8 +25,6 @@ export interface SupervisorOptions {
   /** HTTP workers to keep running (>= 2; one worker is a plain `serve`). */
   workers: number;
   logger: Logger;
-  /** How crashed workers are restarted (defaults in `RestartPolicy`). */
-  restart?: RestartPolicyOptions;
 }
 
 export interface Supervisor {
@@ -103,7 +100,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const balancing = (await reusePortAvailable(config.server.listen.host)) ? 'reuseport' : 'round-robin';
   logStartupNotes(config, options.workers, logger);
   prepareSharedFiles(config);
-  // Advanced serialization: metric snapshots carry NaN and Infinity, which JSON would mangle.
+  // Advanced serialization: a metric's value may be NaN or ±Infinity, which JSON would turn into null.
   cluster.setupPrimary({ serialization: 'advanced' });
 
   // A `port: 0` config under reusePort: the first worker picks the port, the others bind the same one.
@@ -183,7 +180,7 @@ class Supervision {
         group,
         index: i + 1,
         label: group.label(i + 1),
-        policy: new RestartPolicy(options.restart),
+        policy: new RestartPolicy(),
         child: undefined,
         state: 'stopped',
         forkedAt: 0,
