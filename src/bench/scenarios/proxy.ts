@@ -2,8 +2,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { cpuTimeMs } from '../cpu-time.js';
 import { httpTask } from '../http-task.js';
 import { measureInterleaved, runLoad } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
@@ -44,7 +46,15 @@ export interface ProxyBenchResult extends ScenarioResult {
    * generator and the upstream share the same two cores): on kept-alive connections, and with a new
    * connection per request (under Node 20's round-robin the supervisor accepts each one and hands it over).
    */
-  workers: Record<'keepAlive' | 'fresh', { one: LoadResult; two: LoadResult }>;
+  workers: Record<'keepAlive' | 'fresh', { one: WorkersRun; two: WorkersRun }>;
+}
+
+/** One run through `serve --workers N`, with the CPU the gateway's processes spent on it. */
+export interface WorkersRun extends LoadResult {
+  /** CPU time of every worker per request served, in us (10 ms resolution over the run). */
+  workerCpuUsPerRequest: number;
+  /** CPU time of the supervisor per request (0 with one worker, which is a plain process). */
+  supervisorCpuUsPerRequest: number;
 }
 
 /** Concurrency of the new-connection-per-request runs (each request pays a TCP handshake). */
@@ -87,11 +97,12 @@ routes:
     children.push(bare);
     const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
 
-    const measure = async (target: string, mode: LoadMode, ms: number, fresh = false) => {
+    const measure = async (target: string, mode: LoadMode, ms: number, fresh = false, warm = true) => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
       const http = httpTask(target, { path: '/bench' }, { connections, fresh });
+      const warmupMs = warm ? Math.min(1_000, ms / 4) : 0;
       try {
-        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs });
       } finally {
         await http.close();
       }
@@ -113,12 +124,35 @@ routes:
     children.push(one);
     const two = await startChild(['serve', '-c', config, '--workers', '2'], { startTimeoutMs: 60_000 });
     children.push(two);
+    const processes = {
+      one: { supervisor: undefined, workers: [one.child.pid!] },
+      two: { supervisor: two.child.pid!, workers: await workerPids(String(two.listening.adminUrl)) },
+    };
+    /** A warm-up, then a measured run with the CPU each of the gateway's processes spent during it. */
+    const measureCpu = async (name: 'one' | 'two', mode: LoadMode, ms: number, fresh: boolean) => {
+      const url = name === 'one' ? one.url : two.url;
+      const { supervisor, workers } = processes[name];
+      await measure(url, mode, Math.min(1_000, ms / 4), fresh, false);
+      const cpu = () => ({
+        workers: workers.reduce((sum, pid) => sum + (cpuTimeMs(pid) ?? 0), 0),
+        supervisor: supervisor === undefined ? 0 : (cpuTimeMs(supervisor) ?? 0),
+      });
+      const before = cpu();
+      const result = await measure(url, mode, ms, fresh, false);
+      const after = cpu();
+      const perRequest = (ms: number) => Math.round((ms * 1_000) / Math.max(1, result.ok));
+      return {
+        ...result,
+        workerCpuUsPerRequest: perRequest(after.workers - before.workers),
+        supervisorCpuUsPerRequest: perRequest(after.supervisor - before.supervisor),
+      };
+    };
     const measureWorkers = (fresh: boolean) => {
       const mode: LoadMode = { kind: 'closed', concurrency: fresh ? FRESH_CONCURRENCY : concurrency };
       return measureInterleaved(
         {
-          one: (ms) => measure(one.url, mode, ms, fresh),
-          two: (ms) => measure(two.url, mode, ms, fresh),
+          one: (ms) => measureCpu('one', mode, ms, fresh),
+          two: (ms) => measureCpu('two', mode, ms, fresh),
         },
         durationMs,
       );
@@ -192,6 +226,13 @@ routes:
   }
 }
 
+/** The pids of a `serve --workers N` gateway's workers, from its supervisor's `/admin/workers`. */
+async function workerPids(adminUrl: string): Promise<number[]> {
+  const response = await request(`${adminUrl}/admin/workers`);
+  const { workers } = (await response.body.json()) as { workers: Array<{ pid: number | null }> };
+  return workers.flatMap((w) => (w.pid === null ? [] : [w.pid]));
+}
+
 /** `slipstream bench proxy`. */
 export const proxyScenario: Scenario<ProxyBenchResult> = {
   name: 'proxy',
@@ -215,17 +256,23 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
       'serve --workers 1 vs 2, unpinned (the load generator and the upstream share the two cores):',
       ...formatTable(
         ['1 worker', '2 workers', 'ratio'],
-        (['keepAlive', 'fresh'] as const).map((kind) => {
+        (['keepAlive', 'fresh'] as const).flatMap((kind) => {
           const { one, two } = r.workers[kind];
-          const label =
-            kind === 'keepAlive'
-              ? `kept-alive, c=64 (req/s)`
-              : `new connection each, c=${FRESH_CONCURRENCY} (req/s)`;
+          const how = kind === 'keepAlive' ? 'kept-alive, c=64' : `new conn. each, c=${FRESH_CONCURRENCY}`;
           return [
-            label,
-            one.throughputPerS,
-            two.throughputPerS,
-            round2(two.throughputPerS / one.throughputPerS),
+            [
+              `${how} (req/s)`,
+              one.throughputPerS,
+              two.throughputPerS,
+              round2(two.throughputPerS / one.throughputPerS),
+            ],
+            [
+              `  worker CPU per request (us)`,
+              one.workerCpuUsPerRequest,
+              two.workerCpuUsPerRequest,
+              round2(two.workerCpuUsPerRequest / Math.max(1, one.workerCpuUsPerRequest)),
+            ],
+            ['  supervisor CPU per request (us)', '-', two.supervisorCpuUsPerRequest, ''],
           ];
         }),
       ),
