@@ -17,6 +17,7 @@ const LAYERS = [
   'src/upstreams',
   'src/entrypoints',
   'src/gateway.ts',
+  'src/cluster',
   'emulators',
   'src/bench',
   'src/cli',

@@ -51,6 +51,8 @@ const CODES = {
   GW_TOO_MANY_SESSIONS: { status: 429, rpc: -32003, client: true },
   /** `POST /fanout/<group>` names no configured group. */
   GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601, client: true },
+  /** Under `serve --workers`: a worker did not answer the supervisor in time (an admin purge left unconfirmed). */
+  GW_WORKER_UNAVAILABLE: { status: 503, rpc: -32003, client: false },
 } as const satisfies Record<string, { status: number; rpc: number; client: boolean }>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -38,7 +38,7 @@ import { sqliteStore } from './stores/sqlite.js';
 import { TranscriptBuffer } from './streams/transcript-buffer.js';
 import { createLogger, subscribeRequestLog } from './telemetry/log.js';
 import { createMetrics } from './telemetry/metrics.js';
-import type { UpstreamConnectionStats } from './telemetry/metrics.js';
+import type { Metrics, UpstreamConnectionStats } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/tracing.js';
 import { fanoutGroup } from './upstreams/group/fanout.js';
 import { asUpstream, httpUpstream } from './upstreams/http.js';
@@ -50,6 +50,15 @@ import type { ToolRegistry } from './upstreams/mcp/tool-registry.js';
 export interface GatewayOptions {
   /** Logger to use instead of one built from `telemetry.log`. */
   logger?: Logger;
+  /** This process's number under `serve --workers N` (1..N), named by `server.workerHeader`. Default 1. */
+  worker?: number;
+  /**
+   * Bind the admin listener. Default true; a `--workers` worker leaves it to the supervisor, which serves
+   * it once for every worker (`cluster/supervisor.ts`).
+   */
+  admin?: boolean;
+  /** Bind the data listener with `SO_REUSEPORT`, one socket per worker (only where the runtime honours it). */
+  reusePort?: boolean;
 }
 
 export interface Gateway {
@@ -57,8 +66,15 @@ export interface Gateway {
   readonly proxy: Listener;
   readonly admin: Listener;
   readonly logger: Logger;
-  /** Starts every component in order (warm pools, MCP processes, discovery), then listens. */
-  listen(): Promise<{ url: string; adminUrl: string }>;
+  /** This process's metrics (a `--workers` supervisor merges every worker's into one scrape). */
+  readonly metrics: Metrics;
+  /** Drops cache entries whose key starts with `prefix`, as `POST /admin/cache/purge`; resolves with how many. */
+  purgeCache(prefix: string): Promise<number>;
+  /**
+   * Starts every component in order (warm pools, MCP processes, discovery), then listens. `adminUrl` is
+   * undefined when the admin listener is not this process's (`GatewayOptions.admin`).
+   */
+  listen(): Promise<{ url: string; adminUrl: string | undefined }>;
   /**
    * Graceful shutdown: stops accepting, lets in-flight requests finish for up to `server.shutdownGrace`,
    * ends streams still open with their format's error event, then closes every component in reverse order
@@ -154,6 +170,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const metrics = createMetrics({
     upstreamStats: () => components.flatMap((c) => c.stats?.() ?? []),
     cacheStats: () => caches.stats(),
+    inFlight: () => proxy.exchanges.size,
   });
   const stopRequestLog = subscribeRequestLog(logger, {
     sampleRate: config.telemetry.log.sampleRate,
@@ -199,14 +216,17 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     auth,
     ...(rateLimits === undefined ? {} : { rateLimits }),
     overheadHeader: config.server.overheadHeader,
+    ...(config.server.workerHeader ? { workerHeader: String(options.worker ?? 1) } : {}),
   });
+  const serveAdmin = options.admin ?? true;
+  const purgeCache = (prefix: string) => caches.purge(prefix);
   const admin = createListener({
     router: new Router(
       adminRoutes({
         token: config.admin.token,
         metrics,
         isReady: () => ready,
-        purgeCache: (prefix) => caches.purge(prefix),
+        purgeCache,
       }),
     ),
     isDraining: () => false,
@@ -218,10 +238,12 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     proxy,
     admin,
     logger,
+    metrics,
+    purgeCache,
     async listen() {
       for (const stage of lifecycle) await Promise.all(stage.map(async (c) => c.start?.()));
-      const url = await proxy.listen(config.server.listen);
-      const adminUrl = await admin.listen(config.admin.listen);
+      const url = await proxy.listen({ ...config.server.listen, reusePort: options.reusePort ?? false });
+      const adminUrl = serveAdmin ? await admin.listen(config.admin.listen) : undefined;
       ready = true;
       logger.info(
         { url, adminUrl, routes: config.routes.length, upstreams: upstreams.size },
@@ -237,7 +259,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       await proxy.close(config.server.shutdownGrace);
       // After the drain: streams have ended (or were ended), so every transcript can be written in full.
       for (const stage of [...lifecycle].reverse()) await Promise.all(stage.map((c) => c.close()));
-      await admin.close(0);
+      if (serveAdmin) await admin.close(0);
       stopRequestLog();
       metrics.close();
       await tracing?.shutdown();

@@ -15,6 +15,8 @@ export interface ChildHandle {
   readonly listening: Record<string, unknown>;
   /** Everything the child wrote to stderr so far. */
   stderr(): string;
+  /** Everything the child wrote to stdout so far (its log lines, the listening line included). */
+  stdout(): string;
   /** Sends `signal` (default SIGTERM) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -25,14 +27,15 @@ export interface ChildOptions {
   cpu?: number;
   /** How long to wait for the listening line. Default 15 s. */
   startTimeoutMs?: number;
+  /** The Node binary that runs the CLI. Default this process's (`process.execPath`). */
+  node?: string;
 }
 
 /** The command that runs the CLI: the compiled file when running compiled, else the TypeScript entry via tsx. */
-export function cliCommand(): string[] {
+export function cliCommand(node = process.execPath): string[] {
   const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js'))
-    return [process.execPath, fileURLToPath(new URL('../cli/bin.js', import.meta.url))];
-  return [process.execPath, '--import', 'tsx', fileURLToPath(new URL('../cli/bin.ts', import.meta.url))];
+  if (here.endsWith('.js')) return [node, fileURLToPath(new URL('../cli/bin.js', import.meta.url))];
+  return [node, '--import', 'tsx', fileURLToPath(new URL('../cli/bin.ts', import.meta.url))];
 }
 
 /**
@@ -40,7 +43,7 @@ export function cliCommand(): string[] {
  * Rejects with the child's stderr if it exits or stays silent past the start timeout.
  */
 export function startChild(args: readonly string[], options: ChildOptions = {}): Promise<ChildHandle> {
-  let command = cliCommand();
+  let command = cliCommand(options.node);
   if (options.cpu !== undefined && existsSync('/usr/bin/taskset')) {
     command = ['/usr/bin/taskset', '-c', String(options.cpu), ...command];
   }
@@ -49,7 +52,9 @@ export function startChild(args: readonly string[], options: ChildOptions = {}):
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   return new Promise<ChildHandle>((resolve, reject) => {
@@ -74,6 +79,7 @@ export function startChild(args: readonly string[], options: ChildOptions = {}):
           url: String(listening.url),
           listening,
           stderr: () => stderr,
+          stdout: () => stdout,
           stop: (signal = 'SIGTERM') => {
             if (child.exitCode === null && child.signalCode === null) child.kill(signal);
             return exited;

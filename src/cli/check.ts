@@ -10,8 +10,8 @@ export function registerCheck(program: Command): void {
     .description('validate a config file and summarise its upstreams and routes')
     .option('-c, --config <file>', 'config file', 'slipstream.yaml')
     .action(async (options: { config: string }) => {
-      const config = await loadConfigOrReport(options.config);
-      if (config !== undefined) process.stdout.write(summarise(options.config, config));
+      const loaded = await loadConfigOrReport(options.config);
+      if (loaded !== undefined) process.stdout.write(summarise(options.config, loaded.config));
     });
 }
 

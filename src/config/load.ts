@@ -38,14 +38,17 @@ export function formatProblem(problem: ConfigProblem): string {
  * from `env` (default `process.env`). Throws {@link ConfigError} listing every problem with its position.
  */
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file, env);
+}
+
+/** Reads a config file's text; throws {@link ConfigError} (located at 1:1) when it cannot be read. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : String(error);
     throw new ConfigError([{ file, line: 1, col: 1, path: '', message: reason }]);
   }
-  return parseConfig(text, file, env);
 }
 
 /** Validates config text; `file` is only used in messages. See {@link loadConfig}. */

@@ -253,6 +253,12 @@ export const configSchema = z
          * in front). From anyone else they are overwritten with what the gateway itself saw.
          */
         trustedProxies: z.array(cidr).default([]),
+        /**
+         * Adds `x-slipstream-worker` (the worker that served the request: 1..N under `serve --workers N`,
+         * 1 otherwise) to every response. For debugging and tests; off by default (it tells clients how
+         * the gateway is laid out).
+         */
+        workerHeader: z.boolean().default(false),
       })
       .prefault({}),
     admin: z

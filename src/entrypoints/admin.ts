@@ -15,6 +15,8 @@ export interface AdminOptions {
   isReady: () => boolean;
   /** Deletes cache entries whose key starts with the prefix; resolves with how many. */
   purgeCache: (prefix: string) => Promise<number>;
+  /** Under `serve --workers`: every worker's state (a JSON value), served at `GET /admin/workers`. */
+  workers?: () => unknown;
 }
 
 /** Longest purge prefix accepted (keys are `route|METHOD /path|hash`). */
@@ -26,7 +28,8 @@ const MAX_PURGE_BYTES = 16 * 1024;
  * The admin listener's routes. `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
  * when the gateway takes traffic (503 while starting or draining). `GET /metrics` and
  * `POST /admin/cache/purge` (by route, `{"route":"quotes"}`, or key prefix, `{"prefix":"quotes|GET /quote/A"}`)
- * need `Authorization: Bearer <token>` when a token is configured.
+ * need `Authorization: Bearer <token>` when a token is configured; so does `GET /admin/workers` (each
+ * worker's pid, state and restarts), served when `workers` is given.
  */
 export function adminRoutes(options: AdminOptions): EndpointRoute[] {
   const expected = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`);
@@ -38,7 +41,23 @@ export function adminRoutes(options: AdminOptions): EndpointRoute[] {
     }
   };
   const endpoint = (route: string, handle: Endpoint['handle']): Endpoint => ({ route, handle });
+  const { workers } = options;
+  const workersRoute: EndpointRoute[] =
+    workers === undefined
+      ? []
+      : [
+          {
+            path: '/admin/workers',
+            exact: true,
+            methods: ['GET'],
+            endpoint: endpoint('admin', async (x) => {
+              authorize(x);
+              return json(200, workers());
+            }),
+          },
+        ];
   return [
+    ...workersRoute,
     {
       path: '/healthz',
       exact: true,

@@ -104,6 +104,8 @@ export interface ExchangeOptions {
    * it off, so scrapes and health checks never show up as traffic.
    */
   events?: boolean;
+  /** Value of `x-slipstream-worker` on every response (the worker serving it); unset: no such header. */
+  workerHeader?: string;
 }
 
 interface Active {
@@ -148,6 +150,8 @@ export class Exchanges {
     const method = req.method ?? 'GET';
     // Set up front so responses an endpoint writes itself (a stream, the MCP SDK's transport) carry it too.
     res.setHeader('x-request-id', ctx.id);
+    if (this.options.workerHeader !== undefined)
+      res.setHeader('x-slipstream-worker', this.options.workerHeader);
     const active: Active = { res, shutdown: undefined };
     this.active.add(active);
     res.once('close', () => {
@@ -255,10 +259,14 @@ export class Exchanges {
   }
 
   /**
-   * Waits up to `graceMs` for every exchange in flight to finish; then ends what still runs (an exchange's
-   * `onShutdown`, else its connection is cut). Call after the listener stopped accepting.
+   * Waits up to `graceMs` for every exchange in flight to finish (their replies close their connections);
+   * then ends what still runs (an exchange's `onShutdown`, else its connection is cut). Call after the
+   * listener stopped accepting.
    */
   async drain(graceMs: number): Promise<void> {
+    // Replies still to be sent say `Connection: close`: a client or load balancer then sends its next
+    // request down another connection (to another replica) instead of this one, which would meet a 503.
+    for (const active of this.active) if (!active.res.headersSent) active.res.shouldKeepAlive = false;
     if (this.active.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

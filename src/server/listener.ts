@@ -1,7 +1,7 @@
 // A listener: one node:http server, its router and its exchanges, Node's own errors in the GW shape, and its drain.
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, ListenOptions, Socket } from 'node:net';
 import { GatewayError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { Exchanges } from './exchange.js';
@@ -41,8 +41,12 @@ const DEFAULT_LIMITS: ConnectionLimits = {
 export interface Listener {
   readonly server: Server;
   readonly exchanges: Exchanges;
-  /** Binds `host:port`; resolves with the listener's URL (`http://127.0.0.1:8080`). */
-  listen(address: { host: string; port: number }): Promise<string>;
+  /**
+   * Binds `host:port`; resolves with the listener's URL (`http://127.0.0.1:8080`). With `reusePort` (a
+   * runtime that honours it, see `cluster/reuse-port.ts`) the socket is this process's own, one of several
+   * bound to the port (`SO_REUSEPORT`): the kernel spreads connections over them, no cluster primary in between.
+   */
+  listen(address: { host: string; port: number; reusePort?: boolean }): Promise<string>;
   /**
    * Stops accepting, lets requests in flight finish for up to `graceMs`, ends what still runs (streams get
    * their format's error event), then closes every connection.
@@ -211,7 +215,11 @@ export function createListener(options: ListenerOptions): Listener {
     listen: (address) =>
       new Promise<string>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(address.port, address.host, () => {
+        // `exclusive`: a cluster worker binds its own socket instead of sharing the primary's handle.
+        // @types/node 20 does not know `reusePort` (Node 22.12+); Node 20 ignores it.
+        const reuse = address.reusePort === true ? { reusePort: true, exclusive: true } : {};
+        const options: ListenOptions = { port: address.port, host: address.host, ...reuse };
+        server.listen(options, () => {
           server.off('error', reject);
           const bound = server.address() as AddressInfo;
           const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;

@@ -14,6 +14,8 @@ export type { UpstreamConnectionStats };
 export interface MetricsOptions {
   /** Reads upstream pool counters when /metrics is scraped. */
   upstreamStats?: () => Iterable<UpstreamConnectionStats>;
+  /** Reads the number of client requests in flight when /metrics is scraped. */
+  inFlight?: () => number;
   /** Reads the in-process cache's fill when /metrics is scraped. */
   cacheStats?: () => { entries: number; bytes: number } | undefined;
   /** Node process metrics (event loop lag, heap, GC) with the `slipstream_` prefix. Default true. */
@@ -37,7 +39,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'slipstream_' });
   const subscriptions = [
-    ...requestMetrics(registry, options.upstreamStats),
+    ...requestMetrics(registry, options.upstreamStats, options.inFlight),
     ...resilienceMetrics(registry),
     ...cacheMetrics(registry, options.cacheStats),
     ...fanoutMetrics(registry),

@@ -20,7 +20,8 @@ export async function startGateway(yaml: string, env: NodeJS.ProcessEnv = {}): P
   const config = parseConfig(listeners + admin + yaml, 'test.yaml', env);
   const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
   const { url, adminUrl } = await gateway.listen();
-  return { gateway, url, adminUrl, close: () => gateway.close() };
+  // This helper always binds the admin listener (GatewayOptions.admin defaults to true).
+  return { gateway, url, adminUrl: adminUrl!, close: () => gateway.close() };
 }
 
 const MCP_EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));

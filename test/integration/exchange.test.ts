@@ -223,10 +223,20 @@ describe.each(Object.entries(CASES))('the %s entrypoint, in the exchange', (_nam
   it('answers 503 GW_SHUTTING_DOWN with Connection: close once the gateway drains', async () => {
     gw = await everything();
     const port = Number(new URL(gw.url).port);
-    // A slow call keeps the connection busy (not idle), so it survives the start of the drain.
+    // A stream that started before the drain keeps the connection busy (not idle), so it survives the
+    // start of the drain; its headers went out kept-alive (a reply not yet begun would say
+    // Connection: close), so the next request on that connection reaches the exchange while it drains.
     const conn = rawSocket(port);
-    conn.socket.write(head({ method: 'POST', path: '/tools/emu/sleep', body: '{"ms":600}' }) + '{"ms":600}');
-    await expect.poll(() => gw!.gateway.proxy.exchanges.size).toBe(1);
+    const stream = JSON.stringify({
+      model: 'fast',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    const slow = { 'x-emulate-tokens': '6', 'x-emulate-gap': '100ms' };
+    conn.socket.write(
+      head({ method: 'POST', path: '/v1/chat/completions', headers: slow, body: stream }) + stream,
+    );
+    await expect.poll(() => conn.text()).toMatch(/^HTTP\/1\.1 200 /);
     const closing = gw.close();
     gw = undefined;
     conn.socket.write(head(c) + (c.body ?? ''));

@@ -2,8 +2,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { cpuTimeMs } from '../cpu-time.js';
 import { httpTask } from '../http-task.js';
 import { measureInterleaved, runLoad } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
@@ -39,7 +41,26 @@ export interface ProxyBenchResult extends ScenarioResult {
     overBareP99Us: number;
   };
   throughput: Paths<LoadResult>;
+  /**
+   * Closed-loop throughput through `serve --workers 1` and `--workers 2`, neither pinned (the load
+   * generator and the upstream share the same two cores): on kept-alive connections, and with a new
+   * connection per request (under Node 20's round-robin the supervisor accepts each one and hands it over).
+   */
+  workers: Record<'keepAlive' | 'fresh', { one: WorkersRun; two: WorkersRun }>;
 }
+
+/** One run through `serve --workers N`, with the CPU the gateway's processes spent on it. */
+export interface WorkersRun extends LoadResult {
+  /** CPU time of every worker per request served, in us (10 ms resolution over the run). */
+  workerCpuUsPerRequest: number;
+  /** CPU time of the supervisor per request (0 with one worker, which is a plain process). */
+  supervisorCpuUsPerRequest: number;
+}
+
+/** Concurrency of the new-connection-per-request runs (each request pays a TCP handshake). */
+const FRESH_CONCURRENCY = 16;
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Issue targets: added p50 <= 150 us and p99 <= 1.5 ms at concurrency 1; >= 10,000 req/s on one core. */
 const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
@@ -47,7 +68,8 @@ const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
 /**
  * Runs an emulator (zero delay, pinned to CPU 0), a gateway with the default policy stack and a bare
  * reference proxy (both pinned to CPU 1, so each has exactly one core), then measures in one run:
- * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved.
+ * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved; then the same
+ * gateway config as `serve --workers 1` and `--workers 2`, unpinned, side by side.
  */
 export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
   const durationMs = options.durationMs ?? 5_000;
@@ -75,11 +97,12 @@ routes:
     children.push(bare);
     const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
 
-    const measure = async (target: string, mode: LoadMode, ms: number) => {
+    const measure = async (target: string, mode: LoadMode, ms: number, fresh = false, warm = true) => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
-      const http = httpTask(target, { path: '/bench' }, { connections });
+      const http = httpTask(target, { path: '/bench' }, { connections, fresh });
+      const warmupMs = warm ? Math.min(1_000, ms / 4) : 0;
       try {
-        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs });
       } finally {
         await http.close();
       }
@@ -96,6 +119,45 @@ routes:
 
     const latency = await measureAll({ kind: 'closed', concurrency: 1 });
     const throughput = await measureAll({ kind: 'closed', concurrency });
+
+    const one = await startChild(['serve', '-c', config, '--workers', '1']);
+    children.push(one);
+    const two = await startChild(['serve', '-c', config, '--workers', '2'], { startTimeoutMs: 60_000 });
+    children.push(two);
+    const processes = {
+      one: { supervisor: undefined, workers: [one.child.pid!] },
+      two: { supervisor: two.child.pid!, workers: await workerPids(String(two.listening.adminUrl)) },
+    };
+    /** A warm-up, then a measured run with the CPU each of the gateway's processes spent during it. */
+    const measureCpu = async (name: 'one' | 'two', mode: LoadMode, ms: number, fresh: boolean) => {
+      const url = name === 'one' ? one.url : two.url;
+      const { supervisor, workers } = processes[name];
+      await measure(url, mode, Math.min(1_000, ms / 4), fresh, false);
+      const cpu = () => ({
+        workers: workers.reduce((sum, pid) => sum + (cpuTimeMs(pid) ?? 0), 0),
+        supervisor: supervisor === undefined ? 0 : (cpuTimeMs(supervisor) ?? 0),
+      });
+      const before = cpu();
+      const result = await measure(url, mode, ms, fresh, false);
+      const after = cpu();
+      const perRequest = (ms: number) => Math.round((ms * 1_000) / Math.max(1, result.ok));
+      return {
+        ...result,
+        workerCpuUsPerRequest: perRequest(after.workers - before.workers),
+        supervisorCpuUsPerRequest: perRequest(after.supervisor - before.supervisor),
+      };
+    };
+    const measureWorkers = (fresh: boolean) => {
+      const mode: LoadMode = { kind: 'closed', concurrency: fresh ? FRESH_CONCURRENCY : concurrency };
+      return measureInterleaved(
+        {
+          one: (ms) => measureCpu('one', mode, ms, fresh),
+          two: (ms) => measureCpu('two', mode, ms, fresh),
+        },
+        durationMs,
+      );
+    };
+    const workers = { keepAlive: await measureWorkers(false), fresh: await measureWorkers(true) };
     const p = (r: LoadResult) => r.latencyUs;
     const addedP50Us = p(latency.gateway).p50 - p(latency.direct).p50;
     const addedP99Us = p(latency.gateway).p99 - p(latency.direct).p99;
@@ -119,6 +181,13 @@ routes:
           better: 'higher',
           cost: true,
         },
+        {
+          metric: 'throughput on kept-alive connections, serve --workers 1 vs --workers 2',
+          unit: 'req/s',
+          before: workers.keepAlive.one.throughputPerS,
+          after: workers.keepAlive.two.throughputPerS,
+          better: 'higher',
+        },
       ],
       charts: [
         {
@@ -138,6 +207,7 @@ routes:
         overBareP99Us: p(latency.gateway).p99 - p(latency.bare).p99,
       },
       throughput,
+      workers,
       targets: [
         target('added p50 at concurrency 1', addedP50Us, '<=', TARGETS.addedP50Us, 'us'),
         target('added p99 at concurrency 1', addedP99Us, '<=', TARGETS.addedP99Us, 'us'),
@@ -156,11 +226,18 @@ routes:
   }
 }
 
+/** The pids of a `serve --workers N` gateway's workers, from its supervisor's `/admin/workers`. */
+async function workerPids(adminUrl: string): Promise<number[]> {
+  const response = await request(`${adminUrl}/admin/workers`);
+  const { workers } = (await response.body.json()) as { workers: Array<{ pid: number | null }> };
+  return workers.flatMap((w) => (w.pid === null ? [] : [w.pid]));
+}
+
 /** `slipstream bench proxy`. */
 export const proxyScenario: Scenario<ProxyBenchResult> = {
   name: 'proxy',
   description:
-    "the gateway's own cost: zero-delay upstream direct, through a bare Node proxy, through Slipstream",
+    "the gateway's own cost: zero-delay upstream direct, through a bare Node proxy, through Slipstream (1 and 2 workers)",
   run: (options: ScenarioOptions) => runProxyBench({ durationMs: options.durationMs }),
   format(r) {
     const { latency: l, throughput: t } = r;
@@ -176,6 +253,29 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
         ],
       ),
       `  slipstream over the bare proxy: p50 +${l.overBareP50Us} us, p99 +${l.overBareP99Us} us`,
+      'serve --workers 1 vs 2, unpinned (the load generator and the upstream share the two cores):',
+      ...formatTable(
+        ['1 worker', '2 workers', 'ratio'],
+        (['keepAlive', 'fresh'] as const).flatMap((kind) => {
+          const { one, two } = r.workers[kind];
+          const how = kind === 'keepAlive' ? 'kept-alive, c=64' : `new conn. each, c=${FRESH_CONCURRENCY}`;
+          return [
+            [
+              `${how} (req/s)`,
+              one.throughputPerS,
+              two.throughputPerS,
+              round2(two.throughputPerS / one.throughputPerS),
+            ],
+            [
+              `  worker CPU per request (us)`,
+              one.workerCpuUsPerRequest,
+              two.workerCpuUsPerRequest,
+              round2(two.workerCpuUsPerRequest / Math.max(1, one.workerCpuUsPerRequest)),
+            ],
+            ['  supervisor CPU per request (us)', '-', two.supervisorCpuUsPerRequest, ''],
+          ];
+        }),
+      ),
       ...formatTargets(r.targets),
     ].join('\n');
   },

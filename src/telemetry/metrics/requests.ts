@@ -17,15 +17,27 @@ export interface UpstreamConnectionStats {
 }
 
 /**
- * `slipstream_requests_total`, `slipstream_request_duration_seconds`, the per-attempt upstream latency and
- * the pool connections gauge (read from `upstreamStats` at scrape time). Label children are cached by label
- * tuple, so recording a request costs two Map lookups and two observations.
+ * `slipstream_requests_total`, `slipstream_request_duration_seconds`, the per-attempt upstream latency,
+ * the pool connections gauge (read from `upstreamStats` at scrape time) and the requests in flight (read
+ * from `inFlight`). Label children are cached by label tuple, so recording a request costs two Map lookups
+ * and two observations.
  */
 export function requestMetrics(
   registry: Registry,
   upstreamStats: (() => Iterable<UpstreamConnectionStats>) | undefined,
+  inFlight?: () => number,
 ): Subscription[] {
   const registers = [registry];
+  if (inFlight !== undefined) {
+    new Gauge({
+      name: 'slipstream_requests_in_flight',
+      help: 'Client requests in flight, streams included (what a drain waits for).',
+      registers,
+      collect() {
+        this.set(inFlight());
+      },
+    });
+  }
   const requests = new Counter({
     name: 'slipstream_requests_total',
     help: 'Client requests by route, method and status.',
