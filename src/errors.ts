@@ -7,6 +7,8 @@
 const CODES = {
   GW_BAD_REQUEST: { status: 400, rpc: -32600, client: true },
   GW_UNAUTHORIZED: { status: 401, rpc: -32001, client: true },
+  /** Known but not allowed here (the dashboard on a tokenless admin listener, asked for by a non-loopback name). */
+  GW_FORBIDDEN: { status: 403, rpc: -32001, client: true },
   GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601, client: true },
   /** A batched item the bulk answer did not contain: an answer about that item, not a failure. */
   GW_ITEM_NOT_FOUND: { status: 404, rpc: -32602, client: true },

@@ -1,10 +1,12 @@
-// Admin endpoints: /metrics, /healthz, /readyz, cache purges. Bound to loopback by default; a token guards the rest.
+// Admin endpoints: /metrics, /healthz, /readyz, cache purges, the dashboard. Loopback by default; a token guards the rest.
 import { timingSafeEqual } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import type { Reply } from '../pipeline/types.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
 import { parseJson } from '../server/request.js';
 import type { EndpointRoute } from '../server/router.js';
+import type { LiveStats } from '../telemetry/live/live-stats.js';
+import { dashboardRoutes } from './dashboard/dashboard.js';
 
 export interface AdminOptions {
   /** Bearer token for everything but the health checks; when unset, the listener must be on loopback. */
@@ -15,6 +17,8 @@ export interface AdminOptions {
   isReady: () => boolean;
   /** Deletes cache entries whose key starts with the prefix; resolves with how many. */
   purgeCache: (prefix: string) => Promise<number>;
+  /** Serves `/dashboard` and its feed from these live counts; omitted when `admin.dashboard.enabled` is false. */
+  dashboard?: { live: LiveStats; maxFeeds: number };
 }
 
 /** Longest purge prefix accepted (keys are `route|METHOD /path|hash`). */
@@ -26,14 +30,18 @@ const MAX_PURGE_BYTES = 16 * 1024;
  * The admin listener's routes. `/healthz` answers 200 while the process runs; `/readyz` answers 200 only
  * when the gateway takes traffic (503 while starting or draining). `GET /metrics` and
  * `POST /admin/cache/purge` (by route, `{"route":"quotes"}`, or key prefix, `{"prefix":"quotes|GET /quote/A"}`)
- * need `Authorization: Bearer <token>` when a token is configured.
+ * need `Authorization: Bearer <token>` when a token is configured; `/dashboard` and `/dashboard/events`
+ * also take the dashboard's session cookie (see `dashboard/dashboard.ts`).
  */
 export function adminRoutes(options: AdminOptions): EndpointRoute[] {
   const expected = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`);
-  const authorize = (x: Exchange) => {
-    if (expected === undefined) return;
+  const bearer = (x: Exchange) => {
+    if (expected === undefined) return true;
     const given = Buffer.from(x.req.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const authorize = (x: Exchange) => {
+    if (!bearer(x)) {
       throw new GatewayError('GW_UNAUTHORIZED', 'admin endpoints need "Authorization: Bearer <admin.token>"');
     }
   };
@@ -88,6 +96,9 @@ export function adminRoutes(options: AdminOptions): EndpointRoute[] {
         return json(200, { purged: await options.purgeCache(prefix), prefix });
       }),
     },
+    ...(options.dashboard === undefined
+      ? []
+      : dashboardRoutes({ ...options.dashboard, token: options.token, bearer })),
   ];
 }
 

@@ -61,6 +61,16 @@ export interface BreakerStateEvent {
   state: BreakerState;
 }
 
+/**
+ * A rate limit turned a call away. `principal` is the caller's identity hashed (never the raw value), absent
+ * for anonymous callers and for limits by client address; `scope` says which kind of limit it was.
+ */
+export interface RateLimitRejectEvent {
+  route: string;
+  principal?: string;
+  scope: 'principal' | 'ip';
+}
+
 export interface BulkheadRejectEvent {
   route: string;
   /** Why: the queue is full, or the wait in the queue ran out. */
@@ -217,6 +227,8 @@ export interface McpProcessEvent {
   server: string;
   event: 'started' | 'exited' | 'recycled';
   pid: number | undefined;
+  /** Why an exited or recycled process ended, in the gateway's words (never the child's own output). */
+  reason?: string;
 }
 
 /** Every channel Slipstream publishes on. Publishers check `hasSubscribers` so an unobserved event costs nothing. */
@@ -229,6 +241,7 @@ export const events = {
   retryBudgetExhausted: dc.channel('slipstream:retry:budget-exhausted'),
   breakerState: dc.channel('slipstream:breaker:state'),
   bulkheadReject: dc.channel('slipstream:bulkhead:reject'),
+  rateLimitReject: dc.channel('slipstream:rate-limit:reject'),
   tokenRefresh: dc.channel('slipstream:auth:token-refresh'),
   cacheLookup: dc.channel('slipstream:cache:lookup'),
   cacheStoreError: dc.channel('slipstream:cache:store-error'),
