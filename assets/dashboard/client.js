@@ -26,6 +26,7 @@
   const perSecond = (value) =>
     value === undefined ? '–' : value < 10 ? value.toFixed(1) : int(Math.round(value));
   const percent = (part, whole) => (whole === 0 ? undefined : Math.round((1000 * part) / whole) / 10);
+  const percentText = (value) => (value === undefined ? '–' : `${value} %`);
   const ago = (msSpan) => {
     const s = Math.max(0, Math.round(msSpan / 1000));
     if (s < 120) return `${s} s`;
@@ -125,7 +126,8 @@
 
   const charts = {
     rate: lineChart('chart-rate'),
-    latency: lineChart('chart-latency'),
+    p50: lineChart('chart-p50'),
+    p99: lineChart('chart-p99'),
     errors: lineChart('chart-errors'),
     ttfb: lineChart('chart-ttfb'),
     chunks: lineChart('chart-chunks'),
@@ -167,7 +169,7 @@
             ['p50', r.latency.total?.p50, ms(r.latency.total?.p50)],
             ['p99', r.latency.total?.p99, ms(r.latency.total?.p99)],
             ['errors', errors],
-            ['errorRatio', percent(errors, r.requests), `${percent(errors, r.requests) ?? '–'} %`],
+            ['errorRatio', percent(errors, r.requests), percentText(percent(errors, r.requests))],
           ],
         };
       }),
@@ -177,15 +179,9 @@
       rates,
       served.map(([name]) => name),
     );
-    const latest = f.all.latency.window;
-    charts.latency.push(
-      f.t,
-      new Map([
-        ['p50', latest?.p50],
-        ['p99', latest?.p99],
-      ]),
-      ['p50', 'p99'],
-    );
+    const busiest = served.map(([name]) => name);
+    charts.p50.push(f.t, new Map(served.map(([name, r]) => [name, r.latency.window?.p50])), busiest);
+    charts.p99.push(f.t, new Map(served.map(([name, r]) => [name, r.latency.window?.p99])), busiest);
 
     const errorRows = [];
     const codeTotals = new Map();
@@ -230,7 +226,7 @@
             [
               'hitRatio',
               percent(r.cache.hit + r.cache.stale, r.cache.hit + r.cache.stale + r.cache.miss),
-              `${percent(r.cache.hit + r.cache.stale, r.cache.hit + r.cache.stale + r.cache.miss) ?? '–'} %`,
+              percentText(percent(r.cache.hit + r.cache.stale, r.cache.hit + r.cache.stale + r.cache.miss)),
             ],
             ['coalesced', r.coalesced],
             ['batchedCalls', r.batched.calls],

@@ -95,8 +95,6 @@ export interface LiveFrame {
    * its id, so the page can show one worker or add them up.
    */
   worker: number;
-  /** Every route together. */
-  all: { requests: number; latency: LatencyLive };
   routes: Record<string, RouteLive>;
   providers: Record<string, ProviderLive>;
   groups: Record<string, GroupLive>;
@@ -182,7 +180,6 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
   const worker = options.worker ?? 0;
   let since = 0;
   let overflow = 0;
-  let all = { requests: 0, latency: new Latency() };
   let routes = new Map<string, RouteState>();
   let providers = new Map<string, ProviderState>();
   let groups = new Map<string, GroupState>();
@@ -230,8 +227,6 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
         const r = route(e.ctx.route);
         r.requests++;
         r.latency.record(e.durationMs);
-        all.requests++;
-        all.latency.record(e.durationMs);
         const code = e.errorCode ?? (e.status >= 400 ? `HTTP_${e.status}` : undefined);
         if (code !== undefined) r.errors.set(code, (r.errors.get(code) ?? 0) + 1);
       },
@@ -315,7 +310,6 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
   const reset = () => {
     since = now();
     overflow = 0;
-    all = { requests: 0, latency: new Latency() };
     routes = new Map();
     providers = new Map();
     groups = new Map();
@@ -343,7 +337,6 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
         t: now(),
         since,
         worker,
-        all: { requests: all.requests, latency: all.latency.live() },
         routes: Object.fromEntries(
           [...routes].map(([name, r]) => [
             name,
@@ -395,7 +388,6 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
       };
     },
     nextWindow() {
-      all.latency.window.reset();
       for (const r of routes.values()) r.latency.window.reset();
       for (const p of providers.values()) p.firstByte.window.reset();
       for (const g of groups.values()) for (const m of g.members.values()) m.latency.window.reset();
