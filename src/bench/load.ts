@@ -160,19 +160,19 @@ function errorCode(error: unknown): string {
  * paths share any drift of a noisy machine, and keeps each path's better half: the higher throughput
  * under concurrency, else the lower median. The same rule for every path keeps the comparison fair.
  */
-export async function measureInterleaved<K extends string>(
-  paths: Record<K, (durationMs: number) => Promise<LoadResult>>,
+export async function measureInterleaved<K extends string, R extends LoadResult = LoadResult>(
+  paths: Record<K, (durationMs: number) => Promise<R>>,
   durationMs: number,
-): Promise<Record<K, LoadResult>> {
+): Promise<Record<K, R>> {
   const names = Object.keys(paths) as K[];
-  const first = {} as Record<K, LoadResult>;
-  const best = {} as Record<K, LoadResult>;
+  const first = {} as Record<K, R>;
+  const best = {} as Record<K, R>;
   for (const name of names) first[name] = await paths[name](durationMs / 2);
   for (const name of names) best[name] = better(first[name], await paths[name](durationMs / 2));
   return best;
 }
 
-function better(a: LoadResult, b: LoadResult): LoadResult {
+function better<R extends LoadResult>(a: R, b: R): R {
   if (a.mode.kind === 'closed' && a.mode.concurrency > 1) return a.throughputPerS >= b.throughputPerS ? a : b;
   return a.latencyUs.p50 <= b.latencyUs.p50 ? a : b;
 }

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { openDashboardFeed } from '../dashboard-feed.js';
+import { processCpuUs } from '../process-cpu.js';
 import { httpTask } from '../http-task.js';
 import { measureInterleaved, runLoad } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
@@ -28,8 +30,28 @@ export interface Paths<T> {
   gateway: T;
 }
 
+/**
+ * The same gateway with the dashboard enabled but no page open (`gateway` above), with one feed open, and a
+ * second gateway with the dashboard disabled in its config: what an open page costs, and that a closed one
+ * costs nothing.
+ */
+export interface DashboardPaths<T> {
+  off: T;
+  closed: T;
+  open: T;
+}
+
+/** A measurement, with the CPU time the measured process spent per request where /proc tells it. */
+export type Measured = LoadResult & { cpuUsPerRequest?: number };
+
 export interface ProxyBenchResult extends ScenarioResult {
   scenario: 'proxy';
+  dashboard: {
+    latency: DashboardPaths<Measured>;
+    throughput: DashboardPaths<Measured>;
+    /** Feed frames the open page received while its paths were measured (one a second). */
+    frames: number;
+  };
   latency: Paths<LoadResult> & {
     /** Gateway minus direct: what a client sees added. */
     addedP50Us: number;
@@ -47,7 +69,9 @@ const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
 /**
  * Runs an emulator (zero delay, pinned to CPU 0), a gateway with the default policy stack and a bare
  * reference proxy (both pinned to CPU 1, so each has exactly one core), then measures in one run:
- * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved.
+ * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved. Interleaved with
+ * them: the same gateway while a dashboard feed is open, and a gateway with `admin.dashboard.enabled:
+ * false` (also on CPU 1).
  */
 export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
   const durationMs = options.durationMs ?? 5_000;
@@ -57,45 +81,85 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
   try {
     const upstream = await startChild(['emulate', 'http', '--body-bytes', '64'], { cpu: 0 });
     children.push(upstream);
-    const config = join(dir, 'slipstream.yaml');
-    await writeFile(
-      config,
-      `server: { listen: "127.0.0.1:0" }
-admin: { listen: "127.0.0.1:0" }
+    const serve = async (file: string, dashboard: boolean) => {
+      const config = join(dir, file);
+      await writeFile(
+        config,
+        `server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0", dashboard: { enabled: ${dashboard} } }
 telemetry: { log: { level: warn } }
 upstreams:
   emu: { url: "${upstream.url}", pool: { connections: ${concurrency} } }
 routes:
   - { name: emu, match: { prefix: / }, upstream: emu }
 `,
-    );
-    const gateway = await startChild(['serve', '-c', config], { cpu: 1 });
-    children.push(gateway);
+      );
+      const child = await startChild(['serve', '-c', config], { cpu: 1 });
+      children.push(child);
+      return child;
+    };
+    const gateway = await serve('slipstream.yaml', true);
+    const withoutDashboard = await serve('no-dashboard.yaml', false);
     const bare = await startChild(['emulate', 'bare-proxy', '--target', upstream.url], { cpu: 1 });
     children.push(bare);
     const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
+    let frames = 0;
+    /** Measures the gateway while a dashboard page's feed is open on it. */
+    const watched = async (mode: LoadMode, ms: number) => {
+      const feed = await openDashboardFeed(String(gateway.listening.adminUrl));
+      try {
+        return await measure(urls.gateway, mode, ms, gateway.child.pid);
+      } finally {
+        frames += feed.frames();
+        feed.close();
+      }
+    };
 
-    const measure = async (target: string, mode: LoadMode, ms: number) => {
+    /** Measures `target`; with `pid`, also the CPU time that process spent per measured request. */
+    const measure = async (target: string, mode: LoadMode, ms: number, pid?: number) => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
       const http = httpTask(target, { path: '/bench' }, { connections });
       try {
-        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+        await runLoad({ task: http.task, mode, durationMs: Math.min(1_000, ms / 4) });
+        const cpuBefore = processCpuUs(pid);
+        const result: Measured = await runLoad({ task: http.task, mode, durationMs: ms });
+        const cpuAfter = processCpuUs(pid);
+        if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests > 0) {
+          result.cpuUsPerRequest = Math.round(((cpuAfter - cpuBefore) / result.requests) * 10) / 10;
+        }
+        return result;
       } finally {
         await http.close();
       }
     };
-    const measureAll = (mode: LoadMode): Promise<Paths<LoadResult>> =>
+    const measureAll = (mode: LoadMode) =>
       measureInterleaved(
         {
           direct: (ms) => measure(urls.direct, mode, ms),
           bare: (ms) => measure(urls.bare, mode, ms),
-          gateway: (ms) => measure(urls.gateway, mode, ms),
+          gateway: (ms) => measure(urls.gateway, mode, ms, gateway.child.pid),
+          open: (ms) => watched(mode, ms),
+          off: (ms) => measure(withoutDashboard.url, mode, ms, withoutDashboard.child.pid),
         },
         durationMs,
       );
 
-    const latency = await measureAll({ kind: 'closed', concurrency: 1 });
-    const throughput = await measureAll({ kind: 'closed', concurrency });
+    const {
+      open: openLatency,
+      off: offLatency,
+      ...latency
+    } = await measureAll({
+      kind: 'closed',
+      concurrency: 1,
+    });
+    const {
+      open: openThroughput,
+      off: offThroughput,
+      ...throughput
+    } = await measureAll({
+      kind: 'closed',
+      concurrency,
+    });
     const p = (r: LoadResult) => r.latencyUs;
     const addedP50Us = p(latency.gateway).p50 - p(latency.direct).p50;
     const addedP99Us = p(latency.gateway).p99 - p(latency.direct).p99;
@@ -119,6 +183,22 @@ routes:
           better: 'higher',
           cost: true,
         },
+        {
+          metric: 'throughput on one core, dashboard disabled vs enabled with no page open',
+          unit: 'req/s',
+          before: offThroughput.throughputPerS,
+          after: throughput.gateway.throughputPerS,
+          better: 'higher',
+          cost: true,
+        },
+        {
+          metric: 'throughput on one core, no dashboard page open vs one open',
+          unit: 'req/s',
+          before: throughput.gateway.throughputPerS,
+          after: openThroughput.throughputPerS,
+          better: 'higher',
+          cost: true,
+        },
       ],
       charts: [
         {
@@ -138,6 +218,11 @@ routes:
         overBareP99Us: p(latency.gateway).p99 - p(latency.bare).p99,
       },
       throughput,
+      dashboard: {
+        latency: { off: offLatency, closed: latency.gateway, open: openLatency },
+        throughput: { off: offThroughput, closed: throughput.gateway, open: openThroughput },
+        frames,
+      },
       targets: [
         target('added p50 at concurrency 1', addedP50Us, '<=', TARGETS.addedP50Us, 'us'),
         target('added p99 at concurrency 1', addedP99Us, '<=', TARGETS.addedP99Us, 'us'),
@@ -176,7 +261,40 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
         ],
       ),
       `  slipstream over the bare proxy: p50 +${l.overBareP50Us} us, p99 +${l.overBareP99Us} us`,
+      '',
+      `  the dashboard (same runs, interleaved; the open page got ${r.dashboard.frames} frames):`,
+      ...formatTable(
+        ['disabled', 'no page open', 'page open'],
+        [
+          ['p50 at concurrency 1 (us)', ...dashboardPaths(r.dashboard.latency).map((x) => x.latencyUs.p50)],
+          ['p99 at concurrency 1 (us)', ...dashboardPaths(r.dashboard.latency).map((x) => x.latencyUs.p99)],
+          ['throughput (req/s)', ...dashboardPaths(r.dashboard.throughput).map((x) => x.throughputPerS)],
+          [
+            'gateway CPU per request (us)',
+            ...dashboardPaths(r.dashboard.throughput).map((x) => x.cpuUsPerRequest ?? 'n/a'),
+          ],
+        ],
+      ),
+      ...(['open', 'closed'] as const).map((paths) => {
+        const [a, b] = paths === 'open' ? (['open', 'closed'] as const) : (['closed', 'off'] as const);
+        const { latency: l, throughput: t } = r.dashboard;
+        return (
+          `  ${paths === 'open' ? 'page open / no page open' : 'no page open / disabled'}: ` +
+          `throughput ${ratio(t[a].throughputPerS, t[b].throughputPerS)}, ` +
+          `CPU per request ${ratio(t[a].cpuUsPerRequest, t[b].cpuUsPerRequest)}, ` +
+          `p50 ${ratio(l[a].latencyUs.p50, l[b].latencyUs.p50)}`
+        );
+      }),
       ...formatTargets(r.targets),
     ].join('\n');
   },
 };
+
+function dashboardPaths<T>(paths: DashboardPaths<T>): T[] {
+  return [paths.off, paths.closed, paths.open];
+}
+
+/** `a / b` to three places, for ratios measured in the same run. */
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a === undefined || b === undefined || b === 0 ? 'n/a' : (a / b).toFixed(3);
+}

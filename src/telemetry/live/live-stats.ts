@@ -16,7 +16,7 @@ import type {
   RequestEndEvent,
 } from '../events.js';
 import type { Subscription } from '../metrics/subscription.js';
-import { LogHistogram } from './log-histogram.js';
+import { bucketOf, LogHistogram } from './log-histogram.js';
 import type { Percentiles } from './log-histogram.js';
 import type { BreakerEntry, ProcessExit } from './state-board.js';
 
@@ -126,8 +126,11 @@ export interface LiveStats {
   nextWindow(): void;
 }
 
-/** Labels kept per map (routes, providers, groups, members); more are counted under `(other)`. */
-const MAX_LABELS = 500;
+/**
+ * Labels kept in all (routes, providers, groups, members together: each holds two 1.7 KB histograms at
+ * most, so a few MB in the worst case); past it, a new label's events are counted under `(other)`.
+ */
+const MAX_LABELS = 1_000;
 /** Hashed principals tracked for the rate-limit panel. */
 const MAX_PRINCIPALS = 256;
 const TOP_PRINCIPALS = 10;
@@ -137,8 +140,9 @@ class Latency {
   readonly window = new LogHistogram();
   readonly total = new LogHistogram();
   record(ms: number): void {
-    this.window.record(ms);
-    this.total.record(ms);
+    const bucket = bucketOf(ms);
+    this.window.add(bucket);
+    this.total.add(bucket);
   }
   live(): LatencyLive {
     return { window: this.window.percentiles(), total: this.total.percentiles() };
@@ -172,29 +176,31 @@ interface GroupState {
 /**
  * Counts the per-request events a dashboard shows, and only while `start()`ed: until then nothing is
  * subscribed, so (with `publish` checking `hasSubscribers`, and metrics' own handlers unchanged) an
- * unwatched gateway runs exactly the code it runs without a dashboard. Every map is bounded by
- * `MAX_LABELS`; labels are route names, provider and group names, never client-chosen strings.
+ * unwatched gateway runs exactly the code it runs without a dashboard. The maps hold `MAX_LABELS` labels in
+ * all; labels are route, provider, group and member names, never client-chosen strings.
  */
 export function liveStats(options: LiveStatsOptions): LiveStats {
   const now = options.now ?? Date.now;
   const worker = options.worker ?? 0;
   let since = 0;
   let overflow = 0;
+  let labels = 0;
   let routes = new Map<string, RouteState>();
   let providers = new Map<string, ProviderState>();
   let groups = new Map<string, GroupState>();
   let principals = new Map<string, number>();
 
-  /** The entry for `key`, or the shared `(other)` entry once the map is full. */
+  /** The entry for `key`, or the map's shared `(other)` entry once `MAX_LABELS` labels exist. */
   const entry = <V>(map: Map<string, V>, key: string, make: () => V): V => {
     let value = map.get(key);
     if (value !== undefined) return value;
-    if (map.size >= MAX_LABELS) {
+    if (labels >= MAX_LABELS) {
       overflow++;
       key = OTHER;
       value = map.get(key);
       if (value !== undefined) return value;
     }
+    labels++;
     value = make();
     map.set(key, value);
     return value;
@@ -310,6 +316,7 @@ export function liveStats(options: LiveStatsOptions): LiveStats {
   const reset = () => {
     since = now();
     overflow = 0;
+    labels = 0;
     routes = new Map();
     providers = new Map();
     groups = new Map();

@@ -17,13 +17,18 @@ export interface Percentiles {
   n: number;
 }
 
+/** The bucket of `ms`: the first whose upper bound is at least `ms`. */
+export function bucketOf(ms: number): number {
+  return ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms / MIN_MS) / LOG_GROWTH - 1e-9));
+}
+
 /**
  * Counts values (ms) in buckets whose bounds grow by 5 %, as HDR histograms do with a coarser precision: a
  * percentile is the upper bound of the bucket holding that rank, so it lies between the true value and
- * 5 % above it. Memory is bounded by the bucket count (sparse: only buckets that were hit are kept).
+ * 5 % above it. Memory is fixed: one 32-bit count per bucket (about 1.7 KB).
  */
 export class LogHistogram {
-  private readonly counts = new Map<number, number>();
+  private readonly counts = new Uint32Array(BUCKETS);
   private total = 0;
 
   /** Values recorded since the last reset. */
@@ -32,9 +37,12 @@ export class LogHistogram {
   }
 
   record(ms: number): void {
-    const index =
-      ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms / MIN_MS) / LOG_GROWTH - 1e-9));
-    this.counts.set(index, (this.counts.get(index) ?? 0) + 1);
+    this.add(bucketOf(ms));
+  }
+
+  /** Records a value by its bucket (`bucketOf`), for callers that put one value in several histograms. */
+  add(bucket: number): void {
+    this.counts[bucket]!++;
     this.total++;
   }
 
@@ -44,16 +52,16 @@ export class LogHistogram {
     const ranks = [Math.ceil(0.5 * this.total), Math.ceil(0.99 * this.total)];
     const found: number[] = [];
     let seen = 0;
-    for (const index of [...this.counts.keys()].sort((a, b) => a - b)) {
-      seen += this.counts.get(index)!;
+    for (let index = 0; index < BUCKETS && found.length < ranks.length; index++) {
+      seen += this.counts[index]!;
       while (found.length < ranks.length && seen >= ranks[found.length]!) found.push(bound(index));
-      if (found.length === ranks.length) break;
     }
     return { p50: found[0]!, p99: found[1]!, n: this.total };
   }
 
   reset(): void {
-    this.counts.clear();
+    if (this.total === 0) return;
+    this.counts.fill(0);
     this.total = 0;
   }
 }

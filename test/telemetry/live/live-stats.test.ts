@@ -139,14 +139,22 @@ describe('liveStats', () => {
     });
   });
 
-  it('keeps at most 500 labels per map and counts the rest under (other)', () => {
+  it('keeps at most 1,000 labels in all maps together and counts the rest under (other)', () => {
     live = liveStats({ snapshot: () => EMPTY });
     live.start();
-    for (let i = 0; i < 520; i++) requestEnd(`route-${i}`, 200, 1);
+    for (let i = 0; i < 990; i++) requestEnd(`route-${i}`, 200, 1);
+    for (let i = 0; i < 30; i++) {
+      events.fanoutMember.publish({ group: 'team', member: `m-${i}`, outcome: 'answered', durationMs: 1 });
+    }
     const frame = live.frame();
-    expect(Object.keys(frame.routes)).toHaveLength(501);
-    expect(frame.routes['(other)']!.requests).toBe(20);
-    expect(frame.overflow).toBe(20);
+    expect(Object.keys(frame.routes)).toHaveLength(990);
+    // The group and nine members fit; the other 21 members share one (other) entry (the 1,001st label).
+    expect(Object.keys(frame.groups.team!.members)).toHaveLength(10);
+    expect(frame.groups.team!.members['(other)']!.answered).toBe(21);
+    expect(frame.overflow).toBe(21);
+    requestEnd('late', 200, 1);
+    expect(frame.routes.late).toBeUndefined();
+    expect(live.frame().routes['(other)']!.requests).toBe(1);
   });
 
   it('adds the components’ snapshot and its worker id to every frame', () => {
