@@ -25,6 +25,8 @@ export interface ChildOptions {
   cpu?: number;
   /** How long to wait for the listening line. Default 15 s. */
   startTimeoutMs?: number;
+  /** `startGatewayChild`: the admin listener's port when the YAML sets none. Default 0 (any free port). */
+  adminPort?: number;
 }
 
 /** The command that runs the CLI: the compiled file when running compiled, else the TypeScript entry via tsx. */
@@ -98,7 +100,7 @@ export async function startGatewayChild(yaml: string, options: ChildOptions = {}
   const file = join(dir, 'slipstream.yaml');
   const listeners =
     (/^server:/m.test(yaml) ? '' : 'server: { listen: "127.0.0.1:0" }\n') +
-    (/^admin:/m.test(yaml) ? '' : 'admin: { listen: "127.0.0.1:0" }\n') +
+    (/^admin:/m.test(yaml) ? '' : `admin: { listen: "127.0.0.1:${options.adminPort ?? 0}" }\n`) +
     (/^telemetry:/m.test(yaml) ? '' : 'telemetry: { log: { level: warn } }\n');
   await writeFile(file, listeners + yaml);
   try {

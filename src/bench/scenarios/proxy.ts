@@ -246,6 +246,7 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
   name: 'proxy',
   description:
     "the gateway's own cost: zero-delay upstream direct, through a bare Node proxy, through Slipstream",
+  // Never on the demo's dashboard port: a page open there would be measured as "no page open".
   run: (options: ScenarioOptions) => runProxyBench({ durationMs: options.durationMs }),
   format(r) {
     const { latency: l, throughput: t } = r;
