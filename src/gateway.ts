@@ -224,17 +224,17 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   };
 }
 
+/** The components the config turned on, as the data plane's endpoints and the dashboard see them. */
+interface Parts {
+  tools: ToolRegistry | undefined;
+  mcp: McpEntrypoint | undefined;
+  providers: LlmProviders | undefined;
+  transcripts: TranscriptBuffer | undefined;
+  groups: FanoutEntrypointOptions['groups'];
+}
+
 /** The built-in endpoints of the data plane, for the parts the config turned on. */
-function builtInEndpoints(
-  config: Config,
-  parts: {
-    tools: ToolRegistry | undefined;
-    mcp: McpEntrypoint | undefined;
-    providers: LlmProviders | undefined;
-    transcripts: TranscriptBuffer | undefined;
-    groups: FanoutEntrypointOptions['groups'];
-  },
-): EndpointRoute[] {
+function builtInEndpoints(config: Config, parts: Parts): EndpointRoute[] {
   const { tools, mcp, providers, transcripts, groups } = parts;
   const principalHeader = config.server.principalHeader.toLowerCase();
   const endpoints: EndpointRoute[] = [];
@@ -277,16 +277,7 @@ function builtInEndpoints(
 const SESSION_ERA = '2025 (sessions)';
 
 /** What the dashboard reads of the components each second it is open: pools, sessions, queues, members. */
-function dashboardSnapshot(
-  board: StateBoard,
-  parts: {
-    tools: ToolRegistry | undefined;
-    mcp: McpEntrypoint | undefined;
-    providers: LlmProviders | undefined;
-    transcripts: TranscriptBuffer | undefined;
-    groups: FanoutEntrypointOptions['groups'];
-  },
-): LiveSnapshot {
+function dashboardSnapshot(board: StateBoard, parts: Parts): LiveSnapshot {
   const { tools, mcp, providers, transcripts, groups } = parts;
   const t = transcripts?.stats();
   return {
