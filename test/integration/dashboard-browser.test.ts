@@ -82,7 +82,7 @@ describe.skipIf(!haveChromium)('the live dashboard in Chromium', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'slipstream-dashboard-'));
     api = await startHttpEmulator({ latency: '2ms' });
-    slow = await startHttpEmulator({ latency: '150ms' });
+    slow = await startHttpEmulator({ latency: '600ms' });
     quotes = await startQuotesEmulator({ latency: '20ms' });
     llm = await startLlmEmulator({ tokens: 8, gap: '2ms' });
     team = await startSpecialists({ members: 3, latency: '5ms', hung: 1 });
@@ -98,7 +98,7 @@ routes:
   - name: cached
     match: { prefix: /cached }
     upstream: api
-    cache: { ttl: 300ms, staleWhileRevalidate: 30s, scope: shared }
+    cache: { ttl: 1s, staleWhileRevalidate: 30s, scope: shared }
   - { name: together, match: { prefix: /together }, upstream: slow, coalesce: true }
   - name: narrow
     match: { prefix: /narrow }
@@ -158,13 +158,15 @@ groups:
     // ---- a small bounded load
     for (let i = 0; i < 30; i++) expect((await call(`${gw.url}/api/items/${i % 3}`)).status).toBe(200);
     const cached = [await call(`${gw.url}/cached/a`), await call(`${gw.url}/cached/a`)];
-    await new Promise((resolve) => setTimeout(resolve, 400)); // past the 300 ms TTL: served stale
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // past the 1 s TTL: served stale
     cached.push(await call(`${gw.url}/cached/a`));
     expect(cached.map((r) => r.headers['x-slipstream-cache'])).toEqual(['miss', 'hit', 'stale']);
-    // Five identical calls at once to a 150 ms upstream: one goes upstream, four wait for it.
+    // Five identical calls at once to a 600 ms upstream: one goes upstream, four wait for it. The
+    // connections are opened first, so the calls leave together.
     const pool = new Pool(gw.url, { connections: 8 });
     const at = (path: string) =>
       pool.request({ path, method: 'GET' }).then(async (r) => (await r.body.dump(), r.statusCode));
+    await Promise.all(Array.from({ length: 8 }, () => at('/__warm')));
     expect(await Promise.all(Array.from({ length: 5 }, () => at('/together/x')))).toEqual([
       200, 200, 200, 200, 200,
     ]);
