@@ -7,7 +7,7 @@
 const CODES = {
   GW_BAD_REQUEST: { status: 400, rpc: -32600, client: true },
   GW_UNAUTHORIZED: { status: 401, rpc: -32001, client: true },
-  /** The caller is known but may not use this route, model, tool or group (its key's allowances). */
+  /** Known but not allowed here: outside an API key's allowances, or the dashboard asked for by a non-loopback name. */
   GW_FORBIDDEN: { status: 403, rpc: -32001, client: true },
   GW_ROUTE_NOT_FOUND: { status: 404, rpc: -32601, client: true },
   /** A batched item the bulk answer did not contain: an answer about that item, not a failure. */

@@ -36,6 +36,10 @@ import type { EndpointRoute } from './server/router.js';
 import { postgresStore } from './stores/postgres.js';
 import { sqliteStore } from './stores/sqlite.js';
 import { TranscriptBuffer } from './streams/transcript-buffer.js';
+import { liveStats } from './telemetry/live/live-stats.js';
+import type { LiveSnapshot } from './telemetry/live/live-stats.js';
+import { stateBoard } from './telemetry/live/state-board.js';
+import type { StateBoard } from './telemetry/live/state-board.js';
 import { createLogger, subscribeRequestLog } from './telemetry/log.js';
 import { createMetrics } from './telemetry/metrics.js';
 import type { Metrics, UpstreamConnectionStats } from './telemetry/metrics.js';
@@ -172,6 +176,15 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     cacheStats: () => caches.stats(),
     inFlight: () => proxy.exchanges.size,
   });
+  // The dashboard: breaker transitions and MCP exits are kept all along (rare events); everything per
+  // request is counted only while a page is open.
+  const board = config.admin.dashboard.enabled ? stateBoard() : undefined;
+  const live =
+    board === undefined
+      ? undefined
+      : liveStats({
+          snapshot: () => dashboardSnapshot(board, { tools, mcp, providers, transcripts, groups }),
+        });
   const stopRequestLog = subscribeRequestLog(logger, {
     sampleRate: config.telemetry.log.sampleRate,
     slowMs: config.telemetry.log.slow,
@@ -227,6 +240,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         metrics,
         isReady: () => ready,
         purgeCache,
+        ...(live === undefined ? {} : { dashboard: { live, maxFeeds: config.admin.dashboard.maxFeeds } }),
       }),
     ),
     isDraining: () => false,
@@ -260,6 +274,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
       // After the drain: streams have ended (or were ended), so every transcript can be written in full.
       for (const stage of [...lifecycle].reverse()) await Promise.all(stage.map((c) => c.close()));
       if (serveAdmin) await admin.close(0);
+      board?.close();
       stopRequestLog();
       metrics.close();
       await tracing?.shutdown();
@@ -267,17 +282,17 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   };
 }
 
+/** The components the config turned on, as the data plane's endpoints and the dashboard see them. */
+interface Parts {
+  tools: ToolRegistry | undefined;
+  mcp: McpEntrypoint | undefined;
+  providers: LlmProviders | undefined;
+  transcripts: TranscriptBuffer | undefined;
+  groups: FanoutEntrypointOptions['groups'];
+}
+
 /** The built-in endpoints of the data plane, for the parts the config turned on. */
-function builtInEndpoints(
-  config: Config,
-  parts: {
-    tools: ToolRegistry | undefined;
-    mcp: McpEntrypoint | undefined;
-    providers: LlmProviders | undefined;
-    transcripts: TranscriptBuffer | undefined;
-    groups: FanoutEntrypointOptions['groups'];
-  },
-): EndpointRoute[] {
+function builtInEndpoints(config: Config, parts: Parts): EndpointRoute[] {
   const { tools, mcp, providers, transcripts, groups } = parts;
   const principalHeader = config.server.principalHeader.toLowerCase();
   const endpoints: EndpointRoute[] = [];
@@ -362,6 +377,49 @@ function connectionLimits(config: Config): ConnectionLimits {
     headersTimeoutMs: l.headersTimeout,
     requestTimeoutMs: l.requestTimeout,
     keepAliveTimeoutMs: l.keepAliveTimeout,
+  };
+}
+
+/** The MCP protocol era whose sessions `/mcp` serves today (`Mcp-Session-Id`, the 2025 revisions). */
+const SESSION_ERA = '2025 (sessions)';
+
+/** What the dashboard reads of the components each second it is open: pools, sessions, queues, members. */
+function dashboardSnapshot(board: StateBoard, parts: Parts): LiveSnapshot {
+  const { tools, mcp, providers, transcripts, groups } = parts;
+  const t = transcripts?.stats();
+  return {
+    breakers: board.breakers(),
+    mcp:
+      tools === undefined
+        ? undefined
+        : {
+            servers: tools.stats().map((s) => ({
+              server: s.server,
+              processes: s.pids.length,
+              ready: s.ready,
+              inFlight: s.inFlight,
+              restarts: s.restarts,
+              lastExit: board.lastExit(s.server),
+            })),
+            sessions: mcp === undefined ? [] : [{ era: SESSION_ERA, sessions: mcp.sessions() }],
+          },
+    llm:
+      providers === undefined
+        ? undefined
+        : {
+            // A stream holds its provider request (and pool slot) until its last chunk.
+            providers: providers.stats().map((s) => ({ name: s.upstream, openStreams: s.running })),
+            transcripts:
+              t === undefined
+                ? undefined
+                : {
+                    queueDepth: t.queueDepth,
+                    rowsWritten: t.rowsWritten,
+                    storeErrors: t.failures,
+                    dropped: t.dropped,
+                  },
+          },
+    groups: [...groups.values()].map(({ group }) => ({ name: group.name, members: group.members() })),
   };
 }
 

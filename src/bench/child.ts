@@ -29,6 +29,8 @@ export interface ChildOptions {
   startTimeoutMs?: number;
   /** The Node binary that runs the CLI. Default this process's (`process.execPath`). */
   node?: string;
+  /** `startGatewayChild`: the admin listener's port when the YAML sets none. Default 0 (any free port). */
+  adminPort?: number;
 }
 
 /** The command that runs the CLI: the compiled file when running compiled, else the TypeScript entry via tsx. */
@@ -107,7 +109,7 @@ export async function startGatewayChild(yaml: string, options: ChildOptions = {}
     (/^server:/m.test(yaml)
       ? ''
       : 'server: { listen: "127.0.0.1:0", limits: { maxConnectionsPerIp: 1000000 } }\n') +
-    (/^admin:/m.test(yaml) ? '' : 'admin: { listen: "127.0.0.1:0" }\n') +
+    (/^admin:/m.test(yaml) ? '' : `admin: { listen: "127.0.0.1:${options.adminPort ?? 0}" }\n`) +
     (/^telemetry:/m.test(yaml) ? '' : 'telemetry: { log: { level: warn } }\n');
   await writeFile(file, listeners + yaml);
   try {

@@ -56,6 +56,11 @@ export interface ScenarioResult {
 export interface ScenarioOptions {
   /** Length of each measured run, in ms. */
   durationMs: number;
+  /**
+   * Port of the scenario's gateway's admin listener (its dashboard), so that one URL shows every scenario
+   * in turn (`slipstream demo`). Default: any free port.
+   */
+  adminPort?: number;
 }
 
 /** A benchmark scenario as `slipstream bench` runs it. */

@@ -31,6 +31,8 @@ export interface BenchRunOptions {
   durationMs: number;
   json: string;
   html?: string;
+  /** Every scenario's gateway serves its admin listener (and dashboard) on this port. Default any free port. */
+  adminPort?: number;
 }
 
 /** Registers `bench [scenario...] --duration 5s --json FILE --html FILE`. */
@@ -70,7 +72,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchReport | 
   for (const scenario of SCENARIOS) {
     if (options.names.length > 0 && !options.names.includes(scenario.name)) continue;
     process.stderr.write(`running ${scenario.name}: ${scenario.description}...\n`);
-    const result = await scenario.run({ durationMs: options.durationMs });
+    const result = await scenario.run({ durationMs: options.durationMs, adminPort: options.adminPort });
     results.push(result);
     process.stdout.write(`\n${scenario.format(result)}\n`);
   }

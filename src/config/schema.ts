@@ -266,6 +266,14 @@ export const configSchema = z
         listen: listen('127.0.0.1', 9090),
         /** Bearer token required for admin endpoints other than /healthz and /readyz. */
         token: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+        /** The live dashboard at /dashboard (its feed counts events only while a page is open). */
+        dashboard: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            /** Pages open at once; one more gets 503. */
+            maxFeeds: z.number().int().min(1).max(64).default(8),
+          })
+          .prefault({}),
       })
       .prefault({}),
     telemetry: z

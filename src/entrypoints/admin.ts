@@ -1,10 +1,12 @@
-// Admin endpoints: /metrics, /healthz, /readyz, cache purges. Bound to loopback by default; a token guards the rest.
+// Admin endpoints: /metrics, /healthz, /readyz, cache purges, the dashboard. Loopback by default; a token guards the rest.
 import { timingSafeEqual } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import type { Reply } from '../pipeline/types.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
 import { parseJson } from '../pipeline/json.js';
 import type { EndpointRoute } from '../server/router.js';
+import type { LiveStats } from '../telemetry/live/live-stats.js';
+import { dashboardRoutes } from './dashboard/dashboard.js';
 
 export interface AdminOptions {
   /** Bearer token for everything but the health checks; when unset, the listener must be on loopback. */
@@ -17,6 +19,8 @@ export interface AdminOptions {
   purgeCache: (prefix: string) => Promise<number>;
   /** Under `serve --workers`: every worker's state (a JSON value), served at `GET /admin/workers`. */
   workers?: () => unknown;
+  /** Serves `/dashboard` and its feed from these live counts; omitted when `admin.dashboard.enabled` is false. */
+  dashboard?: { live: LiveStats; maxFeeds: number };
 }
 
 /** Longest purge prefix accepted (keys are `route|METHOD /path|hash`). */
@@ -29,14 +33,23 @@ const MAX_PURGE_BYTES = 16 * 1024;
  * when the gateway takes traffic (503 while starting or draining). `GET /metrics` and
  * `POST /admin/cache/purge` (by route, `{"route":"quotes"}`, or key prefix, `{"prefix":"quotes|GET /quote/A"}`)
  * need `Authorization: Bearer <token>` when a token is configured; so does `GET /admin/workers` (each
- * worker's pid, state and restarts), served when `workers` is given.
+ * worker's pid, state and restarts), served when `workers` is given. `/dashboard` and `/dashboard/events`
+ * also take the dashboard's session cookie (see `dashboard/dashboard.ts`).
  */
 export function adminRoutes(options: AdminOptions): EndpointRoute[] {
-  const expected = options.token === undefined ? undefined : Buffer.from(`Bearer ${options.token}`);
+  const expected = options.token === undefined ? undefined : Buffer.from(options.token);
+  /** Compares in constant time (for a given length): a wrong token's timing says nothing of the right one. */
+  const isToken = (given: string) => {
+    const bytes = Buffer.from(given);
+    return expected !== undefined && bytes.length === expected.length && timingSafeEqual(bytes, expected);
+  };
+  const bearer = (x: Exchange) => {
+    if (expected === undefined) return true;
+    const header = x.req.headers.authorization ?? '';
+    return header.startsWith('Bearer ') && isToken(header.slice('Bearer '.length));
+  };
   const authorize = (x: Exchange) => {
-    if (expected === undefined) return;
-    const given = Buffer.from(x.req.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!bearer(x)) {
       throw new GatewayError('GW_UNAUTHORIZED', 'admin endpoints need "Authorization: Bearer <admin.token>"');
     }
   };
@@ -107,6 +120,9 @@ export function adminRoutes(options: AdminOptions): EndpointRoute[] {
         return json(200, { purged: await options.purgeCache(prefix), prefix });
       }),
     },
+    ...(options.dashboard === undefined
+      ? []
+      : dashboardRoutes({ ...options.dashboard, token: options.token, bearer, isToken })),
   ];
 }
 

@@ -36,6 +36,8 @@ export interface McpEntrypointOptions {
 
 export interface McpEntrypoint {
   readonly endpoint: Endpoint;
+  /** `/mcp` sessions open now (the dashboard's count). */
+  sessions(): number;
   /** Shutdown, first step: ends the sessions' standalone SSE streams so connections can drain. */
   drain(): void;
   /** Shutdown, after in-flight requests: closes every session (the tool registry is closed by its owner). */
@@ -338,6 +340,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
 
   return {
     endpoint: { route: 'mcp', protectedResource: '/mcp', handle },
+    sessions: () => sessions.size,
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
     },

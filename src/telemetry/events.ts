@@ -61,6 +61,16 @@ export interface BreakerStateEvent {
   state: BreakerState;
 }
 
+/**
+ * A rate limit turned a call away. `principal` is the caller's identity hashed (never the raw value), absent
+ * for anonymous callers and for limits by client address; `scope` says which kind of limit it was.
+ */
+export interface RateLimitRejectEvent {
+  route: string;
+  principal?: string;
+  scope: 'principal' | 'ip';
+}
+
 export interface BulkheadRejectEvent {
   route: string;
   /** Why: the queue is full, or the wait in the queue ran out. */
@@ -233,13 +243,8 @@ export interface McpProcessEvent {
   server: string;
   event: 'started' | 'exited' | 'recycled';
   pid: number | undefined;
-}
-
-/** A request was refused by a rate limit (429). `principal` is a short hash, never the identity itself. */
-export interface RateLimitRejectEvent {
-  route: string;
-  scope: 'principal' | 'ip';
-  principal?: string;
+  /** Why an exited or recycled process ended, in the gateway's words (never the child's own output). */
+  reason?: string;
 }
 
 /** Rate-limit buckets moved between Redis (shared, cluster-wide) and this process (Redis down or slow). */
@@ -258,6 +263,7 @@ export const events = {
   retryBudgetExhausted: dc.channel('slipstream:retry:budget-exhausted'),
   breakerState: dc.channel('slipstream:breaker:state'),
   bulkheadReject: dc.channel('slipstream:bulkhead:reject'),
+  rateLimitReject: dc.channel('slipstream:rate-limit:reject'),
   tokenRefresh: dc.channel('slipstream:auth:token-refresh'),
   cacheLookup: dc.channel('slipstream:cache:lookup'),
   cacheStoreError: dc.channel('slipstream:cache:store-error'),
@@ -279,7 +285,6 @@ export const events = {
   transcriptStoreError: dc.channel('slipstream:transcript:store-error'),
   transcriptDrop: dc.channel('slipstream:transcript:drop'),
   mcpProcess: dc.channel('slipstream:mcp:process'),
-  rateLimitReject: dc.channel('slipstream:rate-limit:reject'),
   rateLimitStore: dc.channel('slipstream:rate-limit:store'),
 } as const;
 

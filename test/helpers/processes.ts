@@ -22,10 +22,11 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((child) => child.stop('SIGKILL')));
 }
 
-/** Runs a command that exits by itself; resolves with its exit code and output. */
+/** Runs a command that exits by itself; resolves with its exit code and output (`onStdout` sees it grow). */
 export function runCli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  onStdout?: (stdout: string) => void,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [command, ...prefix] = cliCommand();
   const child = spawn(command!, [...prefix, ...args], {
@@ -34,7 +35,10 @@ export function runCli(
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onStdout?.(stdout);
+  });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }

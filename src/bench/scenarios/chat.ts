@@ -313,7 +313,7 @@ llm:
       models: { m: emu-small }
       pool: { connections: ${CONCURRENT_STREAMS * 2}, warm: 4 }
 `,
-      { cpu: 1 },
+      { cpu: 1, adminPort: options.adminPort },
     );
     children.push(gateway);
     const bare = await startChild(

@@ -182,7 +182,7 @@ groups:
     breaker: { threshold: 1, halfOpenAfter: 1m }
     pool: { connections: 8, warm: 1 }
 `,
-      { cpu: 1 },
+      { cpu: 1, adminPort: options.adminPort },
     );
     children.push(gateway);
     assertLoopback(gateway.url);

@@ -91,6 +91,7 @@ mcp:
       args: ${JSON.stringify(args)}
       pool: { min: ${POOL_SIZE}, max: ${POOL_SIZE} }
 `,
+      { adminPort: options.adminPort },
     );
     children.push(gateway);
     assertLoopback(gateway.url);

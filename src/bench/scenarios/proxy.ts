@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
 import { cpuTimeMs } from '../cpu-time.js';
+import { openDashboardFeed } from '../dashboard-feed.js';
 import { httpTask } from '../http-task.js';
 import { measureInterleaved, runLoad } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
@@ -30,6 +31,20 @@ export interface Paths<T> {
   gateway: T;
 }
 
+/**
+ * The same gateway with the dashboard enabled but no page open (`gateway` above), with one feed open, and a
+ * second gateway with the dashboard disabled in its config: what an open page costs, and that a closed one
+ * costs nothing.
+ */
+export interface DashboardPaths<T> {
+  off: T;
+  closed: T;
+  open: T;
+}
+
+/** A measurement, with the CPU time the measured process spent per request where /proc tells it. */
+export type Measured = LoadResult & { cpuUsPerRequest?: number };
+
 export interface ProxyBenchResult extends ScenarioResult {
   scenario: 'proxy';
   latency: Paths<LoadResult> & {
@@ -47,6 +62,12 @@ export interface ProxyBenchResult extends ScenarioResult {
    * connection per request (under Node 20's round-robin the supervisor accepts each one and hands it over).
    */
   workers: Record<'keepAlive' | 'fresh', { one: WorkersRun; two: WorkersRun }>;
+  dashboard: {
+    latency: DashboardPaths<Measured>;
+    throughput: DashboardPaths<Measured>;
+    /** Feed frames the open page received while its paths were measured (one a second). */
+    frames: number;
+  };
 }
 
 /** One run through `serve --workers N`, with the CPU the gateway's processes spent on it. */
@@ -68,8 +89,9 @@ const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
 /**
  * Runs an emulator (zero delay, pinned to CPU 0), a gateway with the default policy stack and a bare
  * reference proxy (both pinned to CPU 1, so each has exactly one core), then measures in one run:
- * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved; then the same
- * gateway config as `serve --workers 1` and `--workers 2`, unpinned, side by side.
+ * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved; interleaved with
+ * them, the same gateway while a dashboard feed is open, and a gateway with `admin.dashboard.enabled:
+ * false` (also on CPU 1); then the same gateway config as `serve --workers 1` and `--workers 2`, unpinned.
  */
 export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
   const durationMs = options.durationMs ?? 5_000;
@@ -79,46 +101,90 @@ export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<Pr
   try {
     const upstream = await startChild(['emulate', 'http', '--body-bytes', '64'], { cpu: 0 });
     children.push(upstream);
-    const config = join(dir, 'slipstream.yaml');
-    await writeFile(
-      config,
-      `server: { listen: "127.0.0.1:0", limits: { maxConnectionsPerIp: 1000000 } }
-admin: { listen: "127.0.0.1:0" }
+    const serve = async (file: string, dashboard: boolean) => {
+      const config = join(dir, file);
+      await writeFile(
+        config,
+        `server: { listen: "127.0.0.1:0", limits: { maxConnectionsPerIp: 1000000 } }
+admin: { listen: "127.0.0.1:0", dashboard: { enabled: ${dashboard} } }
 telemetry: { log: { level: warn } }
 upstreams:
   emu: { url: "${upstream.url}", pool: { connections: ${concurrency} } }
 routes:
   - { name: emu, match: { prefix: / }, upstream: emu }
 `,
-    );
-    const gateway = await startChild(['serve', '-c', config], { cpu: 1 });
-    children.push(gateway);
+      );
+      const child = await startChild(['serve', '-c', config], { cpu: 1 });
+      children.push(child);
+      return { child, config };
+    };
+    const { child: gateway, config } = await serve('slipstream.yaml', true);
+    const { child: withoutDashboard } = await serve('no-dashboard.yaml', false);
     const bare = await startChild(['emulate', 'bare-proxy', '--target', upstream.url], { cpu: 1 });
     children.push(bare);
     const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
 
-    const measure = async (target: string, mode: LoadMode, ms: number, fresh = false, warm = true) => {
+    /**
+     * Measures `target` after a warm-up; with `pid`, also the CPU time that process spent per measured
+     * request (from /proc: it barely moves when neighbours compete for the cores).
+     */
+    const measure = async (
+      target: string,
+      mode: LoadMode,
+      ms: number,
+      options: { fresh?: boolean; warm?: boolean; pid?: number } = {},
+    ): Promise<Measured> => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
-      const http = httpTask(target, { path: '/bench' }, { connections, fresh });
-      const warmupMs = warm ? Math.min(1_000, ms / 4) : 0;
+      const http = httpTask(target, { path: '/bench' }, { connections, fresh: options.fresh ?? false });
+      const warmupMs = (options.warm ?? true) ? Math.min(1_000, ms / 4) : 0;
       try {
-        return await runLoad({ task: http.task, mode, durationMs: ms, warmupMs });
+        const cpuBefore = options.pid === undefined ? undefined : cpuTimeMs(options.pid);
+        const result: Measured = await runLoad({ task: http.task, mode, durationMs: ms, warmupMs });
+        const cpuAfter = options.pid === undefined ? undefined : cpuTimeMs(options.pid);
+        if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests > 0) {
+          result.cpuUsPerRequest = Math.round(((cpuAfter - cpuBefore) * 1_000 * 10) / result.requests) / 10;
+        }
+        return result;
       } finally {
         await http.close();
       }
     };
-    const measureAll = (mode: LoadMode): Promise<Paths<LoadResult>> =>
+    let frames = 0;
+    /** Measures the gateway while a dashboard page's feed is open on it. */
+    const watched = async (mode: LoadMode, ms: number) => {
+      const feed = await openDashboardFeed(String(gateway.listening.adminUrl));
+      try {
+        return await measure(urls.gateway, mode, ms, { pid: gateway.child.pid });
+      } finally {
+        frames += feed.frames();
+        feed.close();
+      }
+    };
+    const measureAll = (mode: LoadMode) =>
       measureInterleaved(
         {
           direct: (ms) => measure(urls.direct, mode, ms),
           bare: (ms) => measure(urls.bare, mode, ms),
-          gateway: (ms) => measure(urls.gateway, mode, ms),
+          gateway: (ms) => measure(urls.gateway, mode, ms, { pid: gateway.child.pid }),
+          open: (ms) => watched(mode, ms),
+          off: (ms) => measure(withoutDashboard.url, mode, ms, { pid: withoutDashboard.child.pid }),
         },
         durationMs,
       );
 
-    const latency = await measureAll({ kind: 'closed', concurrency: 1 });
-    const throughput = await measureAll({ kind: 'closed', concurrency });
+    const {
+      open: openLatency,
+      off: offLatency,
+      ...latency
+    } = await measureAll({ kind: 'closed', concurrency: 1 });
+    const {
+      open: openThroughput,
+      off: offThroughput,
+      ...throughput
+    } = await measureAll({
+      kind: 'closed',
+      concurrency,
+    });
 
     const one = await startChild(['serve', '-c', config, '--workers', '1']);
     children.push(one);
@@ -132,13 +198,13 @@ routes:
     const measureCpu = async (name: 'one' | 'two', mode: LoadMode, ms: number, fresh: boolean) => {
       const url = name === 'one' ? one.url : two.url;
       const { supervisor, workers } = processes[name];
-      await measure(url, mode, Math.min(1_000, ms / 4), fresh, false);
+      await measure(url, mode, Math.min(1_000, ms / 4), { fresh, warm: false });
       const cpu = () => ({
         workers: workers.reduce((sum, pid) => sum + (cpuTimeMs(pid) ?? 0), 0),
         supervisor: supervisor === undefined ? 0 : (cpuTimeMs(supervisor) ?? 0),
       });
       const before = cpu();
-      const result = await measure(url, mode, ms, fresh, false);
+      const result = await measure(url, mode, ms, { fresh, warm: false });
       const after = cpu();
       const perRequest = (ms: number) => Math.round((ms * 1_000) / Math.max(1, result.ok));
       return {
@@ -164,6 +230,11 @@ routes:
     return {
       scenario: 'proxy',
       durationMs,
+      dashboard: {
+        latency: { off: offLatency, closed: latency.gateway, open: openLatency },
+        throughput: { off: offThroughput, closed: throughput.gateway, open: openThroughput },
+        frames,
+      },
       comparisons: [
         {
           metric: 'p50 at concurrency 1, direct vs through Slipstream',
@@ -187,6 +258,22 @@ routes:
           before: workers.keepAlive.one.throughputPerS,
           after: workers.keepAlive.two.throughputPerS,
           better: 'higher',
+        },
+        {
+          metric: 'throughput on one core, dashboard disabled vs enabled with no page open',
+          unit: 'req/s',
+          before: offThroughput.throughputPerS,
+          after: throughput.gateway.throughputPerS,
+          better: 'higher',
+          cost: true,
+        },
+        {
+          metric: 'throughput on one core, no dashboard page open vs one open',
+          unit: 'req/s',
+          before: throughput.gateway.throughputPerS,
+          after: openThroughput.throughputPerS,
+          better: 'higher',
+          cost: true,
         },
       ],
       charts: [
@@ -238,6 +325,7 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
   name: 'proxy',
   description:
     "the gateway's own cost: zero-delay upstream direct, through a bare Node proxy, through Slipstream (1 and 2 workers)",
+  // Never on the demo's dashboard port: a page open there would be measured as "no page open".
   run: (options: ScenarioOptions) => runProxyBench({ durationMs: options.durationMs }),
   format(r) {
     const { latency: l, throughput: t } = r;
@@ -253,6 +341,30 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
         ],
       ),
       `  slipstream over the bare proxy: p50 +${l.overBareP50Us} us, p99 +${l.overBareP99Us} us`,
+      '',
+      `  the dashboard (same runs, interleaved; the open page got ${r.dashboard.frames} frames):`,
+      ...formatTable(
+        ['disabled', 'no page open', 'page open'],
+        [
+          ['p50 at concurrency 1 (us)', ...dashboardPaths(r.dashboard.latency).map((x) => x.latencyUs.p50)],
+          ['p99 at concurrency 1 (us)', ...dashboardPaths(r.dashboard.latency).map((x) => x.latencyUs.p99)],
+          ['throughput (req/s)', ...dashboardPaths(r.dashboard.throughput).map((x) => x.throughputPerS)],
+          [
+            'gateway CPU per request (us)',
+            ...dashboardPaths(r.dashboard.throughput).map((x) => x.cpuUsPerRequest ?? 'n/a'),
+          ],
+        ],
+      ),
+      ...(['open', 'closed'] as const).map((paths) => {
+        const [a, b] = paths === 'open' ? (['open', 'closed'] as const) : (['closed', 'off'] as const);
+        const { latency: l, throughput: t } = r.dashboard;
+        return (
+          `  ${paths === 'open' ? 'page open / no page open' : 'no page open / disabled'}: ` +
+          `throughput ${ratio(t[a].throughputPerS, t[b].throughputPerS)}, ` +
+          `CPU per request ${ratio(t[a].cpuUsPerRequest, t[b].cpuUsPerRequest)}, ` +
+          `p50 ${ratio(l[a].latencyUs.p50, l[b].latencyUs.p50)}`
+        );
+      }),
       'serve --workers 1 vs 2, unpinned (the load generator and the upstream share the two cores):',
       ...formatTable(
         ['1 worker', '2 workers', 'ratio'],
@@ -280,3 +392,12 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
     ].join('\n');
   },
 };
+
+function dashboardPaths<T>(paths: DashboardPaths<T>): T[] {
+  return [paths.off, paths.closed, paths.open];
+}
+
+/** `a / b` to three places, for ratios measured in the same run. */
+function ratio(a: number | undefined, b: number | undefined): string {
+  return a === undefined || b === undefined || b === 0 ? 'n/a' : (a / b).toFixed(3);
+}

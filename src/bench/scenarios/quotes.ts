@@ -82,7 +82,7 @@ routes:
     upstream: zero
     cache: { ttl: 1h, scope: shared }
 `,
-      { cpu: 1 },
+      { cpu: 1, adminPort: options.adminPort },
     );
     children.push(gateway);
 

@@ -106,7 +106,7 @@ routes:
     cache: { ttl: 5m, scope: shared }
     retry: { attempts: 5, baseDelay: 5ms, maxDelay: 50ms }
 `,
-      { cpu: 1 },
+      { cpu: 1, adminPort: options.adminPort },
     );
     children.push(gateway);
     assertLoopback(store.url);

@@ -29,6 +29,8 @@ export interface FanoutGroup {
   fanout(request: FanoutRequest): Promise<{ results: MemberResult[]; summary: FanoutSummary }>;
   /** Pool counters of every member (for the connections gauge). */
   stats(): UpstreamConnectionStats[];
+  /** The current members' names, in member order (static ones, then discovered ones). */
+  members(): string[];
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export function fanoutGroup(name: string, config: GroupConfig, options: GroupOpt
     },
 
     stats: () => members.flatMap((m) => m.transport.stats() ?? []),
+    members: () => members.map((m) => m.name),
 
     async close() {
       closed = true;

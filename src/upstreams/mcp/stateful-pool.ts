@@ -50,7 +50,12 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
       logger,
       onExit: (exited) => {
         restarts++;
-        publish(events.mcpProcess, { server: name, event: 'exited', pid: exited.pid });
+        publish(events.mcpProcess, {
+          server: name,
+          event: 'exited',
+          pid: exited.pid,
+          reason: 'exited unexpectedly',
+        });
         forget(exited);
       },
       onListChanged: (from, kind) =>

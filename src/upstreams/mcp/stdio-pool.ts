@@ -168,8 +168,13 @@ export function stdioPool(
     remove(session);
     if (closing) return;
     restarts++;
-    publish(events.mcpProcess, { server: name, event: 'exited', pid: session.pid });
     const lived = performance.now() - (startedAt.get(session) ?? 0);
+    publish(events.mcpProcess, {
+      server: name,
+      event: 'exited',
+      pid: session.pid,
+      reason: `exited unexpectedly after ${(lived / 1000).toFixed(1)} s`,
+    });
     youngDeaths = lived < STABLE_AFTER_MS ? youngDeaths + 1 : 0;
     log.warn({ pid: session.pid, livedMs: Math.round(lived) }, 'MCP server process exited; restarting');
     replenish();
@@ -254,8 +259,9 @@ export function stdioPool(
           { pid: session.pid },
           `MCP server process did not answer a ping within ${config.pool.pingTimeout} ms; recycling`,
         );
-        publish(events.mcpProcess, { server: name, event: 'recycled', pid: session.pid });
-        session.recycle(`no answer to a ping within ${config.pool.pingTimeout} ms`);
+        const reason = `no answer to a ping within ${config.pool.pingTimeout} ms`;
+        publish(events.mcpProcess, { server: name, event: 'recycled', pid: session.pid, reason });
+        session.recycle(reason);
       }
     } finally {
       checking.delete(session);

@@ -109,7 +109,12 @@ describe('the supervised stdio pool', () => {
     expect(after).not.toBe(before);
     expect(pool.stats()).toMatchObject({ restarts: 1, started: 2 });
     expect(seen).toEqual([
-      { server: 'emu', event: 'exited', pid: before },
+      {
+        server: 'emu',
+        event: 'exited',
+        pid: before,
+        reason: expect.stringMatching(/^exited unexpectedly after \d+\.\d s$/),
+      },
       { server: 'emu', event: 'started', pid: after },
     ]);
     events.mcpProcess.unsubscribe(record);
