@@ -244,9 +244,13 @@ llm:
   it('exposes relay metrics: first byte, chunks and stream outcomes', async () => {
     await chat(gw.url, { model: 'fast' });
     const metrics = (await call(`${gw.adminUrl}/metrics`)).body as string;
-    expect(metrics).toMatch(/slipstream_llm_first_byte_seconds_count\{provider="one"\} [1-9]/);
-    expect(metrics).toMatch(/slipstream_llm_chunks_total\{provider="one"\} [1-9]/);
-    expect(metrics).toMatch(/slipstream_llm_streams_total\{provider="one",outcome="complete"\} [1-9]/);
+    expect(metrics).toMatch(
+      /slipstream_llm_first_byte_seconds_count\{provider="one",format="chat-completions"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/slipstream_llm_chunks_total\{provider="one",format="chat-completions"\} [1-9]/);
+    expect(metrics).toMatch(
+      /slipstream_llm_streams_total\{provider="one",format="chat-completions",outcome="complete"\} [1-9]/,
+    );
   });
 
   it('lists the configured model aliases', async () => {

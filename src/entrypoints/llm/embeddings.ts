@@ -185,7 +185,7 @@ export const embeddingsFormat: LlmFormat = {
 
   readRequest(body): LlmRequest {
     const { model } = readEmbeddingRequest(body);
-    return { model, stream: false, conversation: undefined, turn: [], pinned: false };
+    return { model, stream: false, conversation: undefined, turn: [], continues: undefined };
   },
 
   readReply(body): ReplyContent {

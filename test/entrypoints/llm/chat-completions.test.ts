@@ -16,6 +16,12 @@ describe('the chat completions format', () => {
     }
   });
 
+  it('reads the usage of a stream without extracting any text when no transcript wants it', () => {
+    const tap = chatCompletionsFormat.streamTap(undefined);
+    tap.push(streamed(chatSurface, 'chatcmpl-1', pieces));
+    expect(tap.usage()).toEqual({ inputTokens: 7, outputTokens: pieces.length });
+  });
+
   it('reads no usage from chunks that carry "usage":null, and skips tool-call arguments', () => {
     const sse = [
       'data: {"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\\"content\\":\\"no\\"}"}}]}}],"usage":null}',
@@ -46,7 +52,7 @@ describe('the chat completions format', () => {
         { role: 'system', content: 'sys' },
         { role: 'user', content: 'hi' },
       ],
-      pinned: false,
+      continues: undefined,
     });
     const reply = Buffer.from(JSON.stringify(chatSurface.reply(generation('c', pieces), pieces.join(''))));
     expect(chatCompletionsFormat.readReply(reply)).toEqual({
@@ -59,8 +65,10 @@ describe('the chat completions format', () => {
     const text = chatCompletionsFormat
       .streamError(new GatewayError('GW_UPSTREAM_TIMEOUT', 'idle'))
       .toString();
-    expect(text).toBe(
-      'event: error\ndata: {"error":{"message":"idle","type":"server_error","param":null,"code":"GW_UPSTREAM_TIMEOUT"}}\n\n',
-    );
+    expect(text.startsWith('event: error\ndata: ')).toBe(true);
+    expect(text.endsWith('}\n\n')).toBe(true);
+    expect(JSON.parse(text.slice('event: error\ndata: '.length))).toEqual({
+      error: { message: 'idle', type: 'server_error', param: null, code: 'GW_UPSTREAM_TIMEOUT' },
+    });
   });
 });
