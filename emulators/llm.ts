@@ -88,6 +88,10 @@ export interface LlmEmulatorStats {
   embeddingInputs: number;
   /** The `model` of the latest request, as received. */
   lastModel: string | undefined;
+  /** `GET /v1/responses/:id` requests, found or not. */
+  responseReads: number;
+  /** The headers of the latest request on a surface, as received (to check what a gateway forwards). */
+  lastHeaders: Record<string, string | string[] | undefined>;
   surfaces: Record<LlmSurfaceName, LlmSurfaceStats>;
 }
 
@@ -221,6 +225,8 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     completionTokens: 0,
     embeddingInputs: 0,
     lastModel: undefined,
+    lastHeaders: {},
+    responseReads: 0,
     surfaces: {
       chat: { requests: 0, aborted: 0 },
       responses: { requests: 0, aborted: 0 },
@@ -234,6 +240,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
   const hung = new Set<ServerResponse>();
   const timelines = new Map<string, number[]>();
   const stored = new Map<string, unknown>();
+  let generated = 0;
   const now = () => performance.timeOrigin + performance.now();
 
   const refuse = (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>) => {
@@ -344,7 +351,10 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
   };
 
   const generate = (kind: LlmSurfaceName, req: IncomingMessage, res: ServerResponse, raw: string) => {
-    const n = ++stats.requests;
+    stats.requests++;
+    // Ids never repeat, not even after a stats reset (stored responses outlive it).
+    const n = ++generated;
+    stats.lastHeaders = { ...req.headers };
     const counters = stats.surfaces[kind];
     counters.requests++;
     res.once('close', () => {
@@ -614,6 +624,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
       return true;
     }
     if (path.startsWith('/responses/')) {
+      stats.responseReads++;
       const id = decodeURIComponent(path.slice('/responses/'.length));
       const found = stored.get(id);
       if (found !== undefined) sendJson(res, 200, found);

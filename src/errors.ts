@@ -14,6 +14,11 @@ const CODES = {
   GW_REQUEST_TIMEOUT: { status: 408, rpc: -32600, client: true },
   GW_PAYLOAD_TOO_LARGE: { status: 413, rpc: -32600, client: true },
   GW_HEADERS_TOO_LARGE: { status: 431, rpc: -32600, client: true },
+  /**
+   * A WebSocket upgrade: Slipstream serves none. 426 at once, so clients that try a WebSocket first
+   * (Codex on `/v1/responses`) fall back to HTTP right away instead of retrying the handshake.
+   */
+  GW_WEBSOCKET_UNSUPPORTED: { status: 426, rpc: -32600, client: true },
   GW_CLIENT_CLOSED: { status: 499, rpc: -32800, client: true },
   GW_INTERNAL: { status: 500, rpc: -32603, client: false },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002, client: false },
