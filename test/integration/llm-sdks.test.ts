@@ -534,3 +534,43 @@ describe("LangChain's ChatOpenAI through Slipstream", () => {
     expect(secondary.stats().lastModel).toBe('emu-backup');
   });
 });
+
+describe('LLM metrics through Slipstream', () => {
+  it('labels first bytes, chunks, outcomes and usage tokens by wire format', async () => {
+    await openaiClient(gw.url).responses.stream({ model: 'fast', input: 'x' }).finalResponse();
+    await anthropicClient(gw.url).messages.stream(claude).finalMessage();
+    await openaiClient(gw.url).embeddings.create({ model: 'embed', input: 'metrics' });
+    const stalled = await openaiClient(gw.url).responses.create(
+      { model: 'fast', input: 'x', stream: true },
+      { headers: STALLS },
+    );
+    for await (const event of stalled) if (event.type === 'response.output_text.delta') break;
+    await abortSeen('responses');
+    const metrics = (await fetch(`${gw.adminUrl}/metrics`).then((r) => r.text())).split('\n');
+    const value = (series: string) =>
+      Number(metrics.find((line) => line.startsWith(`${series} `))?.slice(series.length + 1) ?? NaN);
+    for (const format of ['responses', 'messages']) {
+      expect(
+        value(
+          `slipstream_llm_first_byte_seconds_count{provider="${format === 'messages' ? 'claude' : 'one'}",format="${format}"}`,
+        ),
+      ).toBeGreaterThan(0);
+    }
+    expect(
+      value('slipstream_llm_tokens_total{provider="one",format="responses",direction="output"}'),
+    ).toBeGreaterThanOrEqual(TOKENS);
+    expect(
+      value('slipstream_llm_tokens_total{provider="claude",format="messages",direction="output"}'),
+    ).toBeGreaterThanOrEqual(TOKENS);
+    expect(
+      value('slipstream_llm_tokens_total{provider="claude",format="messages",direction="input"}'),
+    ).toBeGreaterThan(0);
+    expect(
+      value('slipstream_llm_tokens_total{provider="one",format="embeddings",direction="input"}'),
+    ).toBeGreaterThan(0);
+    expect(value('slipstream_llm_chunks_total{provider="claude",format="messages"}')).toBeGreaterThan(0);
+    expect(
+      value('slipstream_llm_streams_total{provider="one",format="responses",outcome="aborted"}'),
+    ).toBeGreaterThan(0);
+  });
+});
