@@ -106,6 +106,11 @@ export interface RelayRequest extends ProviderRequest {
   readonly format: RelayFormat;
   /** The conversation's transcript, when it is persisted; ended here (complete or not). */
   readonly transcript: Transcript | undefined;
+  /**
+   * Scan a streamed reply for its usage (and id) even without a transcript. False when the reply reports
+   * none (a chat stream without `include_usage`): its bytes are then relayed without being scanned.
+   */
+  readonly tapped: boolean;
   /** Registers how to end the stream if shutdown's grace runs out (the exchange's `onShutdown`). */
   onShutdown(end: () => void): void;
   /** Called once a 2xx reply has ended (complete or not) with what the relay read of it. */
@@ -244,7 +249,7 @@ function relayStream(request: RelayRequest, answer: Answer): void {
   let kept: Buffer[] | undefined;
   let keptBytes = 0;
   if (ok) {
-    if (sse && format.streamTap !== undefined) {
+    if (sse && format.streamTap !== undefined && (transcript !== undefined || request.tapped)) {
       tap = format.streamTap(transcript === undefined ? undefined : (text) => transcript.append(text));
     } else if (!sse) kept = [];
   }

@@ -540,6 +540,13 @@ describe('LLM metrics through Slipstream', () => {
     await openaiClient(gw.url).responses.stream({ model: 'fast', input: 'x' }).finalResponse();
     await anthropicClient(gw.url).messages.stream(claude).finalMessage();
     await openaiClient(gw.url).embeddings.create({ model: 'embed', input: 'metrics' });
+    const chat = await openaiClient(gw.url).chat.completions.create({
+      model: 'fast',
+      messages: user,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    for await (const chunk of chat) void chunk;
     const stalled = await openaiClient(gw.url).responses.create(
       { model: 'fast', input: 'x', stream: true },
       { headers: STALLS },
@@ -569,6 +576,9 @@ describe('LLM metrics through Slipstream', () => {
       value('slipstream_llm_tokens_total{provider="one",format="embeddings",direction="input"}'),
     ).toBeGreaterThan(0);
     expect(value('slipstream_llm_chunks_total{provider="claude",format="messages"}')).toBeGreaterThan(0);
+    expect(
+      value('slipstream_llm_tokens_total{provider="one",format="chat-completions",direction="output"}'),
+    ).toBeGreaterThanOrEqual(TOKENS);
     expect(
       value('slipstream_llm_streams_total{provider="one",format="responses",outcome="aborted"}'),
     ).toBeGreaterThan(0);

@@ -73,6 +73,7 @@ export const chatCompletionsFormat: StreamingFormat = {
       conversation: typeof session === 'string' && session !== '' ? session.slice(0, 256) : undefined,
       turn: newTurn(body.messages),
       continues: undefined,
+      tapped: (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true,
     };
   },
 

@@ -186,7 +186,7 @@ export const embeddingsFormat: LlmFormat = {
 
   readRequest(body): LlmRequest {
     const { model } = readEmbeddingRequest(body);
-    return { model, stream: false, conversation: undefined, turn: [], continues: undefined };
+    return { model, stream: false, conversation: undefined, turn: [], continues: undefined, tapped: true };
   },
 
   readReply(body): ReplyContent {

@@ -85,6 +85,7 @@ export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
         headers: upstreamHeaders(x),
         body: (target) => rewriteModel(raw, parsed, request.model, target.model),
         transcript,
+        tapped: request.tapped,
         onShutdown: (end) => x.onShutdown(end),
         onReply:
           owners === undefined

@@ -23,6 +23,12 @@ export interface LlmRequest {
    * which would not know that state (and would answer as if the conversation were new).
    */
   continues: string | undefined;
+  /**
+   * Whether a streamed reply reports usage (or anything else the relay reads from it, like a Responses
+   * id): it is tapped even without a transcript. False for chat completions streams without
+   * `stream_options.include_usage`, so those are relayed without a byte being scanned.
+   */
+  tapped: boolean;
 }
 
 /** The error reply a format's clients understand. */

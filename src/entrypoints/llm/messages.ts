@@ -137,6 +137,7 @@ export const messagesFormat: StreamingFormat = {
       conversation: undefined,
       turn: newTurn(body.messages, body.system),
       continues: undefined,
+      tapped: true,
     };
   },
 
@@ -174,7 +175,7 @@ export const countTokensFormat: LlmFormat = {
   readRequest(body): LlmRequest {
     const model = requireModel(body);
     if (!Array.isArray(body.messages)) throw badRequest('"messages" must be an array of messages');
-    return { model, stream: false, conversation: undefined, turn: [], continues: undefined };
+    return { model, stream: false, conversation: undefined, turn: [], continues: undefined, tapped: true };
   },
 
   readReply(body): ReplyContent {

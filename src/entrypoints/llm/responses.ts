@@ -140,6 +140,8 @@ export const responsesFormat: StreamingFormat = {
       // A continued response's input is only the new turn; its instructions were stored with the first.
       turn: newTurn(items, continued ? undefined : instructions),
       continues,
+      // Its stream always ends with usage; its id and sequence numbers are read besides.
+      tapped: true,
     };
   },
 

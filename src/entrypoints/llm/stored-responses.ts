@@ -56,6 +56,7 @@ export function storedResponsesEndpoint(options: StoredResponsesOptions): Endpoi
         headers: upstreamHeaders(x),
         body: () => (body === undefined || body.length === 0 ? undefined : body),
         transcript: undefined,
+        tapped: true,
         onShutdown: (end) => x.onShutdown(end),
         // Not this provider's: ask the next one (the last one's 404 is the answer).
         verdict: (code, last) => (code === 404 && !last ? 'fallback' : providerVerdict(code)),

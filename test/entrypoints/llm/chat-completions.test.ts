@@ -33,6 +33,14 @@ describe('the chat completions format', () => {
     expect(tap.usage()).toBeUndefined();
   });
 
+  it('taps a stream only when its request asks for usage', () => {
+    const read = (extra: Record<string, unknown>) =>
+      chatCompletionsFormat.readRequest({ model: 'm', stream: true, messages: [], ...extra }).tapped;
+    expect(read({})).toBe(false);
+    expect(read({ stream_options: { include_usage: false } })).toBe(false);
+    expect(read({ stream_options: { include_usage: true } })).toBe(true);
+  });
+
   it('reads a request and a non-streamed reply', () => {
     expect(
       chatCompletionsFormat.readRequest({
@@ -53,6 +61,7 @@ describe('the chat completions format', () => {
         { role: 'user', content: 'hi' },
       ],
       continues: undefined,
+      tapped: false,
     });
     const reply = Buffer.from(JSON.stringify(chatSurface.reply(generation('c', pieces), pieces.join(''))));
     expect(chatCompletionsFormat.readReply(reply)).toEqual({

@@ -108,6 +108,7 @@ describe('the Messages format', () => {
         { role: 'user', content: 'hi' },
       ],
       continues: undefined,
+      tapped: true,
     });
     const later = messagesFormat.readRequest({
       model: 'claude',

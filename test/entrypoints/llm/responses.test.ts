@@ -95,6 +95,7 @@ describe('the Responses format', () => {
         { role: 'tool', content: '42' },
       ],
       continues: undefined,
+      tapped: true,
     });
     const first = responsesFormat.readRequest({ model: 'gpt', input: 'hi', instructions: 'be brief' });
     expect(first.turn).toEqual([
