@@ -18,6 +18,8 @@ llm:
     one:
       baseUrl: ${emulator.url}/v1
       models: { embed: emu-embed }
+  # 4x the default window: a loaded 2-core CI machine spreads 100 "concurrent" arrivals over tens of ms.
+  embeddings: { batch: { window: 20ms } }
 `);
 });
 afterAll(async () => {
