@@ -86,8 +86,14 @@ export interface LlmEmulatorStats {
   completionTokens: number;
   /** Inputs received by `POST /v1/embeddings`, over all its requests. */
   embeddingInputs: number;
+  /** The inputs of each accepted `POST /v1/embeddings` request, in order (the latest 256 requests). */
+  embeddingRequests: string[][];
   /** The `model` of the latest request, as received. */
   lastModel: string | undefined;
+  /** `GET /v1/responses/:id` requests, found or not. */
+  responseReads: number;
+  /** The headers of the latest request on a surface, as received (to check what a gateway forwards). */
+  lastHeaders: Record<string, string | string[] | undefined>;
   surfaces: Record<LlmSurfaceName, LlmSurfaceStats>;
 }
 
@@ -178,7 +184,8 @@ const ANTHROPIC = new Set<LlmSurfaceName>(['messages', 'countTokens']);
  *   `store: false`); a `previous_response_id` it did not issue is a 400 `previous_response_not_found`;
  * - `POST /v1/messages` and `/v1/messages/count_tokens`: Anthropic's `message` or SSE events
  *   (`message_start` … `message_stop`, usage in `message_start` and `message_delta`), `{input_tokens}`;
- * - `POST /v1/embeddings`: one deterministic vector per input (see `embeddingOf`), floats or base64;
+ * - `POST /v1/embeddings`: one deterministic vector per input (see `embeddingOf`), floats or base64; an
+ *   input over 8,192 tokens (a quarter of its characters) fails the request with a context-length 400;
  * - `GET /v1/models` and `/v1/models/:id`.
  * Errors are in the surface's own shape. Request headers override per request: `x-emulate-ttft`,
  * `x-emulate-gap`, `x-emulate-tokens`, `x-emulate-status`, `x-emulate-retry-after`,
@@ -220,7 +227,10 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     promptTokens: 0,
     completionTokens: 0,
     embeddingInputs: 0,
+    embeddingRequests: [],
     lastModel: undefined,
+    lastHeaders: {},
+    responseReads: 0,
     surfaces: {
       chat: { requests: 0, aborted: 0 },
       responses: { requests: 0, aborted: 0 },
@@ -234,6 +244,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
   const hung = new Set<ServerResponse>();
   const timelines = new Map<string, number[]>();
   const stored = new Map<string, unknown>();
+  let generated = 0;
   const now = () => performance.timeOrigin + performance.now();
 
   const refuse = (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>) => {
@@ -313,6 +324,15 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     if (kind === 'embeddings') {
       const texts = embeddingInputs(body.input);
       if (typeof texts === 'string') return { message: texts, param: 'input' };
+      // As the real API: any one input over the model's context fails the whole request.
+      const longest = Math.max(...texts.map((text) => Math.ceil(text.length / 4)));
+      if (longest > CONTEXT_TOKENS) {
+        return {
+          message: openaiContextLength(longest, CONTEXT_TOKENS),
+          code: 'context_length_exceeded',
+          param: 'input',
+        };
+      }
       const { dimensions, encoding_format: format } = body;
       if (
         dimensions !== undefined &&
@@ -344,7 +364,10 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
   };
 
   const generate = (kind: LlmSurfaceName, req: IncomingMessage, res: ServerResponse, raw: string) => {
-    const n = ++stats.requests;
+    stats.requests++;
+    // Ids never repeat, not even after a stats reset (stored responses outlive it).
+    const n = ++generated;
+    stats.lastHeaders = { ...req.headers };
     const counters = stats.surfaces[kind];
     counters.requests++;
     res.once('close', () => {
@@ -393,6 +416,10 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
     stats.promptTokens += promptTokens;
     const texts = kind === 'embeddings' ? (embeddingInputs(body.input) as string[]) : [];
     stats.embeddingInputs += texts.length;
+    if (kind === 'embeddings') {
+      if (stats.embeddingRequests.length >= MAX_TIMELINES) stats.embeddingRequests.shift();
+      stats.embeddingRequests.push(texts);
+    }
 
     stats.inFlight++;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
@@ -614,6 +641,7 @@ export async function startLlmEmulator(options: LlmEmulatorOptions = {}): Promis
       return true;
     }
     if (path.startsWith('/responses/')) {
+      stats.responseReads++;
       const id = decodeURIComponent(path.slice('/responses/'.length));
       const found = stored.get(id);
       if (found !== undefined) sendJson(res, 200, found);

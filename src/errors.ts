@@ -18,6 +18,11 @@ const CODES = {
   GW_HEADERS_TOO_LARGE: { status: 431, rpc: -32600, client: true },
   /** The caller (or its address) is over its request or token rate; `Retry-After` says when to come back. */
   GW_RATE_LIMITED: { status: 429, rpc: -32003, client: true },
+  /**
+   * A WebSocket upgrade: Slipstream serves none. 426 at once, so clients that try a WebSocket first
+   * (Codex on `/v1/responses`) fall back to HTTP right away instead of retrying the handshake.
+   */
+  GW_WEBSOCKET_UNSUPPORTED: { status: 426, rpc: -32600, client: true },
   GW_CLIENT_CLOSED: { status: 499, rpc: -32800, client: true },
   GW_INTERNAL: { status: 500, rpc: -32603, client: false },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, rpc: -32002, client: false },

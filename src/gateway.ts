@@ -10,9 +10,16 @@ import { adminRoutes } from './entrypoints/admin.js';
 import { fanoutEndpoint } from './entrypoints/fanout.js';
 import type { FanoutEntrypointOptions } from './entrypoints/fanout.js';
 import { chatCompletionsFormat } from './entrypoints/llm/chat-completions.js';
+import { embeddingsEndpoint } from './entrypoints/llm/embeddings-endpoint.js';
 import { llmEndpoint } from './entrypoints/llm/endpoint.js';
+import { countTokensFormat, messagesFormat } from './entrypoints/llm/messages.js';
 import { modelsEndpoint } from './entrypoints/llm/models.js';
+import type { LlmFormat } from './entrypoints/llm/format.js';
+import { responseOwners } from './entrypoints/llm/response-owners.js';
+import type { ResponseOwners } from './entrypoints/llm/response-owners.js';
+import { responsesFormat } from './entrypoints/llm/responses.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
+import { storedResponsesEndpoint } from './entrypoints/llm/stored-responses.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
 import type { McpEntrypoint } from './entrypoints/mcp.js';
 import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
@@ -200,7 +207,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         });
 
   // The data plane: built-in endpoints first (they win over proxy routes, even a catch-all "/"), then routes.
-  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups });
+  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups, caches });
   const routes = new RouteTable(
     config.routes.map((route) =>
       compileRoute(
@@ -292,8 +299,8 @@ interface Parts {
 }
 
 /** The built-in endpoints of the data plane, for the parts the config turned on. */
-function builtInEndpoints(config: Config, parts: Parts): EndpointRoute[] {
-  const { tools, mcp, providers, transcripts, groups } = parts;
+function builtInEndpoints(config: Config, parts: Parts & { caches: CacheTier }): EndpointRoute[] {
+  const { tools, mcp, providers, transcripts, groups, caches } = parts;
   const principalHeader = config.server.principalHeader.toLowerCase();
   const endpoints: EndpointRoute[] = [];
   if (mcp !== undefined && tools !== undefined && config.mcp !== undefined) {
@@ -306,20 +313,66 @@ function builtInEndpoints(config: Config, parts: Parts): EndpointRoute[] {
     );
   }
   if (providers !== undefined && config.llm !== undefined) {
+    const llm = config.llm;
+    const relayed = (route: string, format: LlmFormat, owners?: ResponseOwners) =>
+      llmEndpoint({ route, format, providers, transcripts, maxRequestBytes: llm.maxRequestBytes, owners });
+    // Which provider made which response: chained requests and `GET /v1/responses/:id` go back to it.
+    const owners = responseOwners();
+    const { cache: embeddingCache, batch: embeddingBatch } = llm.embeddings;
     endpoints.push(
       {
         path: '/v1/chat/completions',
         exact: true,
         methods: ['POST'],
-        endpoint: llmEndpoint({
-          route: 'chat',
-          format: chatCompletionsFormat,
+        endpoint: relayed('chat', chatCompletionsFormat),
+      },
+      // Registered before the prefix below: `/v1/responses` itself is only POST (a WebSocket upgrade is 426).
+      {
+        path: '/v1/responses',
+        exact: true,
+        methods: ['POST'],
+        endpoint: relayed('responses', responsesFormat, owners),
+      },
+      {
+        path: '/v1/responses',
+        methods: ['GET', 'POST', 'DELETE'],
+        endpoint: storedResponsesEndpoint({ providers, owners, maxRequestBytes: llm.maxRequestBytes }),
+      },
+      { path: '/v1/messages', exact: true, methods: ['POST'], endpoint: relayed('messages', messagesFormat) },
+      {
+        path: '/v1/messages/count_tokens',
+        exact: true,
+        methods: ['POST'],
+        endpoint: relayed('count-tokens', countTokensFormat),
+      },
+      {
+        path: '/v1/embeddings',
+        exact: true,
+        methods: ['POST'],
+        endpoint: embeddingsEndpoint({
           providers,
-          transcripts,
-          maxRequestBytes: config.llm.maxRequestBytes,
+          maxRequestBytes: llm.maxRequestBytes,
+          cache:
+            embeddingCache === false
+              ? undefined
+              : {
+                  store: caches.store,
+                  peerLock: caches.peerLock,
+                  ttlMs: embeddingCache.ttl,
+                  staleWhileRevalidateMs: embeddingCache.staleWhileRevalidate,
+                  staleIfErrorMs: embeddingCache.staleIfError,
+                  scope: embeddingCache.scope,
+                  maxEntryBytes: embeddingCache.maxEntryBytes,
+                },
+          // Off: only one request's own inputs share a call.
+          batch:
+            embeddingBatch === false
+              ? { windowMs: 0, maxBatch: 2_048 }
+              : { windowMs: embeddingBatch.window, maxBatch: embeddingBatch.maxBatch },
+          maxResponseBytes: llm.embeddings.maxResponseBytes,
         }),
       },
-      { path: '/v1/models', exact: true, methods: ['GET'], endpoint: modelsEndpoint(providers) },
+      { path: '/v1/models', methods: ['GET'], endpoint: modelsEndpoint(providers) },
     );
     if (transcripts !== undefined) {
       endpoints.push({

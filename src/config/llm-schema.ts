@@ -1,7 +1,7 @@
 // The `llm:` config key (zod): OpenAI and Anthropic providers, model aliases, fallbacks and transcript storage.
 import { z } from 'zod';
 import { duration, headerMap, httpUrl, name, size } from './fields.js';
-import { breakerSchema, bulkheadSchema, retrySchema } from './policy-schema.js';
+import { breakerSchema, bulkheadSchema, cacheFields, retrySchema } from './policy-schema.js';
 
 /**
  * A provider's defaults: two attempts before the first byte, a breaker after five failures in a row, and a
@@ -32,7 +32,7 @@ const provider = z.strictObject({
   type: z.enum(['openai', 'anthropic']).default('openai'),
   /** The provider's API base, e.g. `https://api.openai.com/v1`; requests go to `{baseUrl}/chat/completions`, `{baseUrl}/messages`… */
   baseUrl: httpUrl,
-  /** Sent as `Authorization: Bearer`; use `${ENV}`. */
+  /** The provider's key, sent its type's way (`openai`: `Authorization: Bearer`; `anthropic`: `x-api-key`); use `${ENV}`. */
   apiKey: z.string().min(1).optional(),
   /** Static headers added to every request (they win over the client's). */
   headers: headerMap.default({}),
@@ -122,7 +122,41 @@ const transcripts = z.strictObject({
     .prefault({}),
 });
 
-/** The `llm:` key: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/sessions/:id`. */
+/**
+ * `llm.embeddings`: the exact-key cache of single embeddings (in the gateway's cache tier) and the batching
+ * of concurrent inputs into one upstream call. `false` turns either off.
+ */
+const embeddings = z.strictObject({
+  cache: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        ...cacheFields,
+        /** How long an embedding is served from the cache (a model's embeddings do not change). */
+        ttl: duration.default(3_600_000),
+      }),
+    ])
+    .prefault({}),
+  batch: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** How long the first input of a batch waits for others (one caller, one model). */
+        window: duration.default(5),
+        /** Most distinct inputs per upstream call (OpenAI accepts 2,048). */
+        maxBatch: z.number().int().min(1).max(2_048).default(256),
+      }),
+    ])
+    .prefault({}),
+  /** Largest embeddings reply read from a provider. */
+  maxResponseBytes: size.default(64 * 1024 ** 2),
+});
+
+/**
+ * The `llm:` key: `POST /v1/chat/completions`, `/v1/responses` (+ `GET /v1/responses/:id`),
+ * `/v1/messages`, `/v1/messages/count_tokens`, `/v1/embeddings`, `GET /v1/models[/:id]`,
+ * `GET /v1/sessions/:id`.
+ */
 export const llmSchema = z
   .strictObject({
     providers: z.record(name, provider),
@@ -131,6 +165,7 @@ export const llmSchema = z
     maxRequestBytes: size.default(4 * 1024 ** 2),
     /** Persist conversations that carry `x-slipstream-session` or `metadata.session_id`. */
     transcripts: transcripts.optional(),
+    embeddings: embeddings.prefault({}),
   })
   .superRefine((llm, ctx) => {
     const owners = new Map<string, string>();

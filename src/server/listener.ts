@@ -95,6 +95,23 @@ function refuse(error: unknown): Endpoint {
   };
 }
 
+/**
+ * Slipstream relays no WebSocket. The answer is 426 and the connection closes after it (the exchange
+ * closes connections whose request it did not read): Codex, which opens `/v1/responses` with a WebSocket
+ * first, switches to HTTP + SSE on a 426 at once, while any other failure costs it seconds of handshake
+ * retries. (RFC 9110 §15.5.22 has a 426 name a protocol to upgrade *to*; here it means "not this
+ * upgrade", as OpenAI's clients read it, so no `Upgrade` field is sent.)
+ */
+const WEBSOCKET_UNSUPPORTED = new GatewayError(
+  'GW_WEBSOCKET_UNSUPPORTED',
+  'WebSocket is not supported here: use plain HTTP (POST /v1/responses streams over SSE)',
+);
+
+/** Whether an `Upgrade` field asks for a WebSocket (RFC 6455 §4.1; the token is case-insensitive). */
+function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  return upgrade !== undefined && /\bwebsocket\b/i.test(upgrade);
+}
+
 /** Node's own rejections of malformed requests (RFC 9112 parse errors, oversized heads, timeouts). */
 const CLIENT_ERRORS: Record<string, { status: number; code: ErrorCode; message: string }> = {
   HPE_HEADER_OVERFLOW: {
@@ -177,6 +194,11 @@ export function createListener(options: ListenerOptions): Listener {
         return;
       }
       const { path, query } = target;
+      // Without an 'upgrade' listener Node hands an upgrade request to this handler (RFC 9110 §7.8).
+      if (isWebSocketUpgrade(req.headers.upgrade)) {
+        exchanges.serve(req, res, refuse(WEBSOCKET_UNSUPPORTED), { path, query, rest: path });
+        return;
+      }
       const match = router.match(req.method ?? 'GET', req.headers.host, path);
       if (match.kind === 'endpoint') {
         exchanges.serve(req, res, match.endpoint, { path, query, rest: match.rest });

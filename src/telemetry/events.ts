@@ -178,6 +178,8 @@ export interface DiscoveryRefreshEvent {
 /** An LLM stream sent its first byte to the client (the provider's first chunk). */
 export interface LlmFirstByteEvent {
   provider: string;
+  /** The wire format (`chat-completions`, `responses`, `messages`, `count-tokens`, `embeddings`). */
+  format: string;
   /** From receiving the request to writing the first chunk to the client. */
   durationMs: number;
 }
@@ -185,17 +187,22 @@ export interface LlmFirstByteEvent {
 /** One upstream chunk was relayed to the client. */
 export interface LlmChunkEvent {
   provider: string;
+  format: string;
   /** Since the previous chunk of the same stream (the first chunk: since the request). */
   gapMs: number;
 }
 
 /** An LLM request ended: streamed to the end, cut by the client, or failed (before or after the first byte). */
 export interface LlmStreamEndEvent {
+  /** The provider that answered (for a failure before the first byte: the last one tried). */
   provider: string;
+  format: string;
   outcome: 'complete' | 'aborted' | 'error';
   chunks: number;
   bytes: number;
   durationMs: number;
+  /** Tokens the provider reported in the reply's usage; undefined when it reported none. */
+  usage: { inputTokens?: number; outputTokens?: number } | undefined;
 }
 
 /** A model's provider failed before the first byte and the next fallback is tried. */

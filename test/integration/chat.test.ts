@@ -101,11 +101,12 @@ llm:
     expect(received.text.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(primary.stats()).toMatchObject({ lastModel: 'emu-small', completedStreams: 1 });
 
-    // The same request sent straight to the provider (as its first request again, so the chunk ids match)
-    // gives the same bytes; only `created`, the provider's clock in seconds, may have ticked between them.
+    // The same request sent straight to the provider gives the same bytes; only `created` (the provider's
+    // clock in seconds) and the completion id (unique per completion) differ between them.
     primary.reset();
     const direct = await chat(`${primary.url}`, { model: 'emu-small' }, { authorization: 'Bearer sk-test' });
-    const clock = (sse: string) => sse.replaceAll(/"created":\d+/g, '"created":0');
+    const clock = (sse: string) =>
+      sse.replaceAll(/"created":\d+/g, '"created":0').replaceAll(/"id":"chatcmpl-[^"]*"/g, '"id":"x"');
     expect(direct.status).toBe(200);
     expect(received.headers['content-type']).toBe(direct.headers['content-type']);
     expect(clock(received.text)).toBe(clock(direct.text));
@@ -254,9 +255,13 @@ llm:
   it('exposes relay metrics: first byte, chunks and stream outcomes', async () => {
     await chat(gw.url, { model: 'fast' });
     const metrics = (await call(`${gw.adminUrl}/metrics`)).body as string;
-    expect(metrics).toMatch(/slipstream_llm_first_byte_seconds_count\{provider="one"\} [1-9]/);
-    expect(metrics).toMatch(/slipstream_llm_chunks_total\{provider="one"\} [1-9]/);
-    expect(metrics).toMatch(/slipstream_llm_streams_total\{provider="one",outcome="complete"\} [1-9]/);
+    expect(metrics).toMatch(
+      /slipstream_llm_first_byte_seconds_count\{provider="one",format="chat-completions"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/slipstream_llm_chunks_total\{provider="one",format="chat-completions"\} [1-9]/);
+    expect(metrics).toMatch(
+      /slipstream_llm_streams_total\{provider="one",format="chat-completions",outcome="complete"\} [1-9]/,
+    );
   });
 
   it('lists the configured model aliases', async () => {

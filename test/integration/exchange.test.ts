@@ -45,7 +45,8 @@ mcp:
     emu: ${emulatorServer()}
 llm:
   providers:
-    emu: { baseUrl: "${llm.url}/v1", models: { fast: emu-small } }
+    emu: { baseUrl: "${llm.url}/v1", models: { fast: emu-small, embed: emu-embed } }
+    claude: { type: anthropic, baseUrl: "${llm.url}/v1", models: { sonnet: claude-emu } }
   transcripts: { sqlite: { path: "${join(dir, `t-${Math.random()}.db`)}" } }
 groups:
   team: { members: [${team.members.map((m) => `{ name: ${m.name}, url: "${m.url}" }`).join(', ')}] }
@@ -120,11 +121,63 @@ const CASES: Record<string, Case> = {
     },
     readsBody: true,
   },
+  responses: {
+    route: 'responses',
+    method: 'POST',
+    path: '/v1/responses',
+    body: JSON.stringify({ model: 'fast', input: 'hi' }),
+    bad: {
+      method: 'POST',
+      path: '/v1/responses',
+      body: '{"model":"fast","input":7}',
+      code: 'GW_BAD_REQUEST',
+      status: 400,
+    },
+    readsBody: true,
+  },
+  messages: {
+    route: 'messages',
+    method: 'POST',
+    path: '/v1/messages',
+    headers: { 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'sonnet', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+    bad: {
+      method: 'POST',
+      path: '/v1/messages',
+      body: '{"model":"constructor","messages":[]}',
+      code: 'GW_LLM_NO_PROVIDER',
+      status: 404,
+    },
+    readsBody: true,
+  },
+  countTokens: {
+    route: 'count-tokens',
+    method: 'POST',
+    path: '/v1/messages/count_tokens',
+    headers: { 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'sonnet', messages: [{ role: 'user', content: 'hi' }] }),
+    bad: { method: 'GET', path: '/v1/messages/count_tokens', code: 'GW_METHOD_NOT_ALLOWED', status: 405 },
+    readsBody: true,
+  },
+  embeddings: {
+    route: 'embeddings',
+    method: 'POST',
+    path: '/v1/embeddings',
+    body: JSON.stringify({ model: 'embed', input: 'hi' }),
+    bad: {
+      method: 'POST',
+      path: '/v1/embeddings',
+      body: '{"model":"embed","input":[]}',
+      code: 'GW_BAD_REQUEST',
+      status: 400,
+    },
+    readsBody: true,
+  },
   models: {
     route: 'models',
     method: 'GET',
     path: '/v1/models',
-    bad: { method: 'DELETE', path: '/v1/models', code: 'GW_METHOD_NOT_ALLOWED', status: 405 },
+    bad: { method: 'GET', path: '/v1/models/nope', code: 'GW_LLM_NO_PROVIDER', status: 404 },
     readsBody: false,
   },
   sessions: {

@@ -1,4 +1,4 @@
-// Benchmark `chat` (seed 001): LLM streams direct vs through Slipstream, and per-delta vs buffered transcript writes.
+// Benchmark `chat` (seed 001): LLM streams of each surface and embeddings direct vs through Slipstream; per-delta vs buffered transcript writes.
 import dc from 'node:diagnostics_channel';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { latencyHistogram } from '../histogram.js';
 import type { LatencyHistogram, LatencySummary } from '../histogram.js';
 import { assertLoopback } from '../http-task.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
+import { formatEmbeddings, measureEmbeddings } from './embeddings.js';
+import type { EmbeddingsBenchResult } from './embeddings.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
 
 export interface ChatBenchResult extends ScenarioResult {
@@ -33,8 +35,11 @@ export interface ChatBenchResult extends ScenarioResult {
     /** Through Slipstream minus through the bare proxy: Slipstream's own share beyond the extra hop. */
     overBare: { ttfbP50Us: number; ttfbP99Us: number; chunkP99Us: number };
   };
+  /** The other streaming surfaces, measured in the same rotation as chat completions. */
+  surfaces: Record<'responses' | 'messages', SurfaceResult>;
   /** The same concurrent streams through the bare proxy (the floor) and through Slipstream. */
   concurrent: { bare: ConcurrentResult; gateway: ConcurrentResult };
+  embeddings: EmbeddingsBenchResult;
   persistence: {
     streams: number;
     deltasPerStream: number;
@@ -49,6 +54,14 @@ export interface ChatBenchResult extends ScenarioResult {
     };
     fewerTransactions: number;
   };
+}
+
+/** TTFB and chunk delivery of one streaming surface on the three paths. */
+export interface SurfaceResult {
+  ttfbUs: Paths<LatencySummary>;
+  chunkUs: Paths<LatencySummary>;
+  /** Through Slipstream minus through the bare proxy. */
+  overBare: { ttfbP50Us: number; ttfbP99Us: number; chunkP99Us: number };
 }
 
 /** The three ways a client reaches the provider: straight, through a featureless Node proxy, through Slipstream. */
@@ -85,13 +98,46 @@ const TARGETS = {
   stallFreeStreams: 2_000,
   fewerTransactions: 100,
   flushBlockMs: 1,
+  /** 64 callers in flight: a few upstream calls per 64 requests, not 64. */
+  batchedUpstreamPerThousand: 100,
 };
 
-const BODY = JSON.stringify({
-  model: 'm',
-  stream: true,
-  messages: [{ role: 'user', content: 'Tell me about latency.' }],
-});
+const PROMPT = 'Tell me about latency.';
+
+/** A streaming surface as the bench requests it: path, body, headers (the same on all three paths). */
+interface Surface {
+  readonly label: string;
+  readonly path: string;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+}
+
+const SURFACES = {
+  chat: {
+    label: 'chat completions',
+    path: '/v1/chat/completions',
+    body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: PROMPT }] }),
+    headers: {},
+  },
+  responses: {
+    label: 'Responses',
+    path: '/v1/responses',
+    body: JSON.stringify({ model: 'm', stream: true, input: PROMPT }),
+    headers: {},
+  },
+  messages: {
+    label: 'Messages',
+    path: '/v1/messages',
+    body: JSON.stringify({
+      model: 'c',
+      stream: true,
+      max_tokens: 1_000,
+      messages: [{ role: 'user', content: PROMPT }],
+    }),
+    headers: { 'anthropic-version': '2023-06-01' },
+  },
+} as const satisfies Record<string, Surface>;
+type SurfaceName = keyof typeof SURFACES;
 
 interface StreamTiming {
   ttfbUs: number;
@@ -100,25 +146,26 @@ interface StreamTiming {
   ok: boolean;
 }
 
-/** One streaming completion; records when the first content chunk and each SSE event arrived. */
+/** One streamed reply on `surface`; records when the first content chunk and each SSE event arrived. */
 async function streamOnce(
   pool: Pool,
-  path: string,
+  surface: Surface,
   id: string,
   tokens: number,
   gapMs: number,
 ): Promise<StreamTiming> {
   const started = performance.now();
   const response = await pool.request({
-    path,
+    path: surface.path,
     method: 'POST',
     headers: {
       'content-type': 'application/json',
       'x-request-id': id,
       'x-emulate-tokens': String(tokens),
       'x-emulate-gap': `${gapMs}ms`,
+      ...surface.headers,
     },
-    body: BODY,
+    body: surface.body,
   });
   let ttfbUs = 0;
   const eventAt: number[] = [];
@@ -138,33 +185,43 @@ async function timeline(emulator: string, id: string): Promise<number[]> {
 }
 
 /**
- * Measures TTFB and per-chunk delivery for `ms`, rotating direct, bare-proxy and gateway requests at
- * concurrency 1 so that all three see the same machine.
+ * Measures TTFB and per-chunk delivery for `ms`, rotating every surface on the direct, bare-proxy and
+ * gateway paths at concurrency 1 so that all of them see the same machine.
  */
 async function measureRelay(emulator: string, urls: Paths<string>, ms: number) {
   const names = ['direct', 'bare', 'gateway'] as const;
+  const surfaces = Object.keys(SURFACES) as SurfaceName[];
   const pools = {
     direct: new Pool(urls.direct, { connections: 1 }),
     bare: new Pool(urls.bare, { connections: 1 }),
     gateway: new Pool(urls.gateway, { connections: 1 }),
   };
-  const ttfb = { direct: latencyHistogram(), bare: latencyHistogram(), gateway: latencyHistogram() };
-  const chunk = { direct: latencyHistogram(), bare: latencyHistogram(), gateway: latencyHistogram() };
+  const paths = () => ({ direct: latencyHistogram(), bare: latencyHistogram(), gateway: latencyHistogram() });
+  const ttfb = Object.fromEntries(surfaces.map((s) => [s, paths()])) as Record<
+    SurfaceName,
+    Paths<LatencyHistogram>
+  >;
+  const chunk = Object.fromEntries(surfaces.map((s) => [s, paths()])) as Record<
+    SurfaceName,
+    Paths<LatencyHistogram>
+  >;
   try {
     const deadline = performance.now() + ms;
-    // At least 10 measured streams per path after the 3 warm-up ones, however short the run.
+    // At least 10 measured streams per surface and path after the 3 warm-up ones, however short the run.
     for (let i = 0; performance.now() < deadline || i < 13; i++) {
-      for (const path of names) {
-        const id = `bench-${path}-${i}`;
-        const timing = await streamOnce(pools[path], '/v1/chat/completions', id, TOKENS, GAP_MS);
-        if (!timing.ok) continue;
-        if (i < 3) continue; // warm-up
-        ttfb[path].record(timing.ttfbUs);
-        const sent = await timeline(emulator, id);
-        sent.forEach((at, k) => {
-          const got = timing.eventAt[k];
-          if (got !== undefined) chunk[path].record(Math.max(0, (got - at) * 1000));
-        });
+      for (const surface of surfaces) {
+        for (const path of names) {
+          const id = `bench-${surface}-${path}-${i}`;
+          const timing = await streamOnce(pools[path], SURFACES[surface], id, TOKENS, GAP_MS);
+          if (!timing.ok) continue;
+          if (i < 3) continue; // warm-up
+          ttfb[surface][path].record(timing.ttfbUs);
+          const sent = await timeline(emulator, id);
+          sent.forEach((at, k) => {
+            const got = timing.eventAt[k];
+            if (got !== undefined) chunk[surface][path].record(Math.max(0, (got - at) * 1000));
+          });
+        }
       }
     }
   } finally {
@@ -175,13 +232,27 @@ async function measureRelay(emulator: string, urls: Paths<string>, ms: number) {
     bare: h.bare.summary(),
     gateway: h.gateway.summary(),
   });
+  const result = (surface: SurfaceName): SurfaceResult => {
+    const t = summaries(ttfb[surface]);
+    const c = summaries(chunk[surface]);
+    return {
+      ttfbUs: t,
+      chunkUs: c,
+      overBare: {
+        ttfbP50Us: t.gateway.p50 - t.bare.p50,
+        ttfbP99Us: t.gateway.p99 - t.bare.p99,
+        chunkP99Us: c.gateway.p99 - c.bare.p99,
+      },
+    };
+  };
   return {
-    ttfbUs: summaries(ttfb),
-    chunkUs: summaries(chunk),
+    chat: result('chat'),
+    responses: result('responses'),
+    messages: result('messages'),
     curves: {
-      direct: ttfb.direct.percentiles(),
-      bare: ttfb.bare.percentiles(),
-      gateway: ttfb.gateway.percentiles(),
+      direct: ttfb.chat.direct.percentiles(),
+      bare: ttfb.chat.bare.percentiles(),
+      gateway: ttfb.chat.gateway.percentiles(),
     },
   };
 }
@@ -198,13 +269,13 @@ async function measureConcurrent(proxy: string, streams: number): Promise<Concur
     // 4,000 TCP handshakes at once (the gateway pre-warms only `pool.warm` connections).
     await Promise.all(
       Array.from({ length: streams }, (_, i) =>
-        streamOnce(pool, '/v1/chat/completions', `w-${i}`, 1, 0).catch(() => undefined),
+        streamOnce(pool, SURFACES.chat, `w-${i}`, 1, 0).catch(() => undefined),
       ),
     );
     await Promise.all(
       Array.from({ length: streams }, async (_, i) => {
         try {
-          const timing = await streamOnce(pool, '/v1/chat/completions', `c-${i}`, TOKENS, CONCURRENT_GAP_MS);
+          const timing = await streamOnce(pool, SURFACES.chat, `c-${i}`, TOKENS, CONCURRENT_GAP_MS);
           if (!timing.ok) {
             errors++;
             return;
@@ -292,10 +363,11 @@ async function bufferedPersistence(path: string): Promise<ChatBenchResult['persi
 
 /**
  * Starts an LLM emulator (CPU 0), and a gateway relaying to it (no transcripts) and a bare Node proxy
- * (the floor any extra hop costs) both on CPU 1, then measures in one run: TTFB and per-chunk delivery
- * direct, through the bare proxy and through Slipstream (rotating, concurrency 1), then 2,000 concurrent
- * streams through each proxy; finally, in this process, the seed's one-transaction-per-delta SQLite writes
- * against the transcript buffer, for the same deltas.
+ * (the floor any extra hop costs) both on CPU 1, then measures in one run: TTFB and per-chunk delivery of
+ * chat completions, Responses and Messages streams direct, through the bare proxy and through Slipstream
+ * (rotating, concurrency 1), then 2,000 concurrent chat streams through each proxy, then single-input
+ * embeddings direct vs through Slipstream (batched, then cached); finally, in this process, the seed's
+ * one-transaction-per-delta SQLite writes against the transcript buffer, for the same deltas.
  */
 async function runChatBench(options: ScenarioOptions): Promise<ChatBenchResult> {
   const children: ChildHandle[] = [];
@@ -310,8 +382,13 @@ llm:
   providers:
     emu:
       baseUrl: "${emulator.url}/v1"
-      models: { m: emu-small }
+      models: { m: emu-small, e: emu-embed }
       pool: { connections: ${CONCURRENT_STREAMS * 2}, warm: 4 }
+    claude:
+      type: anthropic
+      baseUrl: "${emulator.url}/v1"
+      models: { c: claude-emu }
+      pool: { warm: 4 }
 `,
       { cpu: 1, adminPort: options.adminPort },
     );
@@ -323,11 +400,17 @@ llm:
     children.push(bare);
     const urls = { direct: emulator.url, bare: bare.url, gateway: gateway.url };
 
-    const relay = await measureRelay(emulator.url, urls, Math.max(500, options.durationMs));
+    const measured = await measureRelay(emulator.url, urls, Math.max(500, options.durationMs));
+    const relay = { ttfbUs: measured.chat.ttfbUs, chunkUs: measured.chat.chunkUs, curves: measured.curves };
     const concurrent = {
       bare: await measureConcurrent(bare.url, CONCURRENT_STREAMS),
       gateway: await measureConcurrent(gateway.url, CONCURRENT_STREAMS),
     };
+    const embeddings = await measureEmbeddings(
+      emulator.url,
+      gateway.url,
+      Math.max(1_000, options.durationMs),
+    );
     const perDelta = perDeltaPersistence(join(dir, 'per-delta.db'));
     const buffered = await bufferedPersistence(join(dir, 'buffered.db'));
 
@@ -362,7 +445,9 @@ llm:
           ],
         },
       ],
+      surfaces: { responses: measured.responses, messages: measured.messages },
       concurrent,
+      embeddings,
       persistence: {
         streams: PERSIST_STREAMS,
         deltasPerStream: PERSIST_DELTAS,
@@ -383,6 +468,20 @@ llm:
           unit: 'us',
           before: relay.ttfbUs.direct.p50,
           after: relay.ttfbUs.gateway.p50,
+          better: 'lower',
+        },
+        {
+          metric: 'embedding upstream calls per 1,000 single-input requests (batched)',
+          unit: 'calls',
+          before: embeddings.direct.upstreamPerThousand,
+          after: embeddings.batched.upstreamPerThousand,
+          better: 'lower',
+        },
+        {
+          metric: 'embedding request p50, repeated inputs (cached)',
+          unit: 'us',
+          before: embeddings.direct.latencyUs.p50,
+          after: embeddings.cached.latencyUs.p50,
           better: 'lower',
         },
       ],
@@ -429,6 +528,13 @@ llm:
           'x',
         ),
         target('event loop blocked per flush (max)', buffered.maxFlushMs, '<=', TARGETS.flushBlockMs, 'ms'),
+        target(
+          'embedding upstream calls per 1,000 single-input requests, batched',
+          embeddings.batched.upstreamPerThousand,
+          '<=',
+          TARGETS.batchedUpstreamPerThousand,
+          'calls',
+        ),
       ],
     };
   } finally {
@@ -463,8 +569,24 @@ function formatChat(r: ChatBenchResult): string {
       ],
     ),
     `  slipstream over the bare proxy: TTFB p50 ${signed(relay.overBare.ttfbP50Us)} us, p99 ${signed(relay.overBare.ttfbP99Us)} us; chunk delivery p99 ${signed(relay.overBare.chunkP99Us)} us`,
+    ...(['responses', 'messages'] as const).flatMap((name) => {
+      const x = r.surfaces[name];
+      return [
+        `${SURFACES[name].label} streams (same rotation):`,
+        ...formatTable(
+          ['direct', 'bare proxy', 'slipstream'],
+          [
+            row('TTFB p50 (us)', x.ttfbUs, 'p50'),
+            row('TTFB p99 (us)', x.ttfbUs, 'p99'),
+            row('chunk delivery p99 (us)', x.chunkUs, 'p99'),
+          ],
+        ),
+        `  slipstream over the bare proxy: TTFB p50 ${signed(x.overBare.ttfbP50Us)} us, p99 ${signed(x.overBare.ttfbP99Us)} us; chunk delivery p99 ${signed(x.overBare.chunkP99Us)} us`,
+      ];
+    }),
     streams('the bare proxy', c.bare),
     streams('Slipstream', c.gateway),
+    ...formatEmbeddings(r.embeddings),
     ...formatTable(
       ['per delta', 'buffered'],
       [
@@ -481,7 +603,8 @@ function formatChat(r: ChatBenchResult): string {
 
 export const chatScenario: Scenario<ChatBenchResult> = {
   name: 'chat',
-  description: 'LLM streams direct vs through Slipstream; per-delta vs buffered transcript writes (seed 001)',
+  description:
+    'LLM streams (chat completions, Responses, Messages) direct vs through Slipstream; embeddings direct vs batched and cached; per-delta vs buffered transcript writes (seed 001)',
   run: runChatBench,
   format: formatChat,
 };

@@ -22,6 +22,7 @@ function usageOf(usage: unknown): Usage | undefined {
 
 /**
  * Scans `chat.completion.chunk` events: the first `"content"` string of each line is `delta.content`
+ * (read only when someone wants the text)
  * (tool-call arguments are JSON-escaped strings, so their inner keys never match); a line whose
  * `usage` is an object (the final chunk with `stream_options.include_usage`; others carry
  * `"usage":null`) is parsed in full for it.
@@ -30,10 +31,12 @@ class ChatTap implements StreamTap {
   private seen: Usage | undefined;
   private readonly lines: SseDataLines;
 
-  constructor(onText: (text: string) => void) {
+  constructor(onText: ((text: string) => void) | undefined) {
     this.lines = new SseDataLines((data, start, end) => {
-      const text = jsonStringAt(data, valueAt(data, CONTENT_KEY, start, end), end);
-      if (text !== undefined && text !== '') onText(text);
+      if (onText !== undefined) {
+        const text = jsonStringAt(data, valueAt(data, CONTENT_KEY, start, end), end);
+        if (text !== undefined && text !== '') onText(text);
+      }
       if (data[valueAt(data, USAGE_KEY, start, end)] === OPEN_BRACE) {
         const chunk = parseDataLine(data, start, end) as { usage?: unknown } | undefined;
         this.seen = usageOf(chunk?.usage) ?? this.seen;
@@ -69,7 +72,8 @@ export const chatCompletionsFormat: StreamingFormat = {
       stream,
       conversation: typeof session === 'string' && session !== '' ? session.slice(0, 256) : undefined,
       turn: newTurn(body.messages),
-      pinned: false,
+      continues: undefined,
+      tapped: (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true,
     };
   },
 

@@ -1,4 +1,4 @@
-// OpenAI embeddings (`POST /v1/embeddings`): request validation, cache keys, and batching single inputs into one call.
+// OpenAI embeddings (`POST /v1/embeddings`): request validation, what an input's cache key covers, batch bodies and their split.
 import { GatewayError } from '../../errors.js';
 import { badRequest, requireModel } from './format.js';
 import type { LlmFormat, LlmRequest, ReplyContent } from './format.js';
@@ -23,7 +23,7 @@ export interface EmbeddingRequest {
   user: string | undefined;
   /**
    * Requests with equal keys may share one upstream call: same model, dimensions, encoding and `user`
-   * (whom the provider attributes the call to). The caller's identity is the batch policy's to add.
+   * (whom the provider attributes the call to). The caller's identity is the batcher's to add.
    */
   batchKey: string;
 }
@@ -83,29 +83,43 @@ export function readEmbeddingRequest(body: Record<string, unknown>): EmbeddingRe
 }
 
 /**
- * The exact-match cache key of one input of `request`: model, dimensions, encoding and the input
- * itself (the caller's scope is the cache policy's to add).
+ * What makes one input's embedding what it is, for the exact-match cache key: model, dimensions,
+ * encoding and the input itself (`user` only attributes the call; the caller's scope is the key's).
  */
-export function embeddingCacheKey(request: EmbeddingRequest, input: EmbeddingInput): string {
-  return JSON.stringify([request.model, request.dimensions ?? null, request.encoding, input]);
+export function embeddingIdentity(request: EmbeddingRequest, input: EmbeddingInput): unknown[] {
+  return [request.model, request.dimensions ?? null, request.encoding, input];
 }
 
 /**
- * One upstream body for requests that share a `batchKey`: every input in order, with `model` the
- * provider's id for it. The reply is split back with `splitBatchReply`.
+ * One upstream body for `inputs` of requests sharing `request`'s `batchKey`, in order, with `model` the
+ * provider's id for it. The reply is split back with `splitEmbeddings`.
  */
-export function batchBody(providerModel: string, requests: readonly EmbeddingRequest[]): Buffer {
-  const first = requests[0];
-  if (first === undefined) throw new RangeError('batchBody needs at least one request');
-  const body: Record<string, unknown> = { model: providerModel, input: requests.flatMap((r) => r.inputs) };
-  if (first.dimensions !== undefined) body.dimensions = first.dimensions;
-  body.encoding_format = first.encoding;
-  if (first.user !== undefined) body.user = first.user;
+export function batchBody(
+  providerModel: string,
+  request: EmbeddingRequest,
+  inputs: readonly EmbeddingInput[],
+): Buffer {
+  const body: Record<string, unknown> = { model: providerModel, input: inputs };
+  if (request.dimensions !== undefined) body.dimensions = request.dimensions;
+  body.encoding_format = request.encoding;
+  if (request.user !== undefined) body.user = request.user;
   return Buffer.from(JSON.stringify(body));
 }
 
+/** One input's share of an embeddings reply. */
+export interface SplitEmbeddings {
+  /** The reply's `model` (the provider's name for it). */
+  model: string | undefined;
+  /** Each input's embedding as JSON text (a float array, or a base64 string), in input order. */
+  vectors: Buffer[];
+  /**
+   * Each input's share of `usage.prompt_tokens`, proportional to its length (the shares add up to the
+   * total); undefined when the reply reports no usage.
+   */
+  tokens: number[] | undefined;
+}
+
 interface EmbeddingItem {
-  object?: unknown;
   index?: unknown;
   embedding?: unknown;
 }
@@ -116,30 +130,25 @@ function weight(input: EmbeddingInput): number {
 }
 
 /**
- * Splits the reply to `batchBody(requests)` into one reply body per request, in order: each holds
- * its own embeddings re-indexed from 0, the reply's `model`, and a share of `usage` proportional to
- * its inputs' length (the shares add up to the total). Throws `GW_UPSTREAM_PROTOCOL` when the reply
- * is not an embeddings list with one embedding per input.
+ * Splits the reply to `batchBody(..., inputs)` into one embedding per input, by `index` (not order).
+ * Throws `GW_UPSTREAM_PROTOCOL` when the reply is not an embeddings list holding exactly one embedding
+ * per input.
  */
-export function splitBatchReply(body: Buffer, requests: readonly EmbeddingRequest[]): Buffer[] {
-  let parsed: {
-    data?: unknown;
-    model?: unknown;
-    usage?: { prompt_tokens?: unknown; total_tokens?: unknown };
-  };
+export function splitEmbeddings(body: Buffer, inputs: readonly EmbeddingInput[]): SplitEmbeddings {
+  let parsed: { data?: unknown; model?: unknown; usage?: { prompt_tokens?: unknown } };
   try {
     parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
   } catch (error) {
     throw new GatewayError('GW_UPSTREAM_PROTOCOL', 'the embeddings reply is not JSON', { cause: error });
   }
-  const expected = requests.reduce((n, r) => n + r.inputs.length, 0);
+  const expected = inputs.length;
   if (!Array.isArray(parsed.data) || parsed.data.length !== expected) {
     throw new GatewayError(
       'GW_UPSTREAM_PROTOCOL',
       `the embeddings reply holds ${Array.isArray(parsed.data) ? parsed.data.length : 'no'} embeddings for ${expected} inputs`,
     );
   }
-  const byIndex = new Array<EmbeddingItem | undefined>(expected);
+  const vectors = new Array<Buffer>(expected);
   for (const item of parsed.data as EmbeddingItem[]) {
     const index = item?.index;
     if (
@@ -147,34 +156,26 @@ export function splitBatchReply(body: Buffer, requests: readonly EmbeddingReques
       !Number.isInteger(index) ||
       index < 0 ||
       index >= expected ||
-      byIndex[index]
+      vectors[index] !== undefined ||
+      item.embedding === undefined
     ) {
       throw new GatewayError('GW_UPSTREAM_PROTOCOL', 'the embeddings reply has a missing or repeated index');
     }
-    byIndex[index] = item;
+    vectors[index] = Buffer.from(JSON.stringify(item.embedding));
   }
-  const total = typeof parsed.usage?.prompt_tokens === 'number' ? parsed.usage.prompt_tokens : undefined;
-  const weights = requests.map((r) => r.inputs.reduce((sum, input) => sum + weight(input), 0));
-  const allWeight = weights.reduce((a, b) => a + b, 0);
-  let at = 0;
-  let given = 0;
-  return requests.map((request, r) => {
-    const data = request.inputs.map((_, i) => ({ ...byIndex[at + i], index: i }));
-    at += request.inputs.length;
-    let tokens: number | undefined;
-    if (total !== undefined) {
-      tokens = r === requests.length - 1 ? total - given : Math.round((total * weights[r]!) / allWeight);
-      given += tokens;
-    }
-    return Buffer.from(
-      JSON.stringify({
-        object: 'list',
-        data,
-        model: parsed.model,
-        ...(tokens === undefined ? {} : { usage: { prompt_tokens: tokens, total_tokens: tokens } }),
-      }),
-    );
-  });
+  const total = parsed.usage?.prompt_tokens;
+  let tokens: number[] | undefined;
+  if (typeof total === 'number') {
+    const weights = inputs.map(weight);
+    const all = weights.reduce((a, b) => a + b, 0);
+    let given = 0;
+    tokens = weights.map((w, i) => {
+      const share = i === weights.length - 1 ? total - given : Math.round((total * w) / all);
+      given += share;
+      return share;
+    });
+  }
+  return { model: typeof parsed.model === 'string' ? parsed.model : undefined, vectors, tokens };
 }
 
 /** The embeddings format: never streamed, never transcribed; usage is `prompt_tokens`. */
@@ -185,7 +186,7 @@ export const embeddingsFormat: LlmFormat = {
 
   readRequest(body): LlmRequest {
     const { model } = readEmbeddingRequest(body);
-    return { model, stream: false, conversation: undefined, turn: [], pinned: false };
+    return { model, stream: false, conversation: undefined, turn: [], continues: undefined, tapped: true };
   },
 
   readReply(body): ReplyContent {

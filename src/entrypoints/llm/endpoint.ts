@@ -1,25 +1,33 @@
-// One endpoint for every streaming LLM wire format: read the request with the format's adapter, relay it.
+// One endpoint for every relayed LLM wire format: read the request with the format's adapter, relay it.
 import { createHash } from 'node:crypto';
 import { GatewayError } from '../../errors.js';
 import { stripHopByHop } from '../../pipeline/headers.js';
-import type { Headers } from '../../pipeline/types.js';
+import type { Headers, Reply } from '../../pipeline/types.js';
 import { authorize } from '../../server/auth.js';
 import type { Endpoint, Exchange } from '../../server/exchange.js';
 import { relay } from '../../streams/llm-relay.js';
 import type { TranscriptBuffer } from '../../streams/transcript-buffer.js';
 import type { LlmProviders } from '../../upstreams/llm/providers.js';
 import { rewriteModel } from './rewrite-model.js';
-import type { StreamingFormat } from './format.js';
+import type { ErrorReply, LlmFormat } from './format.js';
+import { pinnedTarget } from './response-owners.js';
+import type { ResponseOwners } from './response-owners.js';
 
 export interface LlmEndpointOptions {
   /** Metrics route label. */
   route: string;
-  format: StreamingFormat;
+  /** The wire format; a `StreamingFormat` when its replies may stream. */
+  format: LlmFormat;
   providers: LlmProviders;
   /** Where conversations are persisted, when `llm.transcripts` is configured. */
   transcripts: TranscriptBuffer | undefined;
   /** Largest request body, in bytes. */
   maxRequestBytes: number;
+  /**
+   * Who holds which response (Responses): replies' ids are remembered, and a request that continues one
+   * goes to its holder. Without it, such a request goes to the model's first target.
+   */
+  owners?: ResponseOwners;
 }
 
 /** The header naming the conversation a request belongs to (else the body's own id, e.g. `metadata.session_id`). */
@@ -38,10 +46,11 @@ const CLIENT_ONLY = [
  * The endpoint for one wire format. The hot path: read the (small) request body, parse it once, let the
  * format's adapter read it (model, stream flag, conversation, the new turn), resolve the model to providers
  * that speak this format, rewrite only `model`, and hand the rest to the relay (fallback before the first
- * byte, then chunks relayed byte for byte). Errors are in the format's own shape.
+ * byte, then chunks relayed byte for byte). A request that continues provider-side state goes to one
+ * target only (`pinnedTarget`). Errors are in the format's own shape (`retriedError`).
  */
 export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
-  const { format, providers, transcripts } = options;
+  const { format, providers, transcripts, owners } = options;
   return {
     route: options.route,
     async handle(x) {
@@ -64,22 +73,46 @@ export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
         transcripts !== undefined && sessionId !== undefined
           ? transcripts.start(scopedSession(x.principal, sessionId), request.turn)
           : undefined;
+      const continues = request.continues;
       const status = await relay({
         res: x.res,
         ctx: x.ctx,
         signal: x.signal,
+        principal: x.principal,
         // State one provider holds (a previous response) goes to that provider only, never to a fallback.
-        targets: request.pinned ? targets.slice(0, 1) : targets,
+        targets: continues === undefined ? targets : [pinnedTarget(targets, owners?.owner(continues))],
+        method: 'POST',
+        path: format.upstreamPath,
         format,
         headers: upstreamHeaders(x),
         body: (target) => rewriteModel(raw, parsed, request.model, target.model),
         transcript,
+        tapped: request.tapped,
         onShutdown: (end) => x.onShutdown(end),
+        onReply:
+          owners === undefined
+            ? undefined
+            : (target, content) => {
+                if (content.id !== undefined) owners.remember(content.id, target.provider);
+                // It answered: the state it continued is there.
+                if (continues !== undefined) owners.remember(continues, target.provider);
+              },
       });
       return { written: true, status };
     },
-    errorReply: (failure) => format.errorBody(failure),
+    errorReply: (failure, x) => retriedError(format.errorBody(failure), failure, x),
   };
+}
+
+/**
+ * `reply` with `x-should-retry: false` when the gateway already made more than one upstream attempt
+ * (retries, fallbacks) and still failed with a server-side error: the openai and Anthropic SDKs obey the
+ * header, so their own retries (2 by default) do not multiply the gateway's. A 429 keeps the client's
+ * retries (they wait for its `Retry-After`, so they do not pile up within the window).
+ */
+export function retriedError(reply: ErrorReply, failure: GatewayError, x: Exchange): Reply {
+  if (x.ctx.attempts <= 1 || failure.status < 500 || failure.clientFault) return reply;
+  return { ...reply, headers: { ...reply.headers, 'x-should-retry': 'false' } };
 }
 
 /**
@@ -102,7 +135,8 @@ function sessionOf(x: Exchange, fromBody: string | undefined): string | undefine
   return fromBody;
 }
 
-function upstreamHeaders(x: Exchange): Headers {
+/** The client's headers for the provider: credentials, cookies and `x-slipstream-session` stay behind. */
+export function upstreamHeaders(x: Exchange): Headers {
   const headers = stripHopByHop(x.req.headers);
   for (const name of CLIENT_ONLY) delete headers[name];
   headers['content-type'] = 'application/json';

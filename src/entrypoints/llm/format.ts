@@ -1,15 +1,12 @@
 // The contract every LLM wire format adapter implements in front of the one format-neutral relay.
 import { GatewayError } from '../../errors.js';
+import type { ReplyContent, StreamTap } from '../../streams/llm-relay.js';
 import type { TranscriptMessage } from '../../streams/transcript-buffer.js';
+
+export type { ReplyContent, StreamTap, Usage } from '../../streams/llm-relay.js';
 
 /** What a provider speaks: OpenAI's formats (chat completions, Responses, embeddings) or Anthropic's Messages. */
 export type ProviderType = 'openai' | 'anthropic';
-
-/** Token counts a provider reported; a field is absent when the provider did not say. */
-export interface Usage {
-  inputTokens?: number;
-  outputTokens?: number;
-}
 
 /** What the relay needs from a client's request, read once from its parsed body. */
 export interface LlmRequest {
@@ -21,17 +18,17 @@ export interface LlmRequest {
   /** The new turn's messages, for the transcript (bounded: the newest are kept). */
   turn: TranscriptMessage[];
   /**
-   * The request refers to state one provider holds (a Responses `previous_response_id` or
-   * `conversation`): it must go to the model's first provider only, never to a fallback that would
-   * not know that state (and would answer as if the conversation were new).
+   * The id of state one provider holds that the request continues (a Responses `previous_response_id`,
+   * else its `conversation`): the request must go to the provider that holds it and never to a fallback,
+   * which would not know that state (and would answer as if the conversation were new).
    */
-  pinned: boolean;
-}
-
-/** A non-streamed reply's transcript text and usage, read with one parse. */
-export interface ReplyContent {
-  text: string | undefined;
-  usage: Usage | undefined;
+  continues: string | undefined;
+  /**
+   * Whether a streamed reply reports usage (or anything else the relay reads from it, like a Responses
+   * id): it is tapped even without a transcript. False for chat completions streams without
+   * `stream_options.include_usage`, so those are relayed without a byte being scanned.
+   */
+  tapped: boolean;
 }
 
 /** The error reply a format's clients understand. */
@@ -39,14 +36,6 @@ export interface ErrorReply {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
-}
-
-/** Scans one streamed reply's bytes as they are relayed (never parsing every chunk). */
-export interface StreamTap {
-  /** Feeds relayed bytes, in order. Never throws. */
-  push(chunk: Buffer): void;
-  /** The usage seen so far (complete once the stream ended). */
-  usage(): Usage | undefined;
 }
 
 /** One wire format: how to read its requests and replies, and how to say "no" in it. Its functions use no `this`. */
@@ -58,7 +47,7 @@ export interface LlmFormat {
   readonly upstreamPath: string;
   /** Validates a parsed JSON body. Throws GatewayError `GW_BAD_REQUEST` with a precise message. */
   readonly readRequest: (body: Record<string, unknown>) => LlmRequest;
-  /** Transcript text and usage of a non-streamed reply body; fields undefined when it holds none. */
+  /** Transcript text, usage and id of a non-streamed reply body; fields undefined when it holds none. */
   readonly readReply: (body: Buffer) => ReplyContent;
   /** The error body this format's clients understand, with the `GW_*` code in it. */
   readonly errorBody: (error: GatewayError) => ErrorReply;
@@ -66,8 +55,11 @@ export interface LlmFormat {
 
 /** A format whose replies can stream (all but embeddings and token counts). */
 export interface StreamingFormat extends LlmFormat {
-  /** A tap for one streamed reply: `onText` gets each piece of transcript text. */
-  readonly streamTap: (onText: (text: string) => void) => StreamTap;
+  /**
+   * A tap for one streamed reply: it reads the usage (and the id, for formats with one), and with
+   * `onText` each piece of transcript text (none is extracted without it).
+   */
+  readonly streamTap: (onText: ((text: string) => void) | undefined) => StreamTap;
   /**
    * The SSE bytes that end a broken stream with this format's own error event. `tap` is the stream's
    * tap when it has one (Responses numbers its error event after the last event it saw).

@@ -87,9 +87,10 @@ class MessagesTap implements StreamTap {
   private output: number | undefined;
   private readonly lines: SseDataLines;
 
-  constructor(onText: (text: string) => void) {
+  constructor(onText: ((text: string) => void) | undefined) {
     this.lines = new SseDataLines((data, start, end) => {
       if (includesIn(data, TEXT_DELTA, start, end)) {
+        if (onText === undefined) return;
         const text = jsonStringAt(data, valueAt(data, TEXT_KEY, start, end), end);
         if (text !== undefined && text !== '') onText(text);
         return;
@@ -135,7 +136,8 @@ export const messagesFormat: StreamingFormat = {
       stream,
       conversation: undefined,
       turn: newTurn(body.messages, body.system),
-      pinned: false,
+      continues: undefined,
+      tapped: true,
     };
   },
 
@@ -173,7 +175,7 @@ export const countTokensFormat: LlmFormat = {
   readRequest(body): LlmRequest {
     const model = requireModel(body);
     if (!Array.isArray(body.messages)) throw badRequest('"messages" must be an array of messages');
-    return { model, stream: false, conversation: undefined, turn: [], pinned: false };
+    return { model, stream: false, conversation: undefined, turn: [], continues: undefined, tapped: true };
   },
 
   readReply(body): ReplyContent {

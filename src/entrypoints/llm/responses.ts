@@ -20,7 +20,9 @@ const FINAL = [
   Buffer.from('"response.incomplete"'),
   Buffer.from('"response.failed"'),
 ];
+const CREATED = Buffer.from('"response.created"');
 const DELTA_KEY = Buffer.from('"delta"');
+const ID_KEY = Buffer.from('"id"');
 const SEQUENCE_KEY = Buffer.from('"sequence_number"');
 
 /** A Responses `usage` object (`input_tokens`, `output_tokens`) as Usage; undefined when absent. */
@@ -34,7 +36,8 @@ function usageOf(usage: unknown): Usage | undefined {
 }
 
 /**
- * Scans a Responses event stream: `response.output_text.delta` text goes to the transcript, the final
+ * Scans a Responses event stream: `response.output_text.delta` text goes to the transcript (when wanted),
+ * the response's id is read from `response.created` (its first `"id"` is the response's), the final
  * event's `response.usage` is read (that one line is parsed in full, once per stream), and the last
  * `sequence_number` is remembered so that an error event can follow it.
  */
@@ -42,15 +45,21 @@ class ResponsesTap implements StreamTap {
   /** The `sequence_number` an event appended now would carry. */
   nextSequence = 0;
   private seen: Usage | undefined;
+  private responseId: string | undefined;
   private readonly lines: SseDataLines;
 
-  constructor(onText: (text: string) => void) {
+  constructor(onText: ((text: string) => void) | undefined) {
     this.lines = new SseDataLines((data, start, end) => {
       const sequence = intAt(data, valueAt(data, SEQUENCE_KEY, start, end), end);
       if (sequence !== undefined) this.nextSequence = sequence + 1;
       if (includesIn(data, TEXT_DELTA, start, end)) {
+        if (onText === undefined) return;
         const text = jsonStringAt(data, valueAt(data, DELTA_KEY, start, end), end);
         if (text !== undefined && text !== '') onText(text);
+        return;
+      }
+      if (this.responseId === undefined && includesIn(data, CREATED, start, end)) {
+        this.responseId = jsonStringAt(data, valueAt(data, ID_KEY, start, end), end);
         return;
       }
       if (FINAL.some((type) => includesIn(data, type, start, end))) {
@@ -67,6 +76,10 @@ class ResponsesTap implements StreamTap {
   usage(): Usage | undefined {
     return this.seen;
   }
+
+  id(): string | undefined {
+    return this.responseId;
+  }
 }
 
 /** An input item as a transcript message: messages keep their role; tool outputs and other items are named by type. */
@@ -77,15 +90,21 @@ function asMessage(item: unknown): { role: string; content: unknown } {
   return { role: typeof i.type === 'string' ? i.type : 'item', content: JSON.stringify(item) };
 }
 
-/** The conversation a request continues: `conversation` (an id or `{id}`), else `metadata.session_id`. */
-function conversationOf(body: Record<string, unknown>): string | undefined {
-  const { conversation, metadata } = body;
+/** The provider-side conversation a request belongs to: `conversation`, an id or `{id}`. */
+function providerConversation(body: Record<string, unknown>): string | undefined {
+  const { conversation } = body;
   const id =
     typeof conversation === 'string'
       ? conversation
       : (conversation as { id?: unknown } | null | undefined)?.id;
-  if (typeof id === 'string' && id !== '') return id.slice(0, 256);
-  const session = (metadata as { session_id?: unknown } | null | undefined)?.session_id;
+  return typeof id === 'string' && id !== '' ? id.slice(0, 256) : undefined;
+}
+
+/** The conversation a transcript is kept under: the provider's `conversation`, else `metadata.session_id`. */
+function conversationOf(body: Record<string, unknown>): string | undefined {
+  const id = providerConversation(body);
+  if (id !== undefined) return id;
+  const session = (body.metadata as { session_id?: unknown } | null | undefined)?.session_id;
   return typeof session === 'string' && session !== '' ? session.slice(0, 256) : undefined;
 }
 
@@ -93,7 +112,7 @@ function conversationOf(body: Record<string, unknown>): string | undefined {
  * The Responses format. Streams are typed SSE events (`response.created` … `response.completed`, no
  * `[DONE]`); a broken stream ends with an `error` event (`{"type":"error","code","message","param",
  * "sequence_number"}`), which the openai SDK raises as an `APIError` and the AI SDK reports as a stream
- * error. A `previous_response_id` or `conversation` pins the request to its first provider.
+ * error. A `previous_response_id` or `conversation` names state one provider holds (`continues`).
  */
 export const responsesFormat: StreamingFormat = {
   name: 'responses',
@@ -112,20 +131,23 @@ export const responsesFormat: StreamingFormat = {
     }
     const items =
       typeof input === 'string' ? [{ role: 'user', content: input }] : (input ?? []).map(asMessage);
-    const continued = typeof previous === 'string' || (conversation !== undefined && conversation !== null);
+    const continues = typeof previous === 'string' ? previous : providerConversation(body);
+    const continued = continues !== undefined || (conversation !== undefined && conversation !== null);
     return {
       model,
       stream,
       conversation: conversationOf(body),
       // A continued response's input is only the new turn; its instructions were stored with the first.
       turn: newTurn(items, continued ? undefined : instructions),
-      pinned: continued,
+      continues,
+      // Its stream always ends with usage; its id and sequence numbers are read besides.
+      tapped: true,
     };
   },
 
   readReply(body): ReplyContent {
     try {
-      const parsed = JSON.parse(body.toString('utf8')) as { output?: unknown; usage?: unknown };
+      const parsed = JSON.parse(body.toString('utf8')) as { id?: unknown; output?: unknown; usage?: unknown };
       let text: string | undefined;
       if (Array.isArray(parsed.output)) {
         for (const item of parsed.output as Array<{ type?: unknown; content?: unknown }>) {
@@ -136,7 +158,8 @@ export const responsesFormat: StreamingFormat = {
           }
         }
       }
-      return { text, usage: usageOf(parsed.usage) };
+      const id = typeof parsed.id === 'string' && parsed.id !== '' ? parsed.id : undefined;
+      return { text, usage: usageOf(parsed.usage), ...(id === undefined ? {} : { id }) };
     } catch {
       return { text: undefined, usage: undefined };
     }

@@ -23,35 +23,42 @@ const FLUSH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 
 /**
  * Registers the relay's and the transcript writer's metrics on `registry` and returns the event
- * subscriptions that feed them (the caller subscribes and unsubscribes). Per-chunk work is one cached
- * histogram child and one counter child per provider.
+ * subscriptions that feed them (the caller subscribes and unsubscribes). Streams are labelled by provider
+ * and wire format; per-chunk work is one cached histogram child and one counter child per (provider,
+ * format); tokens come from the usage each reply reports, aborts are `streams_total{outcome="aborted"}`.
  */
 export function llmMetrics(registry: Registry): Subscription[] {
   const registers = [registry];
   const firstByte = new Histogram({
     name: 'slipstream_llm_first_byte_seconds',
-    help: 'Time from receiving a chat request to writing its first chunk to the client.',
-    labelNames: ['provider'] as const,
+    help: 'Time from receiving an LLM request to writing its first chunk to the client, per provider and wire format.',
+    labelNames: ['provider', 'format'] as const,
     buckets: STREAM_BUCKETS,
     registers,
   });
   const gap = new Histogram({
     name: 'slipstream_llm_chunk_gap_seconds',
     help: 'Time between consecutive chunks relayed on one stream.',
-    labelNames: ['provider'] as const,
+    labelNames: ['provider', 'format'] as const,
     buckets: STREAM_BUCKETS,
     registers,
   });
   const chunks = new Counter({
     name: 'slipstream_llm_chunks_total',
     help: 'Chunks relayed to clients.',
-    labelNames: ['provider'] as const,
+    labelNames: ['provider', 'format'] as const,
     registers,
   });
   const streams = new Counter({
     name: 'slipstream_llm_streams_total',
     help: 'Relayed LLM replies by outcome: complete, aborted (client went away) or error.',
-    labelNames: ['provider', 'outcome'] as const,
+    labelNames: ['provider', 'format', 'outcome'] as const,
+    registers,
+  });
+  const tokens = new Counter({
+    name: 'slipstream_llm_tokens_total',
+    help: "Tokens the providers reported in their replies' usage, by direction (input or output).",
+    labelNames: ['provider', 'format', 'direction'] as const,
     registers,
   });
   const fallbacks = new Counter({
@@ -94,19 +101,25 @@ export function llmMetrics(registry: Registry): Subscription[] {
     registers,
   });
 
-  const chunkChildren = new Map<string, { gap: Histogram; count: Counter }>();
+  // Per chunk: two Map lookups (format, then provider: no key string built) and the cached children.
+  const chunkChildren = new Map<string, Map<string, { gap: Histogram; count: Counter }>>();
   return [
     [
       events.llmChunk,
       (message) => {
         const e = message as LlmChunkEvent;
-        let child = chunkChildren.get(e.provider);
+        let byProvider = chunkChildren.get(e.format);
+        if (byProvider === undefined) {
+          byProvider = new Map();
+          chunkChildren.set(e.format, byProvider);
+        }
+        let child = byProvider.get(e.provider);
         if (child === undefined) {
           child = {
-            gap: gap.labels(e.provider) as unknown as Histogram,
-            count: chunks.labels(e.provider) as unknown as Counter,
+            gap: gap.labels(e.provider, e.format) as unknown as Histogram,
+            count: chunks.labels(e.provider, e.format) as unknown as Counter,
           };
-          chunkChildren.set(e.provider, child);
+          byProvider.set(e.provider, child);
         }
         child.gap.observe(e.gapMs / 1000);
         child.count.inc();
@@ -116,14 +129,22 @@ export function llmMetrics(registry: Registry): Subscription[] {
       events.llmFirstByte,
       (message) => {
         const e = message as LlmFirstByteEvent;
-        firstByte.observe({ provider: e.provider }, e.durationMs / 1000);
+        firstByte.observe({ provider: e.provider, format: e.format }, e.durationMs / 1000);
       },
     ],
     [
       events.llmStreamEnd,
       (message) => {
         const e = message as LlmStreamEndEvent;
-        streams.inc({ provider: e.provider, outcome: e.outcome });
+        streams.inc({ provider: e.provider, format: e.format, outcome: e.outcome });
+        const input = e.usage?.inputTokens;
+        const output = e.usage?.outputTokens;
+        if (input !== undefined && input > 0) {
+          tokens.inc({ provider: e.provider, format: e.format, direction: 'input' }, input);
+        }
+        if (output !== undefined && output > 0) {
+          tokens.inc({ provider: e.provider, format: e.format, direction: 'output' }, output);
+        }
       },
     ],
     [

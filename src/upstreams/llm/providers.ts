@@ -36,6 +36,11 @@ export interface LlmProviders {
    * (those that speak the request's wire format); an empty list when none serves it.
    */
   candidates(model: string, types: ReadonlySet<string>): readonly LlmTarget[];
+  /**
+   * One target per provider whose `type` is in `types`, in config order, for requests that name no model
+   * (`GET /v1/responses/:id`): `model` is `''`, `label` the provider's name.
+   */
+  providerTargets(types: ReadonlySet<string>): readonly LlmTarget[];
   /** Model names clients may ask for (aliases), for `GET /v1/models`. */
   models(): ReadonlyArray<{ id: string; provider: string }>;
   /** Opens each provider's `pool.warm` connections. Never throws. */
@@ -97,7 +102,10 @@ export function llmProviders(config: LlmConfig): LlmProviders {
     Object.keys(p.config.models).map((id) => ({ id, provider: p.name })),
   );
 
+  const everyProvider = [...providers.values()].map((p) => target(p, '', p.name));
+
   return {
+    providerTargets: (types) => everyProvider.filter((t) => types.has(t.config.type)),
     candidates(model, types) {
       const list = table.get(model) ?? resolve(model);
       // The common case (every target speaks the format) allocates nothing.

@@ -16,6 +16,12 @@ describe('the chat completions format', () => {
     }
   });
 
+  it('reads the usage of a stream without extracting any text when no transcript wants it', () => {
+    const tap = chatCompletionsFormat.streamTap(undefined);
+    tap.push(streamed(chatSurface, 'chatcmpl-1', pieces));
+    expect(tap.usage()).toEqual({ inputTokens: 7, outputTokens: pieces.length });
+  });
+
   it('reads no usage from chunks that carry "usage":null, and skips tool-call arguments', () => {
     const sse = [
       'data: {"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\\"content\\":\\"no\\"}"}}]}}],"usage":null}',
@@ -25,6 +31,14 @@ describe('the chat completions format', () => {
     const { text, tap } = tapInChunks(chatCompletionsFormat.streamTap, Buffer.from(sse), 3);
     expect(text).toBe('yes');
     expect(tap.usage()).toBeUndefined();
+  });
+
+  it('taps a stream only when its request asks for usage', () => {
+    const read = (extra: Record<string, unknown>) =>
+      chatCompletionsFormat.readRequest({ model: 'm', stream: true, messages: [], ...extra }).tapped;
+    expect(read({})).toBe(false);
+    expect(read({ stream_options: { include_usage: false } })).toBe(false);
+    expect(read({ stream_options: { include_usage: true } })).toBe(true);
   });
 
   it('reads a request and a non-streamed reply', () => {
@@ -46,7 +60,8 @@ describe('the chat completions format', () => {
         { role: 'system', content: 'sys' },
         { role: 'user', content: 'hi' },
       ],
-      pinned: false,
+      continues: undefined,
+      tapped: false,
     });
     const reply = Buffer.from(JSON.stringify(chatSurface.reply(generation('c', pieces), pieces.join(''))));
     expect(chatCompletionsFormat.readReply(reply)).toEqual({
@@ -59,8 +74,10 @@ describe('the chat completions format', () => {
     const text = chatCompletionsFormat
       .streamError(new GatewayError('GW_UPSTREAM_TIMEOUT', 'idle'))
       .toString();
-    expect(text).toBe(
-      'event: error\ndata: {"error":{"code":"GW_UPSTREAM_TIMEOUT","message":"idle","type":"server_error","param":null}}\n\n',
-    );
+    expect(text.startsWith('event: error\ndata: ')).toBe(true);
+    expect(text.endsWith('}\n\n')).toBe(true);
+    expect(JSON.parse(text.slice('event: error\ndata: '.length))).toEqual({
+      error: { message: 'idle', type: 'server_error', param: null, code: 'GW_UPSTREAM_TIMEOUT' },
+    });
   });
 });

@@ -3,10 +3,10 @@ import { embeddingOf } from '../../../emulators/llm.js';
 import { embeddingsReply } from '../../../emulators/llm/embeddings.js';
 import {
   batchBody,
-  embeddingCacheKey,
+  embeddingIdentity,
   embeddingsFormat,
   readEmbeddingRequest,
-  splitBatchReply,
+  splitEmbeddings,
 } from '../../../src/entrypoints/llm/embeddings.js';
 
 describe('the embeddings format', () => {
@@ -55,67 +55,60 @@ describe('the embeddings format', () => {
     expect(key({ user: 'u' })).not.toBe(key({}));
   });
 
-  it('keys the cache by model, dimensions, encoding and input', () => {
-    const a = readEmbeddingRequest({ model: 'e', input: 'x' });
-    const b = readEmbeddingRequest({ model: 'e', input: 'x', dimensions: 4 });
-    expect(embeddingCacheKey(a, 'x')).toBe(
-      embeddingCacheKey(readEmbeddingRequest({ model: 'e', input: ['z', 'x'] }), 'x'),
-    );
-    expect(embeddingCacheKey(a, 'x')).not.toBe(embeddingCacheKey(b, 'x'));
-    expect(embeddingCacheKey(a, 'x')).not.toBe(embeddingCacheKey(a, 'y'));
-    expect(embeddingCacheKey(a, [1])).not.toBe(embeddingCacheKey(a, '[1]'));
+  it('keys the cache by model, dimensions, encoding and input, not by user', () => {
+    const key = (body: Record<string, unknown>, input: string | number[]) =>
+      JSON.stringify(embeddingIdentity(readEmbeddingRequest({ model: 'e', input: 'x', ...body }), input));
+    expect(key({}, 'x')).toBe(key({ input: ['z', 'x'] }, 'x'));
+    expect(key({}, 'x')).toBe(key({ user: 'u' }, 'x'));
+    expect(key({}, 'x')).not.toBe(key({ dimensions: 4 }, 'x'));
+    expect(key({}, 'x')).not.toBe(key({ encoding_format: 'base64' }, 'x'));
+    expect(key({}, 'x')).not.toBe(key({ model: 'f' }, 'x'));
+    expect(key({}, 'x')).not.toBe(key({}, 'y'));
+    expect(key({}, [1])).not.toBe(key({}, '[1]'));
   });
 
-  it('batches requests into one body and splits the reply so each caller gets its own vectors and a share of usage', () => {
-    const requests = [
-      readEmbeddingRequest({ model: 'alias', input: 'alpha', dimensions: 8 }),
-      readEmbeddingRequest({ model: 'alias', input: ['b', 'gamma'], dimensions: 8 }),
-      readEmbeddingRequest({ model: 'alias', input: 'delta', dimensions: 8 }),
-    ];
-    const body = JSON.parse(batchBody('text-embedding-3-small', requests).toString()) as Record<
+  it('batches inputs into one body and splits the reply by index, each input its own vector and a share of usage', () => {
+    const request = readEmbeddingRequest({ model: 'alias', input: 'alpha', dimensions: 8, user: 'u' });
+    const inputs = ['alpha', 'b', 'gamma', 'delta'];
+    const body = JSON.parse(batchBody('text-embedding-3-small', request, inputs).toString()) as Record<
       string,
       unknown
     >;
     expect(body).toEqual({
       model: 'text-embedding-3-small',
-      input: ['alpha', 'b', 'gamma', 'delta'],
+      input: inputs,
       dimensions: 8,
       encoding_format: 'float',
+      user: 'u',
     });
-    const texts = body.input as string[];
-    const upstream = embeddingsReply(texts, 'text-embedding-3-small', 8, false) as {
+    const upstream = embeddingsReply(inputs, 'text-embedding-3-small', 8, false) as {
       data: unknown[];
       usage: { prompt_tokens: number };
     };
     upstream.data.reverse(); // indexes, not order, say which input a vector belongs to
-    const replies = splitBatchReply(Buffer.from(JSON.stringify(upstream)), requests).map(
-      (r) =>
-        JSON.parse(r.toString()) as {
-          data: Array<{ index: number; embedding: number[] }>;
-          usage: { prompt_tokens: number };
-        },
+    const split = splitEmbeddings(Buffer.from(JSON.stringify(upstream)), inputs);
+    expect(split.model).toBe('text-embedding-3-small');
+    expect(split.vectors.map((v) => JSON.parse(v.toString()) as number[])).toEqual(
+      inputs.map((text) => embeddingOf(text, 8)),
     );
-    expect(replies.map((r) => r.data.map((d) => d.embedding))).toEqual([
-      [embeddingOf('alpha', 8)],
-      [embeddingOf('b', 8), embeddingOf('gamma', 8)],
-      [embeddingOf('delta', 8)],
-    ]);
-    expect(replies[1]!.data.map((d) => d.index)).toEqual([0, 1]);
-    expect(replies.reduce((sum, r) => sum + r.usage.prompt_tokens, 0)).toBe(upstream.usage.prompt_tokens);
+    expect(split.tokens!.reduce((a, b) => a + b, 0)).toBe(upstream.usage.prompt_tokens);
+    const base64 = embeddingsReply(['alpha'], 'e', 4, true) as { data: Array<{ embedding: string }> };
+    expect(
+      JSON.parse(splitEmbeddings(Buffer.from(JSON.stringify(base64)), ['alpha']).vectors[0]!.toString()),
+    ).toBe(base64.data[0]!.embedding);
   });
 
   it('refuses to split a reply that does not hold one embedding per input', () => {
-    const requests = [
-      readEmbeddingRequest({ model: 'e', input: 'a' }),
-      readEmbeddingRequest({ model: 'e', input: 'b' }),
-    ];
     const short = JSON.stringify(embeddingsReply(['a'], 'e', 4, false));
-    expect(() => splitBatchReply(Buffer.from(short), requests)).toThrow(
+    expect(() => splitEmbeddings(Buffer.from(short), ['a', 'b'])).toThrow(
       expect.objectContaining({ code: 'GW_UPSTREAM_PROTOCOL' }) as Error,
     );
     const repeated = embeddingsReply(['a', 'b'], 'e', 4, false) as { data: Array<{ index: number }> };
     repeated.data[1]!.index = 0;
-    expect(() => splitBatchReply(Buffer.from(JSON.stringify(repeated)), requests)).toThrow('repeated index');
+    expect(() => splitEmbeddings(Buffer.from(JSON.stringify(repeated)), ['a', 'b'])).toThrow(
+      'repeated index',
+    );
+    expect(() => splitEmbeddings(Buffer.from('not json'), ['a'])).toThrow('not JSON');
   });
 
   it('reads usage from a reply and never streams or transcribes', () => {

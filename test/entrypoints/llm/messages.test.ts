@@ -20,6 +20,12 @@ describe('the Messages format', () => {
     }
   });
 
+  it('reads the usage of a stream without extracting any text when no transcript wants it', () => {
+    const tap = messagesFormat.streamTap(undefined);
+    tap.push(streamed(messagesSurface, 'msg_1', pieces));
+    expect(tap.usage()).toEqual({ inputTokens: 7, outputTokens: pieces.length });
+  });
+
   it('leaves thinking and tool-input deltas out of the transcript', () => {
     const sse = [
       'event: content_block_delta',
@@ -101,7 +107,8 @@ describe('the Messages format', () => {
         { role: 'system', content: 'be brief' },
         { role: 'user', content: 'hi' },
       ],
-      pinned: false,
+      continues: undefined,
+      tapped: true,
     });
     const later = messagesFormat.readRequest({
       model: 'claude',

@@ -16,6 +16,18 @@ describe('the Responses format', () => {
     }
   });
 
+  it("reads the response's id from response.created, and usage without extracting text when none is wanted", () => {
+    const bytes = streamed(responsesSurface, 'resp_a_9', pieces);
+    for (const size of [1, 7, bytes.length]) {
+      const { tap } = tapInChunks(responsesFormat.streamTap, bytes, size);
+      expect(tap.id?.()).toBe('resp_a_9');
+    }
+    const quiet = responsesFormat.streamTap(undefined);
+    quiet.push(bytes);
+    expect(quiet.usage()).toEqual({ inputTokens: 7, outputTokens: pieces.length });
+    expect(quiet.id?.()).toBe('resp_a_9');
+  });
+
   it('ignores other delta events and reads events written with spaces after colons', () => {
     const sse = [
       'event: response.function_call_arguments.delta',
@@ -49,13 +61,14 @@ describe('the Responses format', () => {
     });
   });
 
-  it('reads the text and usage of a non-streamed response', () => {
+  it('reads the text, usage and id of a non-streamed response', () => {
     const body = Buffer.from(
       JSON.stringify(responsesSurface.reply(generation('resp_a_3', pieces), pieces.join(''))),
     );
     expect(responsesFormat.readReply(body)).toEqual({
       text: pieces.join(''),
       usage: { inputTokens: 7, outputTokens: pieces.length },
+      id: 'resp_a_3',
     });
     expect(responsesFormat.readReply(Buffer.from('not json'))).toEqual({ text: undefined, usage: undefined });
   });
@@ -81,7 +94,8 @@ describe('the Responses format', () => {
         { role: 'user', content: 'three' },
         { role: 'tool', content: '42' },
       ],
-      pinned: false,
+      continues: undefined,
+      tapped: true,
     });
     const first = responsesFormat.readRequest({ model: 'gpt', input: 'hi', instructions: 'be brief' });
     expect(first.turn).toEqual([
@@ -90,19 +104,19 @@ describe('the Responses format', () => {
     ]);
   });
 
-  it('pins a request that continues provider-side state, and takes the conversation id from it', () => {
+  it('names the provider-side state a request continues, and takes the conversation id from it', () => {
     const chained = responsesFormat.readRequest({
       model: 'gpt',
       input: 'more',
       previous_response_id: 'resp_1',
     });
-    expect(chained).toMatchObject({ pinned: true, turn: [{ role: 'user', content: 'more' }] });
+    expect(chained).toMatchObject({ continues: 'resp_1', turn: [{ role: 'user', content: 'more' }] });
     const conversation = responsesFormat.readRequest({
       model: 'gpt',
       input: 'x',
       conversation: { id: 'conv_9' },
     });
-    expect(conversation).toMatchObject({ pinned: true, conversation: 'conv_9' });
+    expect(conversation).toMatchObject({ continues: 'conv_9', conversation: 'conv_9' });
   });
 
   it('refuses a body without a model, a non-boolean stream, or a malformed input with GW_BAD_REQUEST', () => {

@@ -15,7 +15,7 @@ import { chatCompletionsFormat } from '../../../src/entrypoints/llm/chat-complet
 import { embeddingsFormat } from '../../../src/entrypoints/llm/embeddings.js';
 import type { LlmFormat, StreamingFormat } from '../../../src/entrypoints/llm/format.js';
 import { messagesFormat } from '../../../src/entrypoints/llm/messages.js';
-import { providerError } from '../../../src/entrypoints/llm/provider-error.js';
+import { providerError } from '../../../src/streams/provider-error.js';
 import { responsesFormat } from '../../../src/entrypoints/llm/responses.js';
 import { aiSdkOpenAI, anthropicClient, openaiClient } from '../../helpers/llm-clients.js';
 import { generation } from '../../helpers/llm-wire.js';

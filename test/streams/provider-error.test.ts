@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  providerError,
-  providerMessage,
-  providerVerdict,
-} from '../../../src/entrypoints/llm/provider-error.js';
+import { providerError, providerMessage, providerVerdict } from '../../src/streams/provider-error.js';
 
 const json = (body: unknown) => Buffer.from(JSON.stringify(body));
 

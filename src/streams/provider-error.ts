@@ -1,7 +1,7 @@
 // What a provider's non-2xx answer means for the client: try the next provider, relay it as it is, or which GW_* error.
-import { GatewayError } from '../../errors.js';
-import type { Headers } from '../../pipeline/types.js';
-import { parseRetryAfterMs } from '../../policies/retry.js';
+import { GatewayError } from '../errors.js';
+import type { Headers } from '../pipeline/types.js';
+import { parseRetryAfterMs } from '../policies/retry.js';
 
 /** A provider's answer, its body read (error bodies are small and bounded by the relay). */
 export interface ProviderAnswer {
