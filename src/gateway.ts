@@ -207,7 +207,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         });
 
   // The data plane: built-in endpoints first (they win over proxy routes, even a catch-all "/"), then routes.
-  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups, caches });
+  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups, caches, buckets });
   const routes = new RouteTable(
     config.routes.map((route) =>
       compileRoute(
@@ -299,8 +299,11 @@ interface Parts {
 }
 
 /** The built-in endpoints of the data plane, for the parts the config turned on. */
-function builtInEndpoints(config: Config, parts: Parts & { caches: CacheTier }): EndpointRoute[] {
-  const { tools, mcp, providers, transcripts, groups, caches } = parts;
+function builtInEndpoints(
+  config: Config,
+  parts: Parts & { caches: CacheTier; buckets: BucketStore },
+): EndpointRoute[] {
+  const { tools, mcp, providers, transcripts, groups, caches, buckets } = parts;
   const principalHeader = config.server.principalHeader.toLowerCase();
   const endpoints: EndpointRoute[] = [];
   if (mcp !== undefined && tools !== undefined && config.mcp !== undefined) {
@@ -315,7 +318,15 @@ function builtInEndpoints(config: Config, parts: Parts & { caches: CacheTier }):
   if (providers !== undefined && config.llm !== undefined) {
     const llm = config.llm;
     const relayed = (route: string, format: LlmFormat, owners?: ResponseOwners) =>
-      llmEndpoint({ route, format, providers, transcripts, maxRequestBytes: llm.maxRequestBytes, owners });
+      llmEndpoint({
+        route,
+        format,
+        providers,
+        transcripts,
+        maxRequestBytes: llm.maxRequestBytes,
+        owners,
+        buckets,
+      });
     // Which provider made which response: chained requests and `GET /v1/responses/:id` go back to it.
     const owners = responseOwners();
     const { cache: embeddingCache, batch: embeddingBatch } = llm.embeddings;

@@ -30,8 +30,8 @@ const keyLimits = z.strictObject({
   requests: bucketSchema.optional(),
   /** LLM tokens (input + output) per minute. */
   tokensPerMinute: z.number().int().min(1).optional(),
-  /** LLM tokens in all (per process, or cluster-wide with Redis); past it, LLM calls get 429. */
-  tokenBudget: z.number().int().min(1).optional(),
+  /** LLM tokens (input + output) per day, refilled continuously; past it, LLM calls get 429. */
+  tokensPerDay: z.number().int().min(1).optional(),
 });
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;

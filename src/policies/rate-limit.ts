@@ -34,7 +34,11 @@ export interface Taken {
 
 /** Where buckets live. `take` never rejects: a store that cannot answer decides locally. */
 export interface BucketStore {
-  take(key: string, bucket: Bucket, cost: number): Promise<Taken>;
+  /**
+   * Takes `cost` tokens when the bucket has them; with `force`, takes them anyway (the bucket may go below
+   * zero: usage reported after the fact, which later takes then wait out).
+   */
+  take(key: string, bucket: Bucket, cost: number, force?: boolean): Promise<Taken>;
   /** Gives back `cost` tokens (never past the burst): a request that was refused downstream. */
   close(): Promise<void>;
 }
@@ -52,7 +56,7 @@ export function memoryBuckets(options: MemoryBucketsOptions = {}): BucketStore {
   const now = options.now ?? (() => performance.now());
   const buckets = new Map<string, { tokens: number; at: number }>();
   return {
-    async take(key, bucket, cost) {
+    async take(key, bucket, cost, force = false) {
       const at = now();
       const previous = buckets.get(key);
       let tokens = bucket.burst;
@@ -62,7 +66,7 @@ export function memoryBuckets(options: MemoryBucketsOptions = {}): BucketStore {
       } else if (buckets.size >= maxKeys) {
         buckets.delete(buckets.keys().next().value!);
       }
-      const ok = tokens >= cost;
+      const ok = force || tokens >= cost;
       if (ok) tokens -= cost;
       buckets.set(key, { tokens, at });
       return {
@@ -86,6 +90,7 @@ const TAKE_SCRIPT = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local force = ARGV[4] == '1'
 local t = redis.call('TIME')
 local now = t[1] * 1000 + t[2] / 1000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -93,7 +98,7 @@ local tokens = tonumber(state[1])
 local at = tonumber(state[2])
 if tokens == nil then tokens = burst else tokens = math.min(burst, tokens + (now - at) * rate / 1000) end
 local ok = 0
-if tokens >= cost then tokens = tokens - cost ok = 1 end
+if force or tokens >= cost then tokens = tokens - cost ok = 1 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return { ok, tostring(tokens) }
@@ -120,16 +125,16 @@ export function redisBuckets(options: RedisBucketsOptions): BucketStore {
     publish(events.rateLimitStore, { shared: !toLocal, error });
   };
   return {
-    async take(key, bucket, cost) {
+    async take(key, bucket, cost, force = false) {
       if (!connection.isUp()) {
         switchTo(true);
-        return fallback.take(key, bucket, cost);
+        return fallback.take(key, bucket, cost, force);
       }
       try {
         const reply = (await connection.timed(
           connection.client.eval(TAKE_SCRIPT, {
             keys: [keyPrefix + key],
-            arguments: [String(bucket.rate), String(bucket.burst), String(cost)],
+            arguments: [String(bucket.rate), String(bucket.burst), String(cost), force ? '1' : '0'],
           }),
         )) as [number, string];
         switchTo(false);
@@ -143,7 +148,7 @@ export function redisBuckets(options: RedisBucketsOptions): BucketStore {
         };
       } catch (error) {
         switchTo(true, error);
-        return fallback.take(key, bucket, cost);
+        return fallback.take(key, bucket, cost, force);
       }
     },
     close: () => fallback.close(),
@@ -177,6 +182,74 @@ export async function admit(store: BucketStore, admission: Admission, cost = 1):
     const taken = await store.take(`ip:${admission.ip}`, admission.perIp, cost);
     if (!taken.ok) throw refused(admission, 'ip', admission.perIp, taken);
   }
+}
+
+/** An API key's LLM token limits (`auth.apiKeys.keys[].limits`), as buckets. */
+export interface TokenLimits {
+  readonly perMinute?: Bucket;
+  readonly perDay?: Bucket;
+}
+
+/** The token buckets of a key's `tokensPerMinute` / `tokensPerDay`, or undefined when it has neither. */
+export function tokenLimitsOf(
+  limits: { tokensPerMinute?: number | undefined; tokensPerDay?: number | undefined } | undefined,
+): TokenLimits | undefined {
+  if (limits?.tokensPerMinute === undefined && limits?.tokensPerDay === undefined) return undefined;
+  return {
+    ...(limits.tokensPerMinute === undefined
+      ? {}
+      : { perMinute: { rate: limits.tokensPerMinute / 60, burst: limits.tokensPerMinute } }),
+    ...(limits.tokensPerDay === undefined
+      ? {}
+      : { perDay: { rate: limits.tokensPerDay / 86_400, burst: limits.tokensPerDay } }),
+  };
+}
+
+/**
+ * Refuses an LLM request with 429 `GW_RATE_LIMITED` while the caller's token buckets are empty (spent by
+ * the usage of earlier replies); `spend` then takes what a reply's usage reports. Tokens are only known
+ * once a reply reports them, so a request is admitted on a positive balance and may take it below zero.
+ */
+export async function admitTokens(
+  store: BucketStore,
+  principal: string,
+  limits: TokenLimits,
+  route: string,
+): Promise<void> {
+  for (const [name, bucket] of [
+    ['tpm', limits.perMinute],
+    ['tpd', limits.perDay],
+  ] as const) {
+    if (bucket === undefined) continue;
+    const taken = await store.take(`${name}:${hashed(principal)}`, bucket, 0);
+    if (taken.remaining <= 0) {
+      const wait = (Math.max(1, -taken.remaining + 1) * 1000) / bucket.rate;
+      throw refused(
+        { route, principal, ip: undefined, perPrincipal: bucket, perIp: undefined },
+        'principal',
+        bucket,
+        {
+          ok: false,
+          remaining: 0,
+          retryAfterMs: wait,
+          resetMs: taken.resetMs,
+        },
+      );
+    }
+  }
+}
+
+/** Takes `tokens` (a reply's reported usage) from the caller's token buckets, whatever their balance. */
+export async function spendTokens(
+  store: BucketStore,
+  principal: string,
+  limits: TokenLimits,
+  tokens: number,
+): Promise<void> {
+  if (tokens <= 0) return;
+  if (limits.perMinute !== undefined)
+    await store.take(`tpm:${hashed(principal)}`, limits.perMinute, tokens, true);
+  if (limits.perDay !== undefined) await store.take(`tpd:${hashed(principal)}`, limits.perDay, tokens, true);
 }
 
 export interface RateLimitOptions {

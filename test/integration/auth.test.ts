@@ -341,6 +341,44 @@ routes:
   });
 });
 
+describe("an API key's LLM token limits", () => {
+  it('refuses LLM calls with 429 once the usage replies reported has spent the tokens per minute', async () => {
+    const llm = await startLlmEmulator({ tokens: 4 });
+    const gw = await startGateway(`
+auth:
+  apiKeys:
+    keys:
+      - { name: small, key: "${KEY_A}", limits: { tokensPerMinute: 6 } }
+      - { name: big, key: "${KEY_B}" }
+upstreams: {}
+llm:
+  providers:
+    emu: { baseUrl: "${llm.url}/v1", models: { fast: emu-small } }
+`);
+    const chat = (key: string) =>
+      call(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...bearer(key), 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: 'one two three' }] }),
+      });
+    try {
+      const first = await chat(KEY_A);
+      expect(first.status).toBe(200);
+      const used = first.body.usage.prompt_tokens + first.body.usage.completion_tokens;
+      expect(used).toBeGreaterThanOrEqual(6); // one reply spends the whole minute's budget
+      await expect.poll(async () => (await chat(KEY_A)).status).toBe(429);
+      const refused = await chat(KEY_A);
+      expect([refused.status, refused.body.error.code]).toEqual([429, 'GW_RATE_LIMITED']);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // Another key, without limits, is not affected.
+      expect((await chat(KEY_B)).status).toBe(200);
+    } finally {
+      await gw.close();
+      await llm.close();
+    }
+  });
+});
+
 const redisUp = await serviceAvailable('Redis', REDIS_URL);
 
 describe.skipIf(!redisUp)('rate limits across gateway processes on Redis', () => {

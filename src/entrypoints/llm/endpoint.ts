@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { GatewayError } from '../../errors.js';
 import { stripHopByHop } from '../../pipeline/headers.js';
 import type { Headers, Reply } from '../../pipeline/types.js';
+import { admitTokens, spendTokens, tokenLimitsOf } from '../../policies/rate-limit.js';
+import type { BucketStore } from '../../policies/rate-limit.js';
 import { authorize } from '../../server/auth.js';
 import type { Endpoint, Exchange } from '../../server/exchange.js';
 import { relay } from '../../streams/llm-relay.js';
@@ -14,6 +16,8 @@ import { pinnedTarget } from './response-owners.js';
 import type { ResponseOwners } from './response-owners.js';
 
 export interface LlmEndpointOptions {
+  /** Where API keys' token buckets live (`limits.tokensPerMinute` / `tokensPerDay`); none: not enforced. */
+  buckets?: BucketStore;
   /** Metrics route label. */
   route: string;
   /** The wire format; a `StreamingFormat` when its replies may stream. */
@@ -50,7 +54,7 @@ const CLIENT_ONLY = [
  * target only (`pinnedTarget`). Errors are in the format's own shape (`retriedError`).
  */
 export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
-  const { format, providers, transcripts, owners } = options;
+  const { format, providers, transcripts, owners, buckets } = options;
   return {
     route: options.route,
     async handle(x) {
@@ -68,6 +72,10 @@ export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
           data: { model: request.model },
         });
       }
+      // A key's token limits: refused while spent, and every reply's reported usage spends them.
+      const tokens =
+        buckets === undefined || x.principal === undefined ? undefined : tokenLimitsOf(x.caller?.limits);
+      if (tokens !== undefined) await admitTokens(buckets!, x.principal!, tokens, x.ctx.route);
       const sessionId = sessionOf(x, request.conversation);
       const transcript =
         transcripts !== undefined && sessionId !== undefined
@@ -87,15 +95,20 @@ export function llmEndpoint(options: LlmEndpointOptions): Endpoint {
         headers: upstreamHeaders(x),
         body: (target) => rewriteModel(raw, parsed, request.model, target.model),
         transcript,
-        tapped: request.tapped,
+        tapped: request.tapped || tokens !== undefined,
         onShutdown: (end) => x.onShutdown(end),
         onReply:
-          owners === undefined
+          owners === undefined && tokens === undefined
             ? undefined
             : (target, content) => {
-                if (content.id !== undefined) owners.remember(content.id, target.provider);
-                // It answered: the state it continued is there.
-                if (continues !== undefined) owners.remember(continues, target.provider);
+                if (owners !== undefined) {
+                  if (content.id !== undefined) owners.remember(content.id, target.provider);
+                  // It answered: the state it continued is there.
+                  if (continues !== undefined) owners.remember(continues, target.provider);
+                }
+                const used = (content.usage?.inputTokens ?? 0) + (content.usage?.outputTokens ?? 0);
+                if (tokens !== undefined)
+                  void spendTokens(buckets!, x.principal!, tokens, used).catch(() => {});
               },
       });
       return { written: true, status };
