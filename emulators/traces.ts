@@ -31,13 +31,19 @@ export async function startTracesEmulator(options: TracesEmulatorOptions = {}): 
   const random = options.random ?? Math.random;
   const getErrors = options.getErrors ?? 0.3;
   const count = options.traces ?? 50;
-  const spanText = 's'.repeat(Math.max(0, (options.spanBytes ?? 20_000) - 200));
+  const spanBytes = Math.max(0, (options.spanBytes ?? 20_000) - 200);
+  const texts = new Map<string, string>();
+  const spanText = (id: string) => {
+    let text = texts.get(id);
+    if (text === undefined) texts.set(id, (text = llmText(id, spanBytes)));
+    return text;
+  };
   const counters = { searches: 0, gets: 0, getErrors: 0, batches: 0 };
   const ids = Array.from({ length: count }, (_, i) => `tr-${String(i).padStart(4, '0')}`);
   const trace = (id: string) => ({
     trace_id: id,
     status: 'OK',
-    spans: [{ name: 'llm.call', attributes: { 'llm.model': 'emulated', payload: spanText } }],
+    spans: [{ name: 'llm.call', attributes: { 'llm.model': 'emulated', payload: spanText(id) } }],
   });
 
   return startJsonServer({
@@ -85,4 +91,38 @@ export async function startTracesEmulator(options: TracesEmulatorOptions = {}): 
       return { status: 404, body: { error: `no endpoint ${request.method} ${request.path}` } };
     },
   });
+}
+
+const WORDS = (
+  'the model returned a summary of the quarterly report with revenue growth margin forecast customer ' +
+  'churn retention cohort analysis token usage latency prompt completion tool call arguments result ' +
+  'error retry timeout cache hit miss vector embedding similarity score document chunk context window'
+).split(' ');
+
+/**
+ * Text like an LLM span's prompt and completion, `bytes` long: words and numbers drawn from a generator
+ * seeded by the trace id, so each trace differs (a compressor cannot just point back at the previous
+ * trace) and every run serves the same bytes. It compresses about as well as real JSON traces (5-8x with
+ * gzip), unlike a repeated character.
+ */
+function llmText(seed: string, bytes: number): string {
+  let state = 0;
+  for (const c of seed) state = (state * 31 + c.charCodeAt(0)) >>> 0;
+  const next = () => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const parts: string[] = [];
+  let length = 0;
+  while (length < bytes) {
+    const word =
+      next() < 0.15 ? String(Math.floor(next() * 100_000)) : WORDS[Math.floor(next() * WORDS.length)]!;
+    parts.push(word);
+    length += word.length + 1;
+  }
+  return parts.join(' ').slice(0, bytes);
 }

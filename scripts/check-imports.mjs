@@ -14,6 +14,7 @@ const LAYERS = [
   'src/policies',
   'src/server',
   'src/streams',
+  'src/jobs',
   'src/upstreams',
   'src/entrypoints',
   'src/gateway.ts',

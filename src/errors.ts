@@ -58,6 +58,17 @@ const CODES = {
   GW_GROUP_NOT_FOUND: { status: 404, rpc: -32601, client: true },
   /** Under `serve --workers`: a worker did not answer the supervisor in time (an admin purge left unconfirmed). */
   GW_WORKER_UNAVAILABLE: { status: 503, rpc: -32003, client: false },
+  /** No such job for this caller: unknown, expired, deleted, or another caller's (never told apart). */
+  GW_JOB_NOT_FOUND: { status: 404, rpc: -32602, client: true },
+  /** The job store holds `jobs.maxJobs` jobs or `jobs.maxBytes` bytes already; sent with `Retry-After`. */
+  GW_JOBS_FULL: { status: 503, rpc: -32003, client: false },
+  /** The job queue (Redis) cannot be reached: the job was not accepted. */
+  GW_JOBS_UNAVAILABLE: { status: 503, rpc: -32003, client: false },
+  /**
+   * A job of a route that is not idempotent was running on a gateway that stopped (killed or shut down)
+   * before it finished: it is not run twice; its outcome upstream is unknown.
+   */
+  GW_JOB_INTERRUPTED: { status: 503, rpc: -32003, client: false },
 } as const satisfies Record<string, { status: number; rpc: number; client: boolean }>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -4,6 +4,10 @@ import { cacheKey } from './cache/keys.js';
 import type { KeySpec } from './cache/keys.js';
 import { createCacheTier } from './cache/cache-tier.js';
 import type { CacheTier } from './cache/cache-tier.js';
+import { refresher } from './cache/refresher.js';
+import type { Refresher } from './cache/refresher.js';
+import { warmKeys } from './cache/warm-keys.js';
+import type { WarmKeys, WarmRequest } from './cache/warm-keys.js';
 import type { TranscriptsConfig } from './config/llm-schema.js';
 import type { Config, RouteConfig } from './config/schema.js';
 import { adminRoutes } from './entrypoints/admin.js';
@@ -23,7 +27,13 @@ import { storedResponsesEndpoint } from './entrypoints/llm/stored-responses.js';
 import { createMcpEntrypoint } from './entrypoints/mcp.js';
 import type { McpEntrypoint } from './entrypoints/mcp.js';
 import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
+import { jobsEndpoint } from './entrypoints/jobs.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
+import { jobService } from './jobs/jobs.js';
+import type { Jobs } from './jobs/jobs.js';
+import { memoryJobs } from './jobs/memory-backend.js';
+import { redisJobs } from './jobs/redis-backend.js';
+import { webhookSender } from './jobs/webhook.js';
 import { toolsEndpoint } from './entrypoints/tools.js';
 import { buildStack } from './policies/stack.js';
 import type { Handler, Policy } from './pipeline/types.js';
@@ -37,6 +47,11 @@ import type { AdmissionLimits } from './server/exchange.js';
 import { createListener } from './server/listener.js';
 import type { ConnectionLimits, Listener } from './server/listener.js';
 import { compileRoute, RouteTable } from './server/route-table.js';
+import type { CompiledRoute } from './server/route-table.js';
+import type { RouteParts } from './server/route-table.js';
+import type { ReplyCoder } from './server/compression.js';
+import { replyCoder } from './server/compression.js';
+import { DEFAULT_UPSTREAM_ACCEPT_ENCODING } from './config/compression-schema.js';
 import { peerMatcher } from './server/peers.js';
 import { Router } from './server/router.js';
 import type { EndpointRoute } from './server/router.js';
@@ -143,10 +158,40 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     ]),
   );
 
+  /** Background refreshes of every cached route (stale-while-revalidate, refresh-ahead). */
+  const refreshes = refresher();
+  // The data plane: built-in endpoints first (they win over proxy routes, even a catch-all "/"), then routes.
+  const compiled = config.routes.map((route) =>
+    compileRoute(
+      route,
+      routeHandler(
+        route,
+        upstreams.get(route.upstream)!.handler,
+        caches,
+        config.upstreams[route.upstream]!.url,
+        buckets,
+        refreshes,
+      ),
+      routeCoding(route, config),
+    ),
+  );
+  const routes = new RouteTable(compiled);
+  const warmers = config.routes.flatMap((route, i) => warmersOf(route, compiled[i]!));
+  const jobs = createJobs(config, compiled);
+  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups, caches, buckets });
+  if (jobs !== undefined) {
+    const coders = new Map(compiled.map((r) => [r.name, r.coder]));
+    endpoints.push({
+      path: config.jobs.path,
+      endpoint: jobsEndpoint({ jobs, coderOf: (route) => coders.get(route) }),
+    });
+  }
+
   /**
    * The lifecycle list. Stages start in this order (the components of one stage in parallel) and close in
    * reverse after the drain: the cache and every pool first; MCP pools before fan-out groups, whose members
-   * may be tools; the transcript writer last to start and first to close, once every stream has ended.
+   * may be tools; the transcript writer once every stream has ended; background work (cache refreshes,
+   * warm keys) last to start and first to close.
    */
   const lifecycle: Component[][] = [
     [
@@ -173,6 +218,21 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
             close: () => transcripts.close(Math.max(FINAL_WRITE_MS, graceEnds - performance.now())),
           },
         ],
+    // Work the gateway does on its own (it calls routes' stacks): started once everything is up, and
+    // closed first, before the pools it uses.
+    [
+      { name: 'cache-refresh', close: () => refreshes.close() },
+      ...warmers,
+      ...(jobs === undefined
+        ? []
+        : [
+            {
+              ...jobs.component,
+              // Jobs get what is left of the grace once requests have drained.
+              close: () => jobs.component.close(Math.max(0, graceEnds - performance.now())),
+            },
+          ]),
+    ],
   ];
   const components = lifecycle.flat();
   /** When the shutdown grace ends (set by `close()`). */
@@ -182,6 +242,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     upstreamStats: () => components.flatMap((c) => c.stats?.() ?? []),
     cacheStats: () => caches.stats(),
     inFlight: () => proxy.exchanges.size,
+    ...(jobs === undefined ? {} : { jobsRunning: () => jobs.running() }),
   });
   // The dashboard: breaker transitions and MCP exits are kept all along (rare events); everything per
   // request is counted only while a page is open.
@@ -206,29 +267,12 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           sampleRatio: tracingConfig.sampleRatio,
         });
 
-  // The data plane: built-in endpoints first (they win over proxy routes, even a catch-all "/"), then routes.
-  const endpoints = builtInEndpoints(config, { tools, mcp, providers, transcripts, groups, caches, buckets });
-  const routes = new RouteTable(
-    config.routes.map((route) =>
-      compileRoute(
-        route,
-        routeHandler(
-          route,
-          upstreams.get(route.upstream)!.handler,
-          caches,
-          config.upstreams[route.upstream]!.url,
-          buckets,
-        ),
-      ),
-    ),
-  );
-
   let ready = false;
   let draining = false;
   const isTrustedPeer = peerMatcher(config.server.trustedProxies);
   const proxy = createListener({
     router: new Router(endpoints, routes),
-    proxy: proxyEndpoint({ isTrustedPeer }),
+    proxy: proxyEndpoint({ isTrustedPeer, ...(jobs === undefined ? {} : { jobs }) }),
     isTrustedPeer,
     limits: connectionLimits(config),
     maxJsonDepth: config.server.limits.maxJsonDepth,
@@ -305,13 +349,14 @@ function builtInEndpoints(
 ): EndpointRoute[] {
   const { tools, mcp, providers, transcripts, groups, caches, buckets } = parts;
   const principalHeader = config.server.principalHeader.toLowerCase();
+  const coder = endpointCoder(config);
   const endpoints: EndpointRoute[] = [];
   if (mcp !== undefined && tools !== undefined && config.mcp !== undefined) {
     endpoints.push(
       { path: '/mcp', exact: true, endpoint: mcp.endpoint },
       {
         path: '/tools',
-        endpoint: toolsEndpoint({ registry: tools, maxRequestBytes: config.mcp.maxRequestBytes }),
+        endpoint: toolsEndpoint({ registry: tools, maxRequestBytes: config.mcp.maxRequestBytes, coder }),
       },
     );
   }
@@ -393,7 +438,7 @@ function builtInEndpoints(
       });
     }
   }
-  if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups }) });
+  if (groups.size > 0) endpoints.push({ path: '/fanout', endpoint: fanoutEndpoint({ groups, coder }) });
   if (config.auth?.jwt !== undefined) {
     endpoints.push({
       path: '/.well-known/oauth-protected-resource',
@@ -431,6 +476,113 @@ function admissionLimits(config: Config, store: BucketStore): AdmissionLimits | 
     return undefined;
   }
   return { store, perPrincipal: bucketOf(perPrincipal), perIp: bucketOf(perIp) };
+}
+
+/** The coder of the built-in JSON endpoints (`/tools`, fan-out JSON), when `compression.endpoints` is on. */
+function endpointCoder(config: Config): ReplyCoder | undefined {
+  const { endpoints, ...settings } = config.compression;
+  if (!endpoints) return undefined;
+  // Their bodies are the gateway's own JSON, never a decoded upstream body: the bound is never reached.
+  return replyCoder({ route: 'endpoints', compression: settings, maxDecodedBytes: Number.MAX_SAFE_INTEGER });
+}
+
+/** The job service when a route is `async`: in this process, or on a Redis Streams queue. */
+function createJobs(config: Config, compiled: readonly CompiledRoute[]): Jobs | undefined {
+  const asyncRoutes = compiled.filter((r) => r.async !== undefined);
+  if (asyncRoutes.length === 0) return undefined;
+  const c = config.jobs;
+  const bounds = { maxJobs: c.maxJobs, maxBytes: c.maxBytes, ttlMs: c.ttl };
+  const backend =
+    c.store === 'redis'
+      ? redisJobs({
+          ...bounds,
+          url: c.redis.url ?? config.cache.redis!.url,
+          keyPrefix: c.redis.keyPrefix,
+          leaseMs: c.redis.lease,
+          commandTimeoutMs: c.redis.commandTimeout,
+        })
+      : memoryJobs(bounds);
+  const hooks = c.webhooks;
+  return jobService({
+    backend,
+    routes: new Map(asyncRoutes.map((r) => [r.name, r])),
+    path: c.path,
+    concurrency: c.concurrency,
+    maxResultBytes: c.maxResultBytes,
+    ...(hooks.secret === undefined
+      ? {}
+      : {
+          webhooks: {
+            allow: hooks.allow,
+            sender: webhookSender({
+              secret: hooks.secret,
+              attempts: hooks.attempts,
+              baseDelayMs: hooks.baseDelay,
+              maxDelayMs: hooks.maxDelay,
+              timeoutMs: hooks.timeout,
+              maxBodyBytes: hooks.maxBodyBytes,
+            }),
+          },
+        }),
+  });
+}
+
+/**
+ * A route's warm keys (none without `cache.warm`): each request as the proxy endpoint would send it
+ * through the route's stack (the rewrite applied, the upstream's Accept-Encoding, so it fills the variant
+ * clients read).
+ */
+function warmersOf(route: RouteConfig, compiled: CompiledRoute): WarmKeys[] {
+  const warm = route.cache?.warm;
+  if (warm === undefined || route.cache === undefined) return [];
+  const table = new RouteTable([compiled]);
+  const requests = warm.requests.map((r): WarmRequest => {
+    const { path, method, headers, body } =
+      typeof r === 'string' ? { path: r, method: 'GET', headers: {}, body: undefined } : r;
+    const queryAt = path.indexOf('?');
+    const found = table.match(method, undefined, queryAt === -1 ? path : path.slice(0, queryAt));
+    const upstreamPath =
+      (found.route === undefined ? path : found.upstreamPath) + (queryAt === -1 ? '' : path.slice(queryAt));
+    const out: Record<string, string> = { ...lowerCased(headers) };
+    if (compiled.acceptEncoding !== undefined) out['accept-encoding'] = compiled.acceptEncoding;
+    const bytes = body === undefined ? undefined : Buffer.from(body);
+    if (bytes !== undefined) out['content-length'] = String(bytes.length);
+    return { method, path, upstreamPath, headers: out, body: bytes };
+  });
+  return [
+    warmKeys({
+      route: compiled.name,
+      upstream: route.upstream,
+      handler: compiled.handler,
+      requests,
+      everyMs: warm.every ?? route.cache.ttl / 2,
+      jitter: warm.jitter,
+      timeoutMs: route.timeout,
+    }),
+  ];
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+/**
+ * A route's content codings: its compression (the top-level settings with the route's overrides), the
+ * upstream's Accept-Encoding, and the upstream's `maxResponseBytes` as the bound on a decoded body.
+ */
+function routeCoding(route: RouteConfig, config: Config): RouteParts {
+  const upstream = config.upstreams[route.upstream]!;
+  const asked = upstream.acceptEncoding ?? DEFAULT_UPSTREAM_ACCEPT_ENCODING;
+  const { endpoints: _, ...defaults } = config.compression;
+  const own = route.compression;
+  return {
+    coder: replyCoder({
+      route: route.name ?? route.match.prefix,
+      compression: own === false ? undefined : own === true ? defaults : { ...defaults, ...own },
+      maxDecodedBytes: upstream.maxResponseBytes,
+    }),
+    ...(asked === false ? {} : { acceptEncoding: asked }),
+  };
 }
 
 function connectionLimits(config: Config): ConnectionLimits {
@@ -534,6 +686,7 @@ function routeHandler(
   caches: CacheTier,
   upstreamUrl: string,
   buckets: BucketStore,
+  refreshes: Refresher,
 ): Handler {
   const name = route.name ?? route.match.prefix;
   const front: Policy[] = [];
@@ -555,6 +708,8 @@ function routeHandler(
         credentialHeaders: route.cache.credentialHeaders,
         upstreamUrl,
         refreshTimeoutMs: route.timeout,
+        refresher: refreshes,
+        ...(route.cache.refreshAhead === undefined ? {} : { refreshAhead: route.cache.refreshAhead }),
       }),
     );
   } else if (route.coalesce === true) {

@@ -32,6 +32,12 @@ export interface CacheEntry {
 /** Where entries live. Every method may be slow (Redis) but must never throw for a miss. */
 export interface CacheStore {
   get(key: string): Promise<CacheEntry | undefined>;
+  /**
+   * Reads the tier every instance shares, past an in-process copy (a tiered store's L1, which a peer's
+   * newer write does not replace), and keeps what it found locally. Stores with one tier omit it: `get`
+   * already reads what every instance sees.
+   */
+  getShared?(key: string): Promise<CacheEntry | undefined>;
   /** Stores `entry`; the store may drop it after `entry.keepUntil`. */
   set(key: string, entry: CacheEntry): Promise<void>;
   /** Deletes every key starting with `prefix` (a scan: for admin purges); returns how many. */

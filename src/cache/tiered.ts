@@ -32,6 +32,13 @@ export function tieredCache(options: TieredCacheOptions): CacheStore {
       if (shared !== undefined) await l1.set(key, shared);
       return shared;
     },
+    async getShared(key) {
+      if (!connection.isUp()) return l1.get(key);
+      const shared: CacheEntry | undefined = await l2.get(key).catch(failed('get'));
+      if (shared === undefined) return l1.get(key);
+      await l1.set(key, shared);
+      return shared;
+    },
     async set(key, entry) {
       await l1.set(key, entry);
       if (connection.isUp()) await l2.set(key, entry).catch(failed('set'));

@@ -15,6 +15,8 @@ import {
   rateLimitSchema,
   retrySchema,
 } from './policy-schema.js';
+import { compressionSchema, routeCompressionSchema, upstreamAcceptEncoding } from './compression-schema.js';
+import { jobsSchema, routeAsyncSchema } from './jobs-schema.js';
 
 /** `host:port` or `{ host, port }`; a bare number is a port on the default host. */
 function listen(defaultHost: string, defaultPort: number) {
@@ -103,8 +105,17 @@ const upstream = z.strictObject({
   /** Static headers added to every request; use ${ENV} for secrets. */
   headers: headerMap.default({}),
   auth: oauth2.optional(),
-  /** Largest response body relayed; bigger ones fail with GW_UPSTREAM_RESPONSE_TOO_LARGE. */
+  /**
+   * Largest response body relayed, and largest a coded body may decode to (a decompression bomb is a 502);
+   * bigger ones fail with GW_UPSTREAM_RESPONSE_TOO_LARGE.
+   */
   maxResponseBytes: size.default(64 * 1024 ** 2),
+  /**
+   * Accept-Encoding sent to this upstream in place of the client's (proxy routes): `gzip, br` by default, so
+   * the upstream leg carries fewer bytes; clients that cannot take the coding get the body decoded.
+   * `identity` asks for none; `false` forwards the client's own header.
+   */
+  acceptEncoding: upstreamAcceptEncoding,
 });
 
 /** A route's defaults: three attempts for idempotent calls, a breaker after five failures in a row. */
@@ -152,6 +163,41 @@ const routeCache = z.strictObject({
   credentialHeaders: z
     .array(z.string().transform((h) => h.toLowerCase()))
     .default(['authorization', 'cookie']),
+  /**
+   * Refresh-ahead: a hit on an entry past this share of its freshness lifetime (0.8 = its last fifth)
+   * starts one background refresh (coalesced, across instances with Redis), so a key in steady use is
+   * replaced before it expires and never misses on a request path. Off when absent.
+   */
+  refreshAhead: z.number().gt(0).lt(1).optional(),
+  /**
+   * Warm keys: requests kept fresh on a schedule, off the request path (seed 003's movers and sectors).
+   * Needs `scope: shared` (a warm entry belongs to no caller).
+   */
+  warm: z
+    .strictObject({
+      /** Time between two refreshes of each request. Default: half the `ttl`. */
+      every: duration.optional(),
+      /** Each wait varies by up to this fraction either way, so instances and keys spread out. */
+      jitter: z.number().min(0).max(1).default(0.1),
+      /** Client paths (under the route's prefix, with their query), or `{ path, method, headers, body }`. */
+      requests: z
+        .array(
+          z.union([
+            z.string().startsWith('/', 'must start with "/"'),
+            z.strictObject({
+              path: z.string().startsWith('/', 'must start with "/"'),
+              method: z.enum(METHODS).default('GET'),
+              /** Send the headers clients send for any header the upstream varies on (Vary). */
+              headers: headerMap.default({}),
+              /** A JSON or text body, for a route that caches POST. */
+              body: z.string().optional(),
+            }),
+          ]),
+        )
+        .min(1)
+        .max(1_000),
+    })
+    .optional(),
 });
 
 /** A path pattern with one `:name` parameter (the item id), e.g. `/quote/:symbol`. */
@@ -217,6 +263,13 @@ const route = z.strictObject({
   rateLimit: rateLimitSchema.optional(),
   /** `false`: anyone may call this route, even with `auth` configured (a public health page, say). */
   auth: z.boolean().default(true),
+  /** Compress replies for clients that accept it: `true` (the top-level `compression` settings) or overrides. */
+  compression: routeCompressionSchema,
+  /**
+   * Run requests as background jobs (202 with `Location: <jobs.path>/<id>` at once): `prefer` for requests
+   * saying `Prefer: respond-async` (RFC 7240 §4.1), `always` for every request. Off by default.
+   */
+  async: routeAsyncSchema,
 });
 
 export const configSchema = z
@@ -333,6 +386,8 @@ export const configSchema = z
     auth: authSchema.optional(),
     /** Request rate limits per verified principal and per client address (429 with Retry-After and RateLimit-*). */
     rateLimits: rateLimitsSchema.prefault({}),
+    /** Defaults for routes' `compression: true`, and whether the built-in JSON endpoints compress. */
+    compression: compressionSchema,
     upstreams: z.record(name, upstream),
     routes: z.array(route).default([]),
     /** OpenAI-compatible LLM relay with transcripts (src/config/llm-schema.ts); off when absent. */
@@ -341,6 +396,8 @@ export const configSchema = z
     mcp: mcpSchema.optional(),
     /** Fan-out groups served at POST /fanout/<group> (src/config/groups-schema.ts); off when absent. */
     groups: groupsSchema.optional(),
+    /** Background jobs for routes with `async` (src/config/jobs-schema.ts). */
+    jobs: jobsSchema,
   })
   .superRefine((config, ctx) => {
     const names = new Set<string>();
@@ -369,6 +426,29 @@ export const configSchema = z
           message: 'a GET bulk path needs "{ids}" where the item ids go',
         });
       }
+      r.cache?.warm?.requests.forEach((request, j) => {
+        const at = ['routes', i, 'cache', 'warm', 'requests', j];
+        const { path, method } = typeof request === 'string' ? { path: request, method: 'GET' } : request;
+        const prefix = r.match.prefix.replace(/\/$/, '') || '/';
+        const bare = path.split('?')[0]!;
+        if (prefix !== '/' && bare !== prefix && !bare.startsWith(`${prefix}/`)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: at,
+            message: `"${path}" is not under the route prefix "${prefix}"`,
+          });
+        }
+        if (!r.cache!.methods.includes(method as (typeof METHODS)[number])) {
+          ctx.addIssue({ code: 'custom', path: at, message: `the route does not cache ${method}` });
+        }
+      });
+      if (r.cache?.warm !== undefined && r.cache.scope !== 'shared') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'cache', 'warm'],
+          message: 'warm keys need "scope: shared" (a warm entry belongs to no caller)',
+        });
+      }
       const unsafe = r.cache?.methods.filter((m) => m !== 'GET' && m !== 'HEAD') ?? [];
       if (unsafe.length > 0 && !r.idempotent) {
         ctx.addIssue({
@@ -387,6 +467,17 @@ export const configSchema = z
           path: ['groups', group, 'members', i, 'server'],
           message: `unknown MCP server "${m.server}" (known: ${known})`,
         });
+      });
+    }
+    if (
+      config.jobs.store === 'redis' &&
+      config.jobs.redis.url === undefined &&
+      config.cache.redis === undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobs', 'store'],
+        message: 'store "redis" needs jobs.redis.url (or cache.redis.url)',
       });
     }
     if (config.cache.store !== 'memory' && config.cache.redis === undefined) {

@@ -2,6 +2,7 @@
 import { MAX_GROUP_MEMBERS } from '../config/groups-schema.js';
 import type { GroupConfig } from '../config/groups-schema.js';
 import { GatewayError } from '../errors.js';
+import type { ReplyCoder } from '../server/compression.js';
 import { written } from '../server/exchange.js';
 import { authorize } from '../server/auth.js';
 import type { Endpoint, Exchange } from '../server/exchange.js';
@@ -10,6 +11,8 @@ import type { FanoutGroup, FanoutRequest, MemberResult } from '../upstreams/grou
 
 export interface FanoutEntrypointOptions {
   groups: ReadonlyMap<string, { group: FanoutGroup; config: GroupConfig }>;
+  /** Compresses the aggregated JSON reply for clients that accept it (`compression.endpoints`). Default: none. */
+  coder?: ReplyCoder;
 }
 
 /** How results are written: one JSON document, NDJSON lines, or Server-Sent Events. */
@@ -64,7 +67,7 @@ export function fanoutEndpoint(options: FanoutEntrypointOptions): Endpoint {
       if (format === 'json') {
         const { results, summary } = await group.fanout(request);
         const text = Buffer.from(JSON.stringify({ group: group.name, results, summary }));
-        return {
+        const reply = {
           status: 200,
           headers: {
             'content-type': 'application/json; charset=utf-8',
@@ -72,6 +75,9 @@ export function fanoutEndpoint(options: FanoutEntrypointOptions): Endpoint {
           },
           body: text,
         };
+        return options.coder === undefined
+          ? reply
+          : await options.coder(reply, { method: x.method, headers: x.req.headers, route: x.ctx.route });
       }
       // Stream: headers go out before any member answers so the first result is not held back; opened
       // lazily so that "no members" can still be a plain JSON error.

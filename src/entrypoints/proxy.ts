@@ -2,10 +2,14 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
+import { GatewayError } from '../errors.js';
 import { stripHopByHop } from '../pipeline/headers.js';
-import type { Body, Call, Headers } from '../pipeline/types.js';
+import { jobView } from '../jobs/job.js';
+import type { Jobs } from '../jobs/jobs.js';
+import { withUpstreamTags } from '../server/coded-etag.js';
+import type { Body, Call, Headers, Reply } from '../pipeline/types.js';
 import { authorize } from '../server/auth.js';
-import type { Endpoint } from '../server/exchange.js';
+import type { Endpoint, Exchange } from '../server/exchange.js';
 import { readBody, tooLarge } from '../server/request.js';
 import type { CompiledRoute } from '../server/route-table.js';
 
@@ -17,7 +21,12 @@ export interface ProxyOptions {
    * client can never choose the `X-Forwarded-*` an upstream sees.
    */
   isTrustedPeer?: (address: string) => boolean;
+  /** Runs the requests of `async` routes as background jobs. Required when a route is `async`. */
+  jobs?: Jobs;
 }
+
+/** The header naming a job's webhook URL (checked against `jobs.webhooks.allow`); never forwarded. */
+const CALLBACK_HEADER = 'x-slipstream-callback';
 
 /**
  * The endpoint behind every proxy route (the router says which one, in `Exchange.proxied`). Request bodies
@@ -26,27 +35,114 @@ export interface ProxyOptions {
  */
 export function proxyEndpoint(options: ProxyOptions = {}): Endpoint {
   const isTrusted = options.isTrustedPeer ?? (() => false);
+  const jobs = options.jobs;
   return {
     route: 'proxy',
     async handle(x) {
       const { route, upstreamPath } = x.proxied!;
       authorize(x.caller, 'routes', route.name);
       const idempotent = route.idempotent || IDEMPOTENT_METHODS.has(x.method);
+      const headers = forwardHeaders(x.req, x.ctx.id, isTrusted);
+      if (route.acceptEncoding !== undefined) headers['accept-encoding'] = route.acceptEncoding;
+      // The client may hold a representation the gateway re-coded ("v1-gzip"): the upstream knows "v1".
+      if (headers['if-none-match'] !== undefined)
+        headers['if-none-match'] = withUpstreamTags(headers['if-none-match']);
+      if (headers['if-match'] !== undefined) headers['if-match'] = withUpstreamTags(headers['if-match']);
+      const preferred = route.async === 'prefer' && prefersAsync(headers.prefer);
+      if (route.async === 'always' || preferred) {
+        if (jobs === undefined) throw new GatewayError('GW_INTERNAL', 'an async route needs the job service');
+        return submitJob(jobs, x, headers, idempotent, preferred);
+      }
       const call: Call = {
         ctx: x.ctx,
         upstream: route.upstream,
         method: x.method,
         path: upstreamPath,
-        headers: forwardHeaders(x.req, x.ctx.id, isTrusted),
+        headers,
         body: await requestBody(x.req, route, idempotent && route.bufferBodies),
         idempotent,
         principal: x.principal,
         signal: x.signal,
       };
       const reply = await route.handler(call);
-      return { status: reply.status, headers: stripHopByHop(reply.headers), body: reply.body };
+      return route.coder(
+        { status: reply.status, headers: stripHopByHop(reply.headers), body: reply.body },
+        { method: x.method, headers: x.req.headers },
+      );
     },
   };
+}
+
+/**
+ * Answers 202 with the job's monitor in `Location` (RFC 7240 §4.1, RFC 9110 §15.3.3) once the job is
+ * stored: its request (body read in full, bounded by the route's `maxRequestBytes`) is replayed through
+ * the route's stack in the background, by this instance or (Redis) any replica.
+ */
+async function submitJob(
+  jobs: Jobs,
+  x: Exchange,
+  headers: Headers,
+  idempotent: boolean,
+  preferred: boolean,
+): Promise<Reply> {
+  const { route, upstreamPath } = x.proxied!;
+  const callback = headerValue(headers[CALLBACK_HEADER]);
+  delete headers[CALLBACK_HEADER];
+  const prefer = withoutAsync(headers.prefer);
+  if (prefer === undefined) delete headers.prefer;
+  else headers.prefer = prefer;
+  const length = x.req.headers['content-length'];
+  const hasBody =
+    (length !== undefined && length !== '0') || x.req.headers['transfer-encoding'] !== undefined;
+  const job = await jobs.submit({
+    route: route.name,
+    idempotent,
+    callback,
+    request: {
+      method: x.method,
+      path: upstreamPath,
+      headers,
+      body: hasBody ? await readBody(x.req, route.maxRequestBytes) : undefined,
+      principal: x.principal,
+      requestId: x.ctx.id,
+    },
+  });
+  const location = jobs.location(job.id);
+  const body = Buffer.from(JSON.stringify({ job: jobView(job, location) }));
+  return {
+    status: 202,
+    headers: {
+      location,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(body.length),
+      'retry-after': '1',
+      'cache-control': 'no-store',
+      'x-slipstream-job-status': 'queued',
+      ...(preferred ? { 'preference-applied': 'respond-async' } : {}),
+      vary: 'Prefer',
+    },
+    body,
+  };
+}
+
+/** Whether a `Prefer` field asks for `respond-async` (RFC 7240 §2, §4.1: tokens are case-insensitive). */
+function prefersAsync(prefer: string | string[] | undefined): boolean {
+  if (prefer === undefined) return false;
+  const text = Array.isArray(prefer) ? prefer.join(',') : prefer;
+  return text
+    .split(',')
+    .some((p) => p.split(';')[0]!.split('=')[0]!.trim().toLowerCase() === 'respond-async');
+}
+
+/** The `Prefer` field without `respond-async` and `wait` (the gateway answered them); undefined when empty. */
+function withoutAsync(prefer: string | string[] | undefined): string | undefined {
+  if (prefer === undefined) return undefined;
+  const text = Array.isArray(prefer) ? prefer.join(',') : prefer;
+  const kept = text.split(',').filter((p) => {
+    const name = p.split(';')[0]!.split('=')[0]!.trim().toLowerCase();
+    return name !== '' && name !== 'respond-async' && name !== 'wait';
+  });
+  return kept.length === 0 ? undefined : kept.map((p) => p.trim()).join(', ');
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -1,6 +1,7 @@
 // REST tool calls for plain apps: `GET /tools` (catalogue) and `POST /tools/:server/:tool` (JSON arguments → JSON result).
 import { GatewayError } from '../errors.js';
 import { allowed } from '../server/auth.js';
+import type { ReplyCoder } from '../server/compression.js';
 import type { Endpoint } from '../server/exchange.js';
 import { decodeSegment } from '../server/request.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
@@ -9,6 +10,8 @@ export interface ToolsEntrypointOptions {
   registry: ToolRegistry;
   /** Largest request body, in bytes; more gets 413 `GW_PAYLOAD_TOO_LARGE`. */
   maxRequestBytes: number;
+  /** Compresses replies for clients that accept it (`compression.endpoints`). Default: none. */
+  coder?: ReplyCoder;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -22,6 +25,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  */
 export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
   const { registry, maxRequestBytes } = options;
+  const coder = options.coder;
   /** The catalogue, serialised once per change of the tool set rather than per request. */
   let catalogue: Buffer | undefined;
   registry.onChange(() => (catalogue = undefined));
@@ -53,11 +57,14 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
                     .map(describe),
                 }),
               );
-        return {
+        const reply = {
           status: 200,
           headers: { 'content-type': JSON_TYPE, 'content-length': String(body.length) },
           body,
         };
+        return coder === undefined
+          ? reply
+          : coder(reply, { method: x.method, headers: x.req.headers, route: x.ctx.route });
       }
       const parts = x.rest.slice(1).split('/');
       if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
@@ -92,7 +99,10 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
       };
       const cacheResult = reply.headers['x-slipstream-cache'];
       if (typeof cacheResult === 'string') headers['x-slipstream-cache'] = cacheResult;
-      return { status: 200, headers, body };
+      const result = { status: 200, headers, body };
+      return coder === undefined
+        ? result
+        : coder(result, { method: x.method, headers: x.req.headers, route: x.ctx.route });
     },
   };
 }

@@ -123,6 +123,7 @@ export function batch(options: BatchOptions): Policy {
     const headers = { ...first.headers };
     delete headers['content-length'];
     delete headers['cache-control']; // a caller's no-cache is about its own item, not the bulk call
+    headers['accept-encoding'] = 'identity'; // the gateway reads the bulk body itself
     if (method === 'GET') {
       return { ...first, method, path: path.replace('{ids}', joined), headers, body: undefined, signal };
     }

@@ -18,6 +18,8 @@ import type { UpstreamBase } from '../cache/invalidation.js';
 import { cacheKey, groupOf, keyGroup } from '../cache/keys.js';
 import type { KeySpec } from '../cache/keys.js';
 import type { PeerLock } from '../cache/peer-lock.js';
+import { refresher as createRefresher } from '../cache/refresher.js';
+import type { Refresher } from '../cache/refresher.js';
 import type { CacheEntry, CacheStore } from '../cache/store.js';
 import { variantKey, varyNames } from '../cache/vary.js';
 import { stripHopByHop } from '../pipeline/headers.js';
@@ -50,6 +52,14 @@ export interface CachePolicyOptions {
   respectCacheControl: boolean;
   /** Deadline for a background refresh, in ms (the route timeout). */
   refreshTimeoutMs: number;
+  /**
+   * Refresh-ahead: a hit on an entry past this share (0..1, exclusive) of its freshness lifetime starts one
+   * background refresh, so a key in steady use is replaced before it expires and never misses on a
+   * request path. Default: off.
+   */
+  refreshAhead?: number;
+  /** Runs background refreshes (the gateway's, in its lifecycle list). Default: one of this policy's own. */
+  refresher?: Refresher;
   /**
    * Request headers that identify a caller besides the principal. On a principal-scoped route a call with
    * one of them and no principal bypasses the cache, unless `key.headers` lists it. Default
@@ -130,8 +140,11 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
         .map((h) => h.toLowerCase())
         .filter((h) => !options.key.headers.includes(h));
   const upstream = options.upstreamUrl === undefined ? undefined : upstreamBase(options.upstreamUrl);
-  /** Keys with a background refresh running: one per key (RFC 5861), so bounded by the keys in use. */
-  const refreshing = new Set<string>();
+  const background = options.refresher ?? createRefresher();
+  const ahead = options.refreshAhead;
+  if (ahead !== undefined && !(ahead > 0 && ahead < 1)) {
+    throw new RangeError(`refreshAhead must be between 0 and 1 (exclusive), got ${ahead}`);
+  }
   /** Key group -> when this process last invalidated it. Bounded: the oldest is forgotten first. */
   const writes = new Map<string, number>();
 
@@ -144,12 +157,31 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
     }
   };
 
+  /** Reads the shared tier past an in-process copy (see `CacheStore.getShared`): what a peer just stored. */
+  const lookupShared = async (key: string): Promise<CacheEntry | undefined> => {
+    if (store.getShared === undefined) return lookup(key);
+    try {
+      return await store.getShared(key);
+    } catch (error) {
+      publish(events.cacheStoreError, { route, operation: 'get', error });
+      return undefined;
+    }
+  };
+
   /** The entry a request selects: the one at its primary key, or through a Vary marker, its variant's. */
-  const resolve = async (primary: string, headers: Headers): Promise<Lookup> => {
-    const first = await lookup(primary);
+  const resolve = async (primary: string, headers: Headers, read = lookup): Promise<Lookup> => {
+    const first = await read(primary);
     if (first?.vary === undefined) return { primary, key: primary, entry: first };
     const key = variantKey(primary, first.vary, headers);
-    return { primary, key, marker: first, entry: await lookup(key) };
+    return { primary, key, marker: first, entry: await read(key) };
+  };
+
+  /** A fresh entry stored after `previous` (by a peer, usually): what a waiter or a refresh looks for. */
+  const newerFresh = async (call: Keyed<P>): Promise<CacheEntry | undefined> => {
+    const previous = call[LOOKUP].entry;
+    const { entry } = await resolve(call[LOOKUP].primary, call.headers, lookupShared);
+    if (entry === undefined || now() >= entry.freshUntil) return undefined;
+    return previous === undefined || entry.storedAt > previous.storedAt ? entry : undefined;
   };
 
   /** Stores an entry under its primary key, or as a variant plus the primary key's Vary marker. */
@@ -253,12 +285,8 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
     if (lock === undefined) return fetchAndStore(next, call);
     const flight = await lock.acquire(call.key);
     if (!flight.held) {
-      const { primary } = call[LOOKUP];
-      const fresh = async () => {
-        const { entry } = await resolve(primary, call.headers);
-        return entry !== undefined && now() < entry.freshUntil ? entry : undefined;
-      };
-      const entry = await lock.waitForPeer(call.key, fresh, call.signal);
+      // The shared tier, not this instance's copy: the peer's entry replaces an entry this one still holds.
+      const entry = await lock.waitForPeer(call.key, () => newerFresh(call), call.signal);
       if (entry !== undefined && now() < entry.freshUntil) return served(entry, 'miss', now());
       return fetchAndStore(next, call);
     }
@@ -269,22 +297,19 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
     }
   };
 
-  /** RFC 5861: exactly one background refresh per key; its failure leaves the stale entry in place. */
-  const refreshInBackground = (next: Handler<P>, call: Keyed<P>) => {
-    if (refreshing.has(call.key)) return;
-    refreshing.add(call.key);
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(
-        new GatewayError('GW_UPSTREAM_TIMEOUT', `background refresh exceeded ${options.refreshTimeoutMs} ms`),
-      );
-    }, options.refreshTimeoutMs);
-    fetchAndStore(next, { ...call, signal: controller.signal })
-      .then(discard, () => {})
-      .finally(() => {
-        clearTimeout(timer);
-        refreshing.delete(call.key);
-      });
+  /**
+   * One background refresh per key (RFC 5861 for a stale entry; refresh-ahead for one about to expire),
+   * through the coalesced miss path: a request that misses meanwhile joins it, and with Redis a peer
+   * refreshing the same key is waited for, not repeated. Its failure leaves the entry in place.
+   */
+  const refreshInBackground = (sharedMiss: Handler<P>, call: Keyed<P>, trigger: 'stale' | 'ahead'): void => {
+    background.run(call.key, { route, trigger }, options.refreshTimeoutMs, async (signal) => {
+      // A peer may have refreshed it already (this instance's copy is the old one): take theirs.
+      if (options.peerLock !== undefined && (await newerFresh(call)) !== undefined) return 'peer';
+      const reply = await sharedMiss({ ...call, signal });
+      discard(reply);
+      return reply.status >= 500 ? 'failed' : 'refreshed';
+    });
   };
 
   /** §4.4: drops every entry of the paths a successful write touched, before the write's reply goes out. */
@@ -379,19 +404,24 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
       const entry = found.entry;
       const at = now();
       const use = entry === undefined ? 'validate' : entryUse(entry, at, requested);
-      if (entry !== undefined && use === 'fresh')
-        return finish(call, served(entry, 'hit', at), entry.storedAt);
       // The client's own conditions are answered here, from the full response fetched for everyone.
-      const keyed: Keyed<P> = {
+      const keyedFor = (): Keyed<P> => ({
         ...call,
         key: found.key,
         headers: withoutConditionals(call.headers),
         [LOOKUP]: found,
-      };
+      });
+      if (entry !== undefined && use === 'fresh') {
+        if (ahead !== undefined && dueForRefresh(entry, at, ahead) && !requested.has('only-if-cached')) {
+          refreshInBackground(sharedMiss, keyedFor(), 'ahead');
+        }
+        return finish(call, served(entry, 'hit', at), entry.storedAt);
+      }
+      const keyed = keyedFor();
       if (entry !== undefined && use !== 'validate') {
         // only-if-cached: the client wants no upstream traffic for its request, a refresh included.
         if (use === 'stale-while-revalidate' && !requested.has('only-if-cached'))
-          refreshInBackground(next, keyed);
+          refreshInBackground(sharedMiss, keyed, 'stale');
         return finish(call, served(entry, 'stale', at), entry.storedAt);
       }
       if (requested.has('only-if-cached')) {
@@ -414,6 +444,12 @@ export function cache<P extends HttpRequest = HttpRequest>(options: CachePolicyO
       }
     };
   };
+}
+
+/** Whether a fresh entry has lived `share` of its freshness lifetime (refresh-ahead). */
+function dueForRefresh(entry: CacheEntry, at: number, share: number): boolean {
+  const lifetimeMs = entry.freshUntil - (entry.storedAt - entry.initialAgeMs);
+  return lifetimeMs > 0 && currentAgeMs(entry, at) >= share * lifetimeMs;
 }
 
 function tag(reply: Reply, result: CacheResult): Reply {

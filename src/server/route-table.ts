@@ -1,6 +1,8 @@
 // The proxy route table: configured routes matched by method, host and path prefix, compiled once.
 import type { RouteConfig } from '../config/schema.js';
 import type { Handler } from '../pipeline/types.js';
+import { replyCoder } from './compression.js';
+import type { ReplyCoder } from './compression.js';
 
 /** A configured proxy route with its policy stack already composed. */
 export interface CompiledRoute {
@@ -17,15 +19,28 @@ export interface CompiledRoute {
   /** Anyone may call it, even with `auth` configured (`auth: false` on the route). */
   readonly public: boolean;
   readonly handler: Handler;
+  /** Codes each reply for its client: compression, decoding what it cannot take (`server/compression.ts`). */
+  readonly coder: ReplyCoder;
+  /** The Accept-Encoding sent upstream instead of the client's; undefined forwards the client's. */
+  readonly acceptEncoding: string | undefined;
+  /** Requests run as background jobs: on `Prefer: respond-async`, or always. */
+  readonly async: 'prefer' | 'always' | undefined;
+}
+
+/** What a compiled route gets besides its config and handler. */
+export interface RouteParts {
+  coder?: ReplyCoder;
+  acceptEncoding?: string;
 }
 
 export type RouteMatch =
   { route: CompiledRoute; upstreamPath: string } | { route: undefined; methodMismatch: boolean };
 
-/** Builds a compiled route from config and its handler. */
-export function compileRoute(config: RouteConfig, handler: Handler): CompiledRoute {
+/** Builds a compiled route from config and its handler. Default: no compression, the client's Accept-Encoding. */
+export function compileRoute(config: RouteConfig, handler: Handler, parts: RouteParts = {}): CompiledRoute {
+  const name = config.name ?? config.match.prefix;
   return {
-    name: config.name ?? config.match.prefix,
+    name,
     upstream: config.upstream,
     prefix: trimSlash(config.match.prefix),
     rewrite: config.rewrite?.replace(/\/$/, ''),
@@ -40,6 +55,11 @@ export function compileRoute(config: RouteConfig, handler: Handler): CompiledRou
     maxRequestBytes: config.maxRequestBytes,
     public: !config.auth,
     handler,
+    coder:
+      parts.coder ??
+      replyCoder({ route: name, compression: undefined, maxDecodedBytes: Number.MAX_SAFE_INTEGER }),
+    acceptEncoding: parts.acceptEncoding,
+    async: config.async === false ? undefined : config.async,
   };
 }
 

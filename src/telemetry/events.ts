@@ -123,6 +123,35 @@ export interface CacheTierErrorEvent {
   error: unknown;
 }
 
+/**
+ * Why a cache entry was refreshed off the request path: `stale` (stale-while-revalidate, RFC 5861),
+ * `ahead` (a hit past the route's `refreshAhead` share of its freshness lifetime).
+ */
+export type RefreshTrigger = 'stale' | 'ahead';
+
+/**
+ * A background refresh ended: `refreshed` (stored, or confirmed by a 304), `peer` (another instance had
+ * already stored a newer entry), `failed` (the old entry stays), or `skipped` (the refresher was full or
+ * closing).
+ */
+export interface CacheRefreshEvent {
+  route: string;
+  trigger: RefreshTrigger;
+  outcome: 'refreshed' | 'peer' | 'failed' | 'skipped';
+  durationMs: number;
+}
+
+/** One warm key's scheduled refresh ended (`failed`: the last good entry stays). */
+export interface WarmRefreshEvent {
+  route: string;
+  /** The client path of the warm request, from the config (a bounded label). */
+  path: string;
+  outcome: 'refreshed' | 'failed';
+  /** The status the refresh got (0 when it threw). */
+  status: number;
+  durationMs: number;
+}
+
 /** The in-process cache evicted an entry to make room (not an expiry). */
 export interface CacheEvictEvent {
   store: 'memory';
@@ -260,6 +289,59 @@ export interface RateLimitStoreEvent {
   error?: unknown;
 }
 
+/**
+ * A reply was re-coded for a client (compressed, decoded, or both), or a remembered re-coding was sent
+ * again. For a stream, published when it ends.
+ */
+export interface ContentCodingEvent {
+  /** Route label. */
+  route: string;
+  /** The coding the reply had (`identity` when none). */
+  from: string;
+  /** The coding the client got. */
+  to: string;
+  /** Size of the identity (uncompressed) body. */
+  identityBytes: number;
+  /** Bytes of body sent to the client. */
+  sentBytes: number;
+  /** Time spent re-coding (0 when remembered); for a stream, its whole life. */
+  durationMs: number;
+  /** True when the re-coded bytes were remembered from an earlier reply with the same body (a cache hit). */
+  remembered: boolean;
+}
+
+/** A job was accepted (202) and queued. */
+export interface JobQueuedEvent {
+  route: string;
+}
+
+/** A worker in this instance started a job (`attempt` > 1: a re-run after its worker died). */
+export interface JobStartedEvent {
+  route: string;
+  attempt: number;
+  /** From submit to this start. */
+  queuedMs: number;
+}
+
+/** A job ended in this instance: done, failed (interrupted included) or cancelled. */
+export interface JobFinishedEvent {
+  route: string;
+  status: 'done' | 'failed' | 'cancelled';
+  /** The error code of a failed job. */
+  errorCode: string | undefined;
+  /** From submit to the end. */
+  durationMs: number;
+}
+
+/** One webhook delivery attempt: delivered, retrying (it failed and will be tried again), failed (given up), dropped (too many pending). */
+export interface WebhookDeliveryEvent {
+  route: string;
+  outcome: 'delivered' | 'retrying' | 'failed' | 'dropped';
+  attempt: number;
+  /** HTTP status of the receiver's answer, 0 when none came. */
+  status: number;
+}
+
 /** Every channel Slipstream publishes on. Publishers check `hasSubscribers` so an unobserved event costs nothing. */
 export const events = {
   requestStart: dc.channel('slipstream:request:start'),
@@ -278,6 +360,8 @@ export const events = {
   cacheTier: dc.channel('slipstream:cache:tier'),
   cacheTierError: dc.channel('slipstream:cache:tier-error'),
   cacheEvict: dc.channel('slipstream:cache:evict'),
+  cacheRefresh: dc.channel('slipstream:cache:refresh'),
+  warmRefresh: dc.channel('slipstream:cache:warm'),
   batch: dc.channel('slipstream:batch'),
   fanoutMember: dc.channel('slipstream:fanout:member'),
   fanoutMemberRemoved: dc.channel('slipstream:fanout:member-removed'),
@@ -293,6 +377,11 @@ export const events = {
   transcriptDrop: dc.channel('slipstream:transcript:drop'),
   mcpProcess: dc.channel('slipstream:mcp:process'),
   rateLimitStore: dc.channel('slipstream:rate-limit:store'),
+  contentCoding: dc.channel('slipstream:compression:coded'),
+  jobQueued: dc.channel('slipstream:jobs:queued'),
+  jobStarted: dc.channel('slipstream:jobs:started'),
+  jobFinished: dc.channel('slipstream:jobs:finished'),
+  webhookDelivery: dc.channel('slipstream:jobs:webhook'),
 } as const;
 
 /** Publishes `message` on `channel` only when someone listens. */

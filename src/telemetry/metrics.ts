@@ -1,10 +1,13 @@
 // Prometheus metrics: one prom-client registry fed by the gateway's diagnostics_channel events, one module per feature.
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { cacheMetrics } from './metrics/cache.js';
+import { compressionMetrics } from './metrics/compression.js';
 import { fanoutMetrics } from './metrics/fanout.js';
 import { limitMetrics } from './metrics/limits.js';
+import { jobMetrics } from './metrics/jobs.js';
 import { llmMetrics } from './metrics/llm.js';
 import { mcpMetrics } from './metrics/mcp.js';
+import { refreshMetrics } from './metrics/refresh.js';
 import { requestMetrics } from './metrics/requests.js';
 import type { UpstreamConnectionStats } from './metrics/requests.js';
 import { resilienceMetrics } from './metrics/resilience.js';
@@ -18,6 +21,8 @@ export interface MetricsOptions {
   inFlight?: () => number;
   /** Reads the in-process cache's fill when /metrics is scraped. */
   cacheStats?: () => { entries: number; bytes: number } | undefined;
+  /** Jobs running in this instance, read when /metrics is scraped. */
+  jobsRunning?: () => number;
   /** Node process metrics (event loop lag, heap, GC) with the `slipstream_` prefix. Default true. */
   processMetrics?: boolean;
 }
@@ -33,7 +38,7 @@ export interface Metrics {
 
 /**
  * Creates the metrics registry and subscribes every feature's metrics to its events (`src/telemetry/metrics/`:
- * requests, resilience, cache, fan-out, MCP, LLM). Nothing is computed for a channel nobody subscribed to.
+ * requests, resilience, cache, compression, fan-out, MCP, LLM). Nothing is computed for a channel nobody subscribed to.
  */
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
@@ -42,6 +47,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ...requestMetrics(registry, options.upstreamStats, options.inFlight),
     ...resilienceMetrics(registry),
     ...cacheMetrics(registry, options.cacheStats),
+    ...compressionMetrics(registry),
+    ...refreshMetrics(registry),
+    ...jobMetrics(registry, options.jobsRunning),
     ...fanoutMetrics(registry),
     ...mcpMetrics(registry),
     ...llmMetrics(registry),

@@ -131,6 +131,17 @@ describe.skipIf(!up)('redis cache store (real Redis)', () => {
     expect(await waiting).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(2_000); // well before the 5 s lock TTL
   });
+
+  it("reads a peer's newer entry past this instance's memory copy with getShared, and keeps it", async () => {
+    const shared = redisCache({ connection, keyPrefix });
+    const mine = tieredCache({ l1: memoryCache(), l2: shared, connection });
+    const peer = tieredCache({ l1: memoryCache(), l2: shared, connection });
+    await mine.set('refreshed', entry(Buffer.from('old')));
+    await peer.set('refreshed', entry(Buffer.from('new')));
+    expect((await mine.get('refreshed'))?.body.toString()).toBe('old'); // the memory copy answers get
+    expect((await mine.getShared!('refreshed'))?.body.toString()).toBe('new');
+    expect((await mine.get('refreshed'))?.body.toString()).toBe('new'); // and replaced it
+  });
 });
 
 describe.skipIf(!up)('tiered cache store with Redis going away (private redis-server)', () => {

@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatProblem, loadConfig, parseConfig } from '../../src/config/load.js';
 
@@ -182,5 +183,53 @@ routes:
     expect(problems(text)).toEqual([
       'slipstream.yaml:2:52 upstreams.api.tls.ca: cannot read CA file "/nonexistent/ca.pem" (ENOENT)',
     ]);
+  });
+
+  it('refuses zstd where the runtime lacks it, and compressed media types, naming the place', () => {
+    const route = (compression: string) => `${MINIMAL}    compression: ${compression}\n`;
+    const zstd = route('{ codings: [zstd, gzip] }');
+    if ('zstdCompress' in zlib) {
+      expect(parseConfig(zstd, FILE, {}).routes[0]!.compression).toEqual({ codings: ['zstd', 'gzip'] });
+    } else {
+      expect(problems(zstd)).toEqual([
+        `slipstream.yaml:6:30 routes[0].compression.codings[0]: zstd needs Node 22.15 or later (this is ${process.version}); use br or gzip`,
+      ]);
+    }
+    expect(problems(route('{ types: [image/png] }'))).toEqual([
+      'slipstream.yaml:6:28 routes[0].compression.types[0]: this media type is compressed already',
+    ]);
+    const config = parseConfig(route('{ minBytes: 4kb }'), FILE, {});
+    expect(config.routes[0]!.compression).toEqual({ minBytes: 4096 });
+    expect(config.compression).toMatchObject({
+      minBytes: 1024,
+      brotliQuality: 4,
+      streams: false,
+      endpoints: false,
+    });
+  });
+
+  it('checks warm keys: shared scope, under the prefix, a cached method', () => {
+    const route = (cache: string) => `${MINIMAL}    cache: ${cache}\n`;
+    expect(problems(route('{ ttl: 5s, warm: { requests: [/api/movers] } }'))).toEqual([
+      'slipstream.yaml:6:29 routes[0].cache.warm: warm keys need "scope: shared" (a warm entry belongs to no caller)',
+    ]);
+    expect(
+      problems(
+        route('{ ttl: 5s, scope: shared, warm: { requests: [/other, { path: /api/x, method: POST }] } }'),
+      ),
+    ).toEqual([
+      'slipstream.yaml:6:57 routes[0].cache.warm.requests[0]: "/other" is not under the route prefix "/api"',
+      'slipstream.yaml:6:65 routes[0].cache.warm.requests[1]: the route does not cache POST',
+    ]);
+    const config = parseConfig(
+      route('{ ttl: 5s, scope: shared, refreshAhead: 0.8, warm: { requests: ["/api/m?x=1"] } }'),
+      FILE,
+      {},
+    );
+    expect(config.routes[0]!.cache).toMatchObject({
+      refreshAhead: 0.8,
+      warm: { jitter: 0.1, requests: ['/api/m?x=1'] },
+    });
+    expect(problems(route('{ ttl: 5s, refreshAhead: 1 }'))[0]).toMatch(/routes\[0\]\.cache\.refreshAhead/);
   });
 });

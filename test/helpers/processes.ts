@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { request } from 'undici';
 import type { EmulatorStats } from '../../emulators/http-upstream.js';
-import { cliCommand, startChild } from '../../src/bench/child.js';
+import { cliCommand, startChild, startGatewayChild } from '../../src/bench/child.js';
 import type { ChildHandle, ChildOptions } from '../../src/bench/child.js';
 
 export type CliProcess = ChildHandle;
@@ -12,6 +12,17 @@ const running = new Set<ChildHandle>();
 /** Starts `slipstream <args>` and waits for its listening line. Stop it with `stop()` or `stopAll()`. */
 export async function spawnCli(args: string[], options: ChildOptions = {}): Promise<CliProcess> {
   const child = await startChild(args, options);
+  running.add(child);
+  child.child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/**
+ * Starts `slipstream serve` as a child process on `yaml` (upstreams, routes...; listeners on loopback port 0
+ * unless the text sets them). Stop it with `stop()` or `stopAll()`.
+ */
+export async function spawnGateway(yaml: string, options: ChildOptions = {}): Promise<CliProcess> {
+  const child = await startGatewayChild(yaml, options);
   running.add(child);
   child.child.once('exit', () => running.delete(child));
   return child;

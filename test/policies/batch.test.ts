@@ -298,11 +298,11 @@ describe('batch policy, edges', () => {
     expect(json(await handler(makeCall({ path: '/quote/7' })))).toEqual({ symbol: 7, p: 1 });
   });
 
-  it("builds the bulk call from the first caller's headers, minus its own length and cache-control", async () => {
+  it("builds the bulk call from the first caller's headers, minus its own length and cache-control, asking for an identity body", async () => {
     const get = fixed('{"quotes":[]}');
     const headers = { authorization: 'k', 'content-length': '0', 'cache-control': 'no-cache' };
     await settle([batch(options())(get.handler)(makeCall({ path: '/quote/A', headers }))]);
-    expect(get.calls[0]!.headers).toStrictEqual({ authorization: 'k' });
+    expect(get.calls[0]!.headers).toStrictEqual({ authorization: 'k', 'accept-encoding': 'identity' });
     const post = fixed('{}');
     const postOptions = options({
       bulk: { method: 'POST', path: '/bulk', separator: ',', bodyField: 'ids' },
@@ -313,6 +313,7 @@ describe('batch policy, edges', () => {
     const bulk = post.calls[0]!;
     expect(bulk.headers).toStrictEqual({
       authorization: 'k',
+      'accept-encoding': 'identity',
       'content-type': 'application/json',
       'content-length': String((bulk.body as Buffer).length),
     });

@@ -6,6 +6,9 @@ import type { Call, Reply } from '../../src/pipeline/types.js';
 import { cache } from '../../src/policies/cache.js';
 import type { CachePolicyOptions } from '../../src/policies/cache.js';
 import { coalesce } from '../../src/policies/coalesce.js';
+import { refresher } from '../../src/cache/refresher.js';
+import { events } from '../../src/telemetry/events.js';
+import type { CacheRefreshEvent } from '../../src/telemetry/events.js';
 import { makeCall } from '../helpers/calls.js';
 
 function clock() {
@@ -550,6 +553,108 @@ describe('cache policy, RFC 9111', () => {
     for (const headers of [{ range: 'bytes=0-1' }, { 'if-match': '"a"' }, { 'if-unmodified-since': 'x' }]) {
       expect((await handler(makeCall({ headers }))).headers['x-slipstream-cache']).toBe('bypass');
     }
+  });
+});
+
+describe('cache policy refresh-ahead', () => {
+  /** An upstream whose calls after the first wait for `release()`. */
+  function gated() {
+    const up = upstream();
+    const releases: Array<() => void> = [];
+    up.set((n) =>
+      n === 1
+        ? Promise.resolve({ status: 200, headers: {}, body: Buffer.from('1') })
+        : new Promise((resolve) =>
+            releases.push(() => resolve({ status: 200, headers: {}, body: Buffer.from(String(n)) })),
+          ),
+    );
+    return { up, release: () => releases.splice(0).forEach((r) => r()) };
+  }
+
+  it('starts one background refresh for hits past the share of the lifetime, never before', async () => {
+    const time = clock();
+    const { up, release } = gated();
+    const handler = policy(time, { refreshAhead: 0.8 })(up.handler); // ttl 1 s: refresh from 800 ms on
+    await handler(makeCall());
+    await flush();
+    time.advance(700);
+    expect((await handler(makeCall())).headers['x-slipstream-cache']).toBe('hit');
+    expect(up.calls()).toBe(1);
+    time.advance(150);
+    const hits = await Promise.all(Array.from({ length: 50 }, () => handler(makeCall())));
+    expect(hits.every((r) => r.headers['x-slipstream-cache'] === 'hit' && text(r) === '1')).toBe(true);
+    expect(up.calls()).toBe(2); // one refresh for 50 hits past the threshold
+    release();
+    await flush();
+    await flush();
+    time.advance(300); // past the first entry's expiry: the refreshed entry answers, no miss
+    const after = await handler(makeCall());
+    expect([text(after), after.headers['x-slipstream-cache']]).toEqual(['2', 'hit']);
+  });
+
+  it('lets a miss that arrives while a refresh runs join it instead of calling upstream again', async () => {
+    const time = clock();
+    const { up, release } = gated();
+    const handler = policy(time, { refreshAhead: 0.5 })(up.handler);
+    await handler(makeCall());
+    await flush();
+    time.advance(600);
+    await handler(makeCall()); // starts the refresh
+    time.advance(500); // the old entry expired while the refresh is still out
+    const waiting = handler(makeCall());
+    await flush();
+    expect(up.calls()).toBe(2);
+    release();
+    const joined = await waiting;
+    expect([text(joined), up.calls()]).toEqual(['2', 2]);
+  });
+
+  it('keeps the entry when a refresh fails, and reports it', async () => {
+    const seen: CacheRefreshEvent[] = [];
+    const listener = (m: unknown) => seen.push(m as CacheRefreshEvent);
+    events.cacheRefresh.subscribe(listener);
+    try {
+      const time = clock();
+      const up = upstream();
+      const handler = policy(time, { refreshAhead: 0.5 })(up.handler);
+      await handler(makeCall());
+      await flush();
+      up.set(async () => ({ status: 503, headers: {}, body: Buffer.from('down') }));
+      time.advance(600);
+      await handler(makeCall());
+      await expect.poll(() => seen.map((e) => [e.trigger, e.outcome])).toEqual([['ahead', 'failed']]);
+      const still = await handler(makeCall());
+      expect([text(still), still.headers['x-slipstream-cache']]).toEqual(['1', 'hit']);
+    } finally {
+      events.cacheRefresh.unsubscribe(listener);
+    }
+  });
+
+  it('aborts refreshes in flight and starts no more once its refresher is closed', async () => {
+    const time = clock();
+    const background = refresher();
+    let calls = 0;
+    // A transport that answers the first call and holds the next until its signal aborts (as undici does).
+    const transport = (call: Call): Promise<Reply> =>
+      ++calls === 1
+        ? Promise.resolve({ status: 200, headers: {}, body: Buffer.from('1') })
+        : new Promise((_, reject) =>
+            call.signal.addEventListener('abort', () => reject(call.signal.reason as Error)),
+          );
+    const handler = policy(time, { refreshAhead: 0.5, refresher: background })(transport);
+    await handler(makeCall());
+    await flush();
+    time.advance(600);
+    await handler(makeCall());
+    expect([background.size, calls]).toEqual([1, 2]);
+    await background.close(); // resolves only once the held refresh was aborted and settled
+    expect(background.size).toBe(0);
+    await handler(makeCall());
+    expect(calls).toBe(2);
+  });
+
+  it('refuses a share outside (0, 1)', () => {
+    expect(() => policy(clock(), { refreshAhead: 1 })).toThrow(RangeError);
   });
 });
 

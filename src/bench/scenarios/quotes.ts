@@ -2,6 +2,8 @@
 import { Pool } from 'undici';
 import { startChild, startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { latencyHistogram } from '../histogram.js';
+import type { LatencyHistogram, LatencySummary } from '../histogram.js';
 import { assertLoopback, httpTask } from '../http-task.js';
 import { runLoad } from '../load.js';
 import type { LoadResult, Task } from '../load.js';
@@ -21,11 +23,39 @@ export interface QuotesBenchResult extends ScenarioResult {
   afterWarm: LoadResult;
   /** The cache-hit path alone: one request at a time, and max throughput with the gateway on one core. */
   hitPath: { direct: LoadResult; gateway: LoadResult; throughput: LoadResult; addedP50Us: number };
+  /**
+   * One hot symbol under steady load, 1 s freshness, on two routes loaded at once: expiring on the request
+   * path vs refreshed ahead. `rate` is each route's.
+   */
+  refreshAhead: { without: HotKeyResult; with: HotKeyResult; rate: number; ttl: string };
+}
+
+export interface HotKeyResult {
+  load: LoadResult;
+  /** Replies by `x-slipstream-cache` (hit, miss...). */
+  results: Record<string, number>;
+  /** Latency of the replies that missed (from the request's send), when any did: the periodic spike. */
+  missLatencyUs: LatencySummary | undefined;
 }
 
 const LATENCY = 'uniform:30ms-60ms';
 const MAX_LATENCY_MS = 60;
 const SYMBOLS = ['AAPL', 'MSFT', 'NVDA'];
+/** The hot keys' steady load, requests per second in all, open loop (latency counted from each scheduled arrival). */
+const HOT_RATE = 600;
+
+/** One GET of the hot symbol, counting what the cache said and timing the misses. */
+function hotTask(pool: Pool, path: string, results: Record<string, number>, misses?: LatencyHistogram): Task {
+  return async (signal) => {
+    const started = performance.now();
+    const response = await pool.request({ path, method: 'GET', signal });
+    await response.body.dump({ limit: Infinity });
+    const result = String(response.headers['x-slipstream-cache']);
+    results[result] = (results[result] ?? 0) + 1;
+    if (result === 'miss') misses?.record((performance.now() - started) * 1000);
+    return response.statusCode === 200 ? { ok: true } : { ok: false, code: `HTTP_${response.statusCode}` };
+  };
+}
 
 /** A 3-symbol request as one task: the symbols one after another, or all at once. */
 function quoteTask(pool: Pool, symbols: (i: number) => string[], sequential: boolean): Task {
@@ -81,6 +111,16 @@ routes:
     match: { prefix: /hit }
     upstream: zero
     cache: { ttl: 1h, scope: shared }
+  - name: hot
+    match: { prefix: /hot }
+    upstream: quotes
+    rewrite: /quote
+    cache: { ttl: 1s, scope: shared }
+  - name: hot-ahead
+    match: { prefix: /hot-ahead }
+    upstream: quotes
+    rewrite: /quote
+    cache: { ttl: 1s, scope: shared, refreshAhead: 0.8 }
 `,
       { cpu: 1, adminPort: options.adminPort },
     );
@@ -127,6 +167,25 @@ routes:
     const throughput = await measure(gateway.url, '/hit/x', 64);
     const addedP50Us = hit.latencyUs.p50 - direct.latencyUs.p50;
 
+    // A hot key with a 1 s lifetime under steady load: without refresh-ahead, every expiry makes the
+    // requests arriving during the upstream call (30-60 ms) wait for it; with it, none does.
+    // Both routes at once, each its own open-loop generator at half the rate: they share every stall of
+    // this shared machine, so what differs between them is the expiry waits alone.
+    const hot = async (path: string): Promise<HotKeyResult> => {
+      const results: Record<string, number> = {};
+      const misses = latencyHistogram();
+      const hotPool = pool(gateway.url, 32);
+      await hotTask(hotPool, path, {})(new AbortController().signal); // the one miss a key must have
+      const load = await runLoad({
+        task: hotTask(hotPool, path, results, misses),
+        mode: { kind: 'open', ratePerS: HOT_RATE / 2 },
+        durationMs: Math.max(6_000, options.durationMs * 1.2),
+      });
+      return { load, results, missLatencyUs: (results.miss ?? 0) > 0 ? misses.summary() : undefined };
+    };
+    const [without, withAhead] = await Promise.all([hot('/hot/AAPL'), hot('/hot-ahead/AAPL')]);
+    const refreshAhead = { without, with: withAhead, rate: HOT_RATE / 2, ttl: '1s' };
+
     const p95 = (r: LoadResult) => r.curve.find((p) => p.percentile === 95)?.us ?? r.latencyUs.p99;
     return {
       scenario: 'quotes',
@@ -149,6 +208,13 @@ routes:
           better: 'lower',
         },
         {
+          metric: 'hot key p99.9 under steady load, refresh-ahead off vs on',
+          unit: 'ms',
+          before: refreshAhead.without.load.latencyUs.p999 / 1000,
+          after: refreshAhead.with.load.latencyUs.p999 / 1000,
+          better: 'lower',
+        },
+        {
           metric: '3-symbol request p95, cold',
           unit: 'ms',
           before: p95(before) / 1000,
@@ -165,12 +231,27 @@ routes:
             { label: 'after: warm, cached', curve: afterWarm.curve },
           ],
         },
+        {
+          title: 'hot key, 1 s freshness, steady load',
+          series: [
+            { label: 'expiring on the request path', curve: refreshAhead.without.load.curve },
+            { label: 'refresh-ahead 0.8', curve: refreshAhead.with.load.curve },
+          ],
+        },
       ],
       before,
       afterCold,
       afterWarm,
       hitPath: { direct, gateway: hit, throughput, addedP50Us },
+      refreshAhead,
       targets: [
+        target(
+          'hot key misses on the request path with refresh-ahead',
+          refreshAhead.with.results.miss ?? 0,
+          '<=',
+          0,
+          'misses',
+        ),
         target('3-symbol request p95, warm', p95(afterWarm) / 1000, '<=', 5, 'ms'),
         target(
           '3-symbol request p95, cold (one round trip <= 60 ms, +15 ms)',
@@ -215,6 +296,23 @@ export const quotesScenario: Scenario<QuotesBenchResult> = {
       ),
       `  cache hit: p50 ${r.hitPath.gateway.latencyUs.p50} us vs direct ${r.hitPath.direct.latencyUs.p50} us (+${r.hitPath.addedP50Us} us); ${Math.round(r.hitPath.throughput.throughputPerS)} req/s on one core`,
       `  before/after p95: cold ${(p95(r.before) / p95(r.afterCold)).toFixed(1)}x, warm ${(p95(r.before) / p95(r.afterWarm)).toFixed(0)}x`,
+      `  hot key, ${r.refreshAhead.ttl} freshness, ${r.refreshAhead.rate} req/s open loop:`,
+      ...formatTable(
+        ['p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'misses', 'miss p50 ms', 'requests'],
+        (['without', 'with'] as const).map((k) => {
+          const x = r.refreshAhead[k];
+          return [
+            k === 'without' ? 'expiring on the request path' : 'refresh-ahead 0.8',
+            ms(x.load.latencyUs.p50),
+            ms(x.load.latencyUs.p99),
+            ms(x.load.latencyUs.p999),
+            ms(x.load.latencyUs.max),
+            x.results.miss ?? 0,
+            x.missLatencyUs === undefined ? '-' : ms(x.missLatencyUs.p50),
+            x.load.requests,
+          ];
+        }),
+      ),
       ...formatTargets(r.targets),
     ].join('\n');
   },

@@ -3,6 +3,7 @@ import { Client, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { startChild, startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { cpuTimeMs } from '../cpu.js';
 import { assertLoopback } from '../http-task.js';
 import { runLoad } from '../load.js';
 import type { LoadResult, Task } from '../load.js';
@@ -19,6 +20,26 @@ export interface TracesBenchResult extends ScenarioResult {
   after: PageResult;
   /** The same search repeated: direct vs through Slipstream. */
   search: { direct: LoadResult; gateway: LoadResult };
+  /** Seed 002's large span payloads (a batch of 10 traces with spans) through Slipstream, by coding. */
+  compression: CompressionResult;
+}
+
+/** One coding of the span payload: bytes on the wire, latency, and the gateway's CPU per reply. */
+export interface CodingPhase {
+  load: LoadResult;
+  /** Body bytes received per reply (what crosses the network). */
+  bytesPerReply: number;
+  /** Gateway CPU time per reply (user + system), in ms; undefined where /proc is missing. */
+  cpuMsPerReply: number | undefined;
+}
+
+export interface CompressionResult {
+  /** Identity size of one reply. */
+  identityBytes: number;
+  /** From the cache: one entry, re-coded once per coding and remembered. */
+  cached: { identity: CodingPhase; gzip: CodingPhase; br: CodingPhase };
+  /** Not cached: every reply compressed as it streams (the cost of compression itself). */
+  live: { identity: CodingPhase; gzip: CodingPhase; br: CodingPhase };
 }
 
 export interface PageResult {
@@ -33,6 +54,38 @@ const GET_LATENCY = '20ms';
 const GET_ERRORS = 0.3;
 const PAGE_SIZE = 10;
 const SEARCH_BODY = JSON.stringify({ experiment_id: '1', filter: "status = 'OK'", max_results: PAGE_SIZE });
+/** Seed 002: "6.84 MB payload for 10 traces with spans"; scaled down 10x, 68 KB of span text per trace. */
+const SPAN_BYTES = 68_400;
+const BATCH_BODY = JSON.stringify({
+  ids: Array.from({ length: PAGE_SIZE }, (_, i) => `tr-${String(i).padStart(4, '0')}`),
+});
+
+/** One batch of traces with spans, read raw (no decoding): counts the body bytes that came over the wire. */
+function batchTask(
+  dispatcher: Dispatcher,
+  path: string,
+  acceptEncoding: string | undefined,
+  bytes: { total: number },
+): Task {
+  return async (signal) => {
+    const response = await dispatcher.request({
+      path,
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding }),
+      },
+      body: BATCH_BODY,
+      signal,
+    });
+    for await (const chunk of response.body) bytes.total += (chunk as Buffer).length;
+    const coding = response.headers['content-encoding'];
+    if (response.statusCode !== 200) return { ok: false, code: `HTTP_${response.statusCode}` };
+    if ((coding ?? 'identity') !== (acceptEncoding ?? 'identity'))
+      return { ok: false, code: `CODING_${String(coding)}` };
+    return { ok: true };
+  };
+}
 
 /** One page view: search, then fetch each trace in turn; failed fetches are counted (the page shows a gap), not retried. */
 function pageTask(dispatcher: () => Dispatcher, counts: { gets: number; failed: number }): Task {
@@ -91,9 +144,15 @@ export async function runTracesBench(options: ScenarioOptions): Promise<TracesBe
       { cpu: 0 },
     );
     children.push(store);
+    const spans = await startChild(
+      ['emulate', 'traces', '--get-latency', '0ms', '--get-errors', '0', '--span-bytes', String(SPAN_BYTES)],
+      { cpu: 0 },
+    );
+    children.push(spans);
     const gateway = await startGatewayChild(
       `upstreams:
   traces: { url: "${store.url}", pool: { connections: 16 } }
+  spans: { url: "${spans.url}", pool: { connections: 8 } }
 routes:
   - name: search
     match: { prefix: /search-traces, methods: [POST] }
@@ -105,11 +164,24 @@ routes:
     upstream: traces
     cache: { ttl: 5m, scope: shared }
     retry: { attempts: 5, baseDelay: 5ms, maxDelay: 50ms }
+  - name: spans
+    match: { prefix: /cached, methods: [POST] }
+    upstream: spans
+    rewrite: /traces
+    idempotent: true
+    cache: { ttl: 1h, methods: [POST], scope: shared, maxEntryBytes: 4mb }
+    compression: true
+  - name: spans-live
+    match: { prefix: /live, methods: [POST] }
+    upstream: spans
+    rewrite: /traces
+    compression: true
 `,
       { cpu: 1, adminPort: options.adminPort },
     );
     children.push(gateway);
     assertLoopback(store.url);
+    assertLoopback(spans.url);
     assertLoopback(gateway.url);
 
     const pages = async (dispatcher: () => Dispatcher): Promise<PageResult> => {
@@ -159,6 +231,43 @@ routes:
       }),
     };
 
+    // Span payloads: each coding in turn, from the cache and live, with the gateway's CPU read around each.
+    const phase = async (path: string, acceptEncoding: string | undefined): Promise<CodingPhase> => {
+      // One reply first: it fills the cache (or the pool) and tells the size on the wire.
+      const probe = { total: 0 };
+      await batchTask(gatewayPool, path, acceptEncoding, probe)(new AbortController().signal);
+      const cpuBefore = cpuTimeMs(gateway.child.pid);
+      const load = await runLoad({
+        task: batchTask(gatewayPool, path, acceptEncoding, { total: 0 }),
+        mode: { kind: 'closed', concurrency: 2 },
+        durationMs: Math.max(1_000, options.durationMs / 3),
+      });
+      const cpuAfter = cpuTimeMs(gateway.child.pid);
+      return {
+        load,
+        bytesPerReply: probe.total,
+        cpuMsPerReply:
+          cpuBefore === undefined || cpuAfter === undefined
+            ? undefined
+            : (cpuAfter - cpuBefore) / Math.max(1, load.requests),
+      };
+    };
+    const compression: CompressionResult = {
+      identityBytes: 0,
+      cached: {
+        identity: await phase('/cached/batch', undefined),
+        gzip: await phase('/cached/batch', 'gzip'),
+        br: await phase('/cached/batch', 'br'),
+      },
+      live: {
+        identity: await phase('/live/batch', undefined),
+        gzip: await phase('/live/batch', 'gzip'),
+        br: await phase('/live/batch', 'br'),
+      },
+    };
+    compression.identityBytes = compression.cached.identity.bytesPerReply;
+    const share = (p: CodingPhase) => (100 * p.bytesPerReply) / Math.max(1, compression.identityBytes);
+
     return {
       scenario: 'traces',
       durationMs: options.durationMs,
@@ -192,6 +301,20 @@ routes:
           after: (100 * after.failedGets) / Math.max(1, after.gets),
           better: 'lower',
         },
+        {
+          metric: 'span payload of 10 traces on the wire, identity vs br',
+          unit: 'KB',
+          before: compression.cached.identity.bytesPerReply / 1024,
+          after: compression.cached.br.bytesPerReply / 1024,
+          better: 'lower',
+        },
+        {
+          metric: 'span payload of 10 traces on the wire, identity vs gzip',
+          unit: 'KB',
+          before: compression.cached.identity.bytesPerReply / 1024,
+          after: compression.cached.gzip.bytesPerReply / 1024,
+          better: 'lower',
+        },
       ],
       charts: [
         {
@@ -199,6 +322,14 @@ routes:
           series: [
             { label: 'before: direct', curve: search.direct.curve },
             { label: 'after: Slipstream', curve: search.gateway.curve },
+          ],
+        },
+        {
+          title: 'span payload (10 traces) from the cache, by coding (loopback)',
+          series: [
+            { label: 'identity', curve: compression.cached.identity.load.curve },
+            { label: 'gzip', curve: compression.cached.gzip.load.curve },
+            { label: 'br', curve: compression.cached.br.load.curve },
           ],
         },
         {
@@ -212,9 +343,25 @@ routes:
       before,
       after,
       search,
+      compression,
       targets: [
         target('repeated trace search p95 through Slipstream', p95(search.gateway) / 1000, '<=', 5, 'ms'),
         target('failed trace fetches through Slipstream', after.failedGets, '<=', 0, 'fetches'),
+        // Seed 002 expected "40-60% bandwidth reduction" from compression.
+        target(
+          'span payload on the wire with gzip, share of identity',
+          share(compression.cached.gzip),
+          '<=',
+          60,
+          '%',
+        ),
+        target(
+          'span payload on the wire with br, share of identity',
+          share(compression.cached.br),
+          '<=',
+          60,
+          '%',
+        ),
       ],
     };
   } finally {
@@ -267,6 +414,25 @@ export const tracesScenario: Scenario<TracesBenchResult> = {
         ],
       ),
       `  before/after page p50: ${(r.before.pages.latencyUs.p50 / r.after.pages.latencyUs.p50).toFixed(0)}x; repeated search p95: ${(p95(r.search.direct) / p95(r.search.gateway)).toFixed(0)}x`,
+      `  span payload of 10 traces (${(r.compression.identityBytes / 1024).toFixed(0)} KB identity), through Slipstream on loopback:`,
+      ...formatTable(
+        ['KB on wire', 'share', 'p50 ms', 'p95 ms', 'CPU ms/reply', '10Mbit/s ms'],
+        (['cached', 'live'] as const).flatMap((where) =>
+          (['identity', 'gzip', 'br'] as const).map((coding) => {
+            const phase = r.compression[where][coding];
+            return [
+              `${where}, ${coding}`,
+              (phase.bytesPerReply / 1024).toFixed(0),
+              `${((100 * phase.bytesPerReply) / Math.max(1, r.compression.identityBytes)).toFixed(0)}%`,
+              ms(phase.load.latencyUs.p50),
+              ms(p95(phase.load)),
+              phase.cpuMsPerReply === undefined ? '-' : phase.cpuMsPerReply.toFixed(2),
+              // Computed, not measured: the body's time on a 10 Mbit/s link.
+              ((phase.bytesPerReply * 8) / 10_000).toFixed(0),
+            ];
+          }),
+        ),
+      ),
       ...formatTargets(r.targets),
     ].join('\n');
   },
