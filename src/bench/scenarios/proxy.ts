@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { startChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
+import { startBenchAuth } from '../auth-fixture.js';
 import { cpuTimeMs } from '../cpu-time.js';
 import { openDashboardFeed } from '../dashboard-feed.js';
 import { httpTask } from '../http-task.js';
@@ -45,6 +46,15 @@ export interface DashboardPaths<T> {
 /** A measurement, with the CPU time the measured process spent per request where /proc tells it. */
 export type Measured = LoadResult & { cpuUsPerRequest?: number };
 
+/**
+ * The same gateway taking an API key, and one verifying a JWT, each with a per-principal rate limit checked
+ * on every request (never reached): what authentication and rate limiting cost, beside `gateway` (none).
+ */
+export interface AuthPaths<T> {
+  apiKey: T;
+  jwt: T;
+}
+
 export interface ProxyBenchResult extends ScenarioResult {
   scenario: 'proxy';
   latency: Paths<LoadResult> & {
@@ -68,6 +78,7 @@ export interface ProxyBenchResult extends ScenarioResult {
     /** Feed frames the open page received while its paths were measured (one a second). */
     frames: number;
   };
+  auth: { latency: AuthPaths<Measured>; throughput: AuthPaths<Measured> };
 }
 
 /** One run through `serve --workers N`, with the CPU the gateway's processes spent on it. */
@@ -90,18 +101,20 @@ const TARGETS = { addedP50Us: 150, addedP99Us: 1_500, gatewayPerS: 10_000 };
  * Runs an emulator (zero delay, pinned to CPU 0), a gateway with the default policy stack and a bare
  * reference proxy (both pinned to CPU 1, so each has exactly one core), then measures in one run:
  * latency at concurrency 1 and closed-loop throughput, on all three paths, interleaved; interleaved with
- * them, the same gateway while a dashboard feed is open, and a gateway with `admin.dashboard.enabled:
- * false` (also on CPU 1); then the same gateway config as `serve --workers 1` and `--workers 2`, unpinned.
+ * them, the same gateway while a dashboard feed is open, a gateway with `admin.dashboard.enabled: false`,
+ * and gateways that take an API key or verify a JWT (all on CPU 1); then the same gateway config as
+ * `serve --workers 1` and `--workers 2`, unpinned.
  */
 export async function runProxyBench(options: ProxyBenchOptions = {}): Promise<ProxyBenchResult> {
   const durationMs = options.durationMs ?? 5_000;
   const concurrency = options.concurrency ?? 64;
   const dir = await mkdtemp(join(tmpdir(), 'slipstream-bench-'));
   const children: ChildHandle[] = [];
+  const auth = await startBenchAuth();
   try {
     const upstream = await startChild(['emulate', 'http', '--body-bytes', '64'], { cpu: 0 });
     children.push(upstream);
-    const serve = async (file: string, dashboard: boolean) => {
+    const serve = async (file: string, dashboard: boolean, extra = '') => {
       const config = join(dir, file);
       await writeFile(
         config,
@@ -112,7 +125,7 @@ upstreams:
   emu: { url: "${upstream.url}", pool: { connections: ${concurrency} } }
 routes:
   - { name: emu, match: { prefix: / }, upstream: emu }
-`,
+${extra}`,
       );
       const child = await startChild(['serve', '-c', config], { cpu: 1 });
       children.push(child);
@@ -120,6 +133,8 @@ routes:
     };
     const { child: gateway, config } = await serve('slipstream.yaml', true);
     const { child: withoutDashboard } = await serve('no-dashboard.yaml', false);
+    const { child: withApiKey } = await serve('api-key.yaml', true, auth.apiKeyConfig);
+    const { child: withJwt } = await serve('jwt.yaml', true, auth.jwtConfig);
     const bare = await startChild(['emulate', 'bare-proxy', '--target', upstream.url], { cpu: 1 });
     children.push(bare);
     const urls: Paths<string> = { direct: upstream.url, bare: bare.url, gateway: gateway.url };
@@ -132,10 +147,14 @@ routes:
       target: string,
       mode: LoadMode,
       ms: number,
-      options: { fresh?: boolean; warm?: boolean; pid?: number } = {},
+      options: { fresh?: boolean; warm?: boolean; pid?: number; headers?: Record<string, string> } = {},
     ): Promise<Measured> => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
-      const http = httpTask(target, { path: '/bench' }, { connections, fresh: options.fresh ?? false });
+      const http = httpTask(
+        target,
+        { path: '/bench', headers: options.headers },
+        { connections, fresh: options.fresh ?? false },
+      );
       const warmupMs = (options.warm ?? true) ? Math.min(1_000, ms / 4) : 0;
       try {
         const cpuBefore = options.pid === undefined ? undefined : cpuTimeMs(options.pid);
@@ -168,6 +187,9 @@ routes:
           gateway: (ms) => measure(urls.gateway, mode, ms, { pid: gateway.child.pid }),
           open: (ms) => watched(mode, ms),
           off: (ms) => measure(withoutDashboard.url, mode, ms, { pid: withoutDashboard.child.pid }),
+          apiKey: (ms) =>
+            measure(withApiKey.url, mode, ms, { pid: withApiKey.child.pid, headers: auth.apiKeyHeaders }),
+          jwt: (ms) => measure(withJwt.url, mode, ms, { pid: withJwt.child.pid, headers: auth.jwtHeaders }),
         },
         durationMs,
       );
@@ -175,11 +197,15 @@ routes:
     const {
       open: openLatency,
       off: offLatency,
+      apiKey: apiKeyLatency,
+      jwt: jwtLatency,
       ...latency
     } = await measureAll({ kind: 'closed', concurrency: 1 });
     const {
       open: openThroughput,
       off: offThroughput,
+      apiKey: apiKeyThroughput,
+      jwt: jwtThroughput,
       ...throughput
     } = await measureAll({
       kind: 'closed',
@@ -235,6 +261,10 @@ routes:
         throughput: { off: offThroughput, closed: throughput.gateway, open: openThroughput },
         frames,
       },
+      auth: {
+        latency: { apiKey: apiKeyLatency, jwt: jwtLatency },
+        throughput: { apiKey: apiKeyThroughput, jwt: jwtThroughput },
+      },
       comparisons: [
         {
           metric: 'p50 at concurrency 1, direct vs through Slipstream',
@@ -264,6 +294,22 @@ routes:
           unit: 'req/s',
           before: offThroughput.throughputPerS,
           after: throughput.gateway.throughputPerS,
+          better: 'higher',
+          cost: true,
+        },
+        {
+          metric: 'throughput on one core, bare Node proxy vs Slipstream with an API key and a rate limit',
+          unit: 'req/s',
+          before: throughput.bare.throughputPerS,
+          after: apiKeyThroughput.throughputPerS,
+          better: 'higher',
+          cost: true,
+        },
+        {
+          metric: 'throughput on one core, bare Node proxy vs Slipstream verifying a JWT, with a rate limit',
+          unit: 'req/s',
+          before: throughput.bare.throughputPerS,
+          after: jwtThroughput.throughputPerS,
           better: 'higher',
           cost: true,
         },
@@ -309,6 +355,7 @@ routes:
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
+    await auth.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -365,6 +412,39 @@ export const proxyScenario: Scenario<ProxyBenchResult> = {
           `p50 ${ratio(l[a].latencyUs.p50, l[b].latencyUs.p50)}`
         );
       }),
+      '',
+      '  authentication, each with a per-principal rate limit checked on every request (same runs):',
+      ...formatTable(
+        ['bare proxy', 'no auth', 'API key', 'JWT (ES256)'],
+        [
+          [
+            'p50 at concurrency 1 (us)',
+            ...[l.bare, l.gateway, r.auth.latency.apiKey, r.auth.latency.jwt].map((x) => x.latencyUs.p50),
+          ],
+          [
+            'throughput (req/s)',
+            ...[t.bare, t.gateway, r.auth.throughput.apiKey, r.auth.throughput.jwt].map(
+              (x) => x.throughputPerS,
+            ),
+          ],
+          [
+            'gateway CPU per request (us)',
+            'n/a',
+            ...[r.dashboard.throughput.closed, r.auth.throughput.apiKey, r.auth.throughput.jwt].map(
+              (x) => x.cpuUsPerRequest ?? 'n/a',
+            ),
+          ],
+        ],
+      ),
+      ...(['apiKey', 'jwt'] as const).map(
+        (kind) =>
+          `  ${kind === 'apiKey' ? 'API key' : 'JWT'} / bare proxy: ` +
+          `throughput ${ratio(r.auth.throughput[kind].throughputPerS, t.bare.throughputPerS)}, ` +
+          `p50 ${ratio(r.auth.latency[kind].latencyUs.p50, l.bare.latencyUs.p50)}; ` +
+          `/ no auth: throughput ${ratio(r.auth.throughput[kind].throughputPerS, t.gateway.throughputPerS)}, ` +
+          `CPU per request ${ratio(r.auth.throughput[kind].cpuUsPerRequest, r.dashboard.throughput.closed.cpuUsPerRequest)}`,
+      ),
+      '',
       'serve --workers 1 vs 2, unpinned (the load generator and the upstream share the two cores):',
       ...formatTable(
         ['1 worker', '2 workers', 'ratio'],
