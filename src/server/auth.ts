@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { ApiKeyConfig, AuthConfig } from '../config/auth-schema.js';
 import { GatewayError } from '../errors.js';
@@ -105,6 +106,12 @@ export function createAuthenticator(
           timeoutDuration: 5_000,
         });
   let refresh: NodeJS.Timeout | undefined;
+  /**
+   * Tokens that verified, by their SHA-256, with the instant they stop being trusted: their `exp`, and no
+   * later than one key-set refresh from now (a key removed from the set is then refused, as without the
+   * cache). A token seen again costs a hash and a lookup instead of a signature check.
+   */
+  const verified = new LRUCache<string, { caller: Caller; until: number }>({ max: MAX_VERIFIED_TOKENS });
 
   const challenge = (error?: string, description?: string, resourceMetadata?: string): string => {
     const parts = ['Bearer realm="slipstream"'];
@@ -120,6 +127,19 @@ export function createAuthenticator(
     });
 
   const verifyJwt = async (token: string): Promise<Caller> => {
+    const digest = createHash('sha256').update(token).digest('hex');
+    const seen = verified.get(digest);
+    if (seen !== undefined && Date.now() < seen.until) return seen.caller;
+    const caller = await verifySignature(token);
+    const expires = typeof caller.exp === 'number' ? caller.exp * 1000 : Infinity;
+    verified.set(digest, {
+      caller: caller.caller,
+      until: Math.min(expires, Date.now() + jwt!.refreshInterval),
+    });
+    return caller.caller;
+  };
+
+  const verifySignature = async (token: string): Promise<{ caller: Caller; exp: unknown }> => {
     try {
       const { payload } = await jwtVerify(token, jwks!, {
         issuer: jwt!.issuer,
@@ -130,7 +150,7 @@ export function createAuthenticator(
       const id = payload[jwt!.principalClaim];
       if (typeof id !== 'string' || id === '')
         throw invalid(`the token has no "${jwt!.principalClaim}" claim`);
-      return { id: `jwt:${id}`, via: 'jwt' };
+      return { caller: { id: `jwt:${id}`, via: 'jwt' }, exp: payload.exp };
     } catch (error) {
       if (error instanceof GatewayError) throw error;
       if (error instanceof joseErrors.JWTExpired) throw invalid('the token has expired');
@@ -197,6 +217,7 @@ export function createAuthenticator(
       refresh = setInterval(() => {
         jwks
           .reload()
+          .then(() => verified.clear())
           .catch((error: unknown) =>
             logger?.warn(
               { err: error, jwksUrl: jwt!.jwksUrl },
@@ -211,6 +232,9 @@ export function createAuthenticator(
     },
   };
 }
+
+/** Verified tokens remembered at once (least recently used forgotten first). */
+const MAX_VERIFIED_TOKENS = 10_000;
 
 function bearerOf(authorization: string | undefined): string | undefined {
   if (authorization === undefined) return undefined;

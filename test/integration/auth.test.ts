@@ -1,13 +1,8 @@
 // Let no one in who doesn't belong: API keys, JWTs with a rotating JWKS, allowances, verified scoping, rate limits.
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { RunningEmulator } from '../../emulators/http-upstream.js';
@@ -17,6 +12,7 @@ import type { ConfigError } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/load.js';
 import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
+import { startJwks, token } from '../helpers/jwks.js';
 import { spawnCli, stopAll } from '../helpers/processes.js';
 import { REDIS_URL, serviceAvailable, startPrivateRedis } from '../helpers/services.js';
 
@@ -25,47 +21,6 @@ const KEY_B = 'sk-test-bob-0123456789abcdef00';
 const KEY_C = 'sk-test-carol-0123456789abcdef';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-/** A JWKS endpoint on loopback whose key set can be rotated, counting fetches. */
-async function startJwks() {
-  let keys: JWK[] = [];
-  let fetches = 0;
-  const server: Server = createServer((_req, res) => {
-    fetches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
-  const newKey = async (kid: string) => {
-    const pair = await generateKeyPair('ES256');
-    return {
-      kid,
-      privateKey: pair.privateKey,
-      jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256' },
-    };
-  };
-  return {
-    url,
-    fetches: () => fetches,
-    newKey,
-    publish: (...jwks: JWK[]) => (keys = jwks),
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
-async function token(
-  key: { kid: string; privateKey: CryptoKey },
-  claims: { sub?: string; aud?: string; iss?: string; expiresIn?: string } = {},
-): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
-    .setSubject(claims.sub ?? 'user-1')
-    .setAudience(claims.aud ?? 'slipstream')
-    .setIssuer(claims.iss ?? 'https://issuer.test')
-    .setIssuedAt()
-    .setExpirationTime(claims.expiresIn ?? '5m')
-    .sign(key.privateKey);
-}
 
 describe('inbound authentication', () => {
   let upstream: RunningEmulator;
