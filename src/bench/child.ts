@@ -31,6 +31,8 @@ export interface ChildOptions {
   node?: string;
   /** `startGatewayChild`: the admin listener's port when the YAML sets none. Default 0 (any free port). */
   adminPort?: number;
+  /** Another checkout's compiled CLI (`<dir>/bin/slipstream.js`) instead of this one: two builds in one bench. */
+  cli?: string;
 }
 
 /** The command that runs the CLI: the compiled file when running compiled, else the TypeScript entry via tsx. */
@@ -45,7 +47,8 @@ export function cliCommand(node = process.execPath): string[] {
  * Rejects with the child's stderr if it exits or stays silent past the start timeout.
  */
 export function startChild(args: readonly string[], options: ChildOptions = {}): Promise<ChildHandle> {
-  let command = cliCommand(options.node);
+  let command =
+    options.cli === undefined ? cliCommand(options.node) : [options.node ?? process.execPath, options.cli];
   if (options.cpu !== undefined && existsSync('/usr/bin/taskset')) {
     command = ['/usr/bin/taskset', '-c', String(options.cpu), ...command];
   }
