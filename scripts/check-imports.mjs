@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 const LAYERS = [
   'src/errors.ts',
+  'src/optional-dependency.ts',
   'src/config',
   'src/stores',
   'src/pipeline',

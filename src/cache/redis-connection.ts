@@ -1,6 +1,9 @@
 // One supervised node-redis connection for the cache tier: binary-safe, fail-fast while down, reconnecting.
-import { createClient, RESP_TYPES } from 'redis';
+import type * as Redis from 'redis';
+import { optionalDependency } from '../optional-dependency.js';
 import { events, publish } from '../telemetry/events.js';
+
+const redis = optionalDependency<typeof Redis>('redis');
 
 export interface RedisConnectionOptions {
   /** `redis://host:port/db`. */
@@ -21,11 +24,11 @@ export interface RedisConnectionOptions {
 const STALL_AFTER = 3;
 const PROBE_EVERY_MS = 500;
 
-/** Replies as Buffers, so cached bodies stay byte-exact (binary-safe). */
-const BINARY = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
-
 function open(options: RedisConnectionOptions) {
   const maxDelay = options.maxReconnectDelayMs ?? 2_000;
+  const { createClient, RESP_TYPES } = redis();
+  /** Replies as Buffers, so cached bodies stay byte-exact (binary-safe). */
+  const BINARY = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
   return createClient({
     url: options.url,
     // While Redis is down, commands fail at once instead of queueing: a cache must never make a request wait.

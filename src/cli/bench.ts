@@ -4,26 +4,22 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { parseDurationMs } from '../config/units.js';
-import { formatSummary, renderHtmlReport } from '../bench/report.js';
 import type { BenchReport } from '../bench/report.js';
 import type { Scenario, ScenarioResult } from '../bench/scenario.js';
-import { chatScenario } from '../bench/scenarios/chat.js';
-import { fanoutScenario } from '../bench/scenarios/fanout.js';
-import { mcpScenario } from '../bench/scenarios/mcp.js';
-import { proxyScenario } from '../bench/scenarios/proxy.js';
-import { quotesScenario } from '../bench/scenarios/quotes.js';
-import { tracesScenario } from '../bench/scenarios/traces.js';
 
-/** Every scenario, in the order a run with no names takes them. */
+/**
+ * Every scenario by name, in the order a run with no names takes them. Each module (emulators, SDK clients)
+ * is loaded only to run it, so no other command pays for the benches.
+ */
 // Scenario methods are bivariant in their result type, so each scenario's own result type fits here.
-const SCENARIOS: readonly Scenario[] = [
-  quotesScenario,
-  tracesScenario,
-  proxyScenario,
-  fanoutScenario,
-  chatScenario,
-  mcpScenario,
-];
+const SCENARIOS: Record<string, () => Promise<Scenario>> = {
+  quotes: async () => (await import('../bench/scenarios/quotes.js')).quotesScenario,
+  traces: async () => (await import('../bench/scenarios/traces.js')).tracesScenario,
+  proxy: async () => (await import('../bench/scenarios/proxy.js')).proxyScenario,
+  fanout: async () => (await import('../bench/scenarios/fanout.js')).fanoutScenario,
+  chat: async () => (await import('../bench/scenarios/chat.js')).chatScenario,
+  mcp: async () => (await import('../bench/scenarios/mcp.js')).mcpScenario,
+};
 
 export interface BenchRunOptions {
   /** Scenario names; empty runs them all. */
@@ -39,7 +35,7 @@ export interface BenchRunOptions {
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description(`run benchmark scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)`)
+    .description(`run benchmark scenarios: ${Object.keys(SCENARIOS).join(', ')} (default: all)`)
     .argument('[scenario...]', 'scenarios to run')
     .option('--duration <duration>', 'length of each measured run', '5s')
     .option('--json <file>', 'write results as JSON', 'bench/results/latest.json')
@@ -61,16 +57,18 @@ export function registerBench(program: Command): void {
  * Sets exit code 2 for an unknown scenario name.
  */
 export async function runBench(options: BenchRunOptions): Promise<BenchReport | undefined> {
-  const known = SCENARIOS.map((s) => s.name);
+  const known = Object.keys(SCENARIOS);
   const unknown = options.names.filter((name) => !known.includes(name));
   if (unknown.length > 0) {
     process.stderr.write(`unknown scenario ${unknown.join(', ')} (known: ${known.join(', ')})\n`);
     process.exitCode = 2;
     return undefined;
   }
+  const { formatSummary, renderHtmlReport } = await import('../bench/report.js');
   const results: ScenarioResult[] = [];
-  for (const scenario of SCENARIOS) {
-    if (options.names.length > 0 && !options.names.includes(scenario.name)) continue;
+  for (const [name, load] of Object.entries(SCENARIOS)) {
+    if (options.names.length > 0 && !options.names.includes(name)) continue;
+    const scenario = await load();
     process.stderr.write(`running ${scenario.name}: ${scenario.description}...\n`);
     const result = await scenario.run({ durationMs: options.durationMs, adminPort: options.adminPort });
     results.push(result);

@@ -2,19 +2,14 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
-import { startBareProxy } from '../../emulators/bare-proxy.js';
 import { numberFlag } from '../../emulators/http-kit.js';
-import { startHttpEmulator } from '../../emulators/http-upstream.js';
 import type { HttpEmulatorOptions } from '../../emulators/http-upstream.js';
 import { parseLatency } from '../../emulators/latency.js';
-import { startLlmEmulator } from '../../emulators/llm.js';
 import type { LlmEmulatorOptions } from '../../emulators/llm.js';
-import { runMcpEmulator } from '../../emulators/mcp-server.js';
-import { specialistsOptionsFromFlags, startSpecialists } from '../../emulators/specialists.js';
+import { specialistsOptionsFromFlags } from '../../emulators/specialists.js';
 import type { SpecialistsFlags, SpecialistsOptions } from '../../emulators/specialists.js';
-import { startQuotesEmulator } from '../../emulators/quotes.js';
-import { startTracesEmulator } from '../../emulators/traces.js';
 import { EXIT_CONFIG_INVALID } from './config-file.js';
+// Each emulator is imported by its own command's action: `slipstream serve` never loads them.
 
 interface HttpFlags {
   host: string;
@@ -64,6 +59,7 @@ export function registerEmulate(program: Command): void {
         process.exitCode = EXIT_CONFIG_INVALID;
         return;
       }
+      const { startHttpEmulator } = await import('../../emulators/http-upstream.js');
       const emulator = await startHttpEmulator(options);
       serveUntilSignal(emulator.url, () => emulator.close());
     });
@@ -86,6 +82,7 @@ export function registerEmulate(program: Command): void {
         return;
       }
       // stdio: no listening line; stdout carries the protocol.
+      const { runMcpEmulator } = await import('../../emulators/mcp-server.js');
       await runMcpEmulator({ latency: flags.latency });
     });
   emulate
@@ -115,6 +112,7 @@ export function registerEmulate(program: Command): void {
         process.exitCode = EXIT_CONFIG_INVALID;
         return;
       }
+      const { startLlmEmulator } = await import('../../emulators/llm.js');
       const emulator = await startLlmEmulator(options);
       serveUntilSignal(emulator.url, () => emulator.close());
     });
@@ -140,6 +138,7 @@ export function registerEmulate(program: Command): void {
         process.exitCode = EXIT_CONFIG_INVALID;
         return;
       }
+      const { startSpecialists } = await import('../../emulators/specialists.js');
       const team = await startSpecialists(options);
       serveUntilSignal(team.url, () => team.close());
     });
@@ -150,6 +149,7 @@ export function registerEmulate(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '0')
     .option('--latency <spec>', 'latency of one call, single or bulk', 'uniform:300ms-600ms')
     .action(async (flags: { host: string; port: string; latency: string }) => {
+      const { startQuotesEmulator } = await import('../../emulators/quotes.js');
       const emulator = await startSeedEmulator('quotes', () => {
         parseLatency(flags.latency);
         return startQuotesEmulator({ host: flags.host, port: portFlag(flags.port), latency: flags.latency });
@@ -174,6 +174,7 @@ export function registerEmulate(program: Command): void {
         getErrors: string;
         spanBytes: string;
       }) => {
+        const { startTracesEmulator } = await import('../../emulators/traces.js');
         const emulator = await startSeedEmulator('traces', () => {
           parseLatency(flags.searchLatency);
           parseLatency(flags.getLatency);
@@ -197,6 +198,7 @@ export function registerEmulate(program: Command): void {
     .requiredOption('--target <url>', 'upstream origin (loopback)')
     .option('--connections <n>', 'upstream pool size', connectionsFlag, 128)
     .action(async (flags: { target: string; connections: number }) => {
+      const { startBareProxy } = await import('../../emulators/bare-proxy.js');
       const proxy = await startBareProxy(flags.target, flags.connections);
       serveUntilSignal(proxy.url, () => proxy.close());
     });

@@ -1,8 +1,9 @@
 // Jobs on Redis Streams: one stream, one consumer group for every replica, leases and Lua-guarded transitions, claims for crashed workers.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { createClient, RESP_TYPES } from 'redis';
+import type * as Redis from 'redis';
 import { GatewayError } from '../errors.js';
+import { optionalDependency } from '../optional-dependency.js';
 import type { JobBackend, JobBounds, JobWorker, NewJob, RunnableJob } from './backend.js';
 import { jobBytes } from './job.js';
 import type { Job, JobError, JobOutcome, JobRequest, JobStatus } from './job.js';
@@ -23,7 +24,7 @@ export interface RedisJobsOptions extends JobBounds {
   consumer?: string;
 }
 
-const BINARY = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
+const redis = optionalDependency<typeof Redis>('redis');
 const GROUP = 'workers';
 /** A ended job's record outlives its ttl by this much, in case the sweep never comes (no more submits). */
 const SAFETY_MS = 60_000;
@@ -163,6 +164,9 @@ export function redisJobs(options: RedisJobsOptions): JobBackend {
     cancel: `${prefix}cancel`,
     record: (id: string) => `${prefix}job:${id}`,
   };
+  const { createClient, RESP_TYPES } = redis();
+  /** Replies as Buffers: job bodies stay byte-exact. */
+  const BINARY = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
   const client = createClient({
     url: options.url,
     disableOfflineQueue: true,

@@ -1,6 +1,7 @@
 // PostgreSQL transcript store (pg Pool): shared by many gateway instances; its table is created (or upgraded) when needed.
 import { Socket } from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
+import { optionalDependency } from '../optional-dependency.js';
 import type { RetentionOptions, StoredMessage, TranscriptRow, TranscriptStore } from './transcript-store.js';
 
 export interface PostgresStoreOptions {
@@ -23,6 +24,8 @@ export interface PostgresStoreOptions {
   applicationName?: string;
 }
 
+const postgres = optionalDependency<typeof pg>('pg');
+
 /** How much longer than the server's `statement_timeout` the client waits for a reply. */
 const CLIENT_TIMEOUT_MARGIN_MS = 250;
 
@@ -41,7 +44,7 @@ export function postgresStore(options: PostgresStoreOptions): TranscriptStore {
   const timeoutMs = options.queryTimeoutMs ?? 5_000;
   /** Every socket the pool opened and that is not closed yet, so `close` can cut what does not end. */
   const sockets = new Set<Socket>();
-  const pool = new pg.Pool({
+  const pool = new (postgres().Pool)({
     connectionString: options.url,
     max: options.connections ?? 4,
     statement_timeout: timeoutMs,

@@ -1,7 +1,8 @@
 // SQLite transcript store (better-sqlite3, WAL): the embedded default, one file, prepared statements.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { optionalDependency } from '../optional-dependency.js';
 import type { RetentionOptions, StoredMessage, TranscriptRow, TranscriptStore } from './transcript-store.js';
 
 export interface SqliteStoreOptions {
@@ -14,6 +15,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+const sqlite = optionalDependency<typeof Database>('better-sqlite3');
+
 /**
  * Opens (and creates, or upgrades) the store: WAL journal, `synchronous=NORMAL` (a commit survives a
  * process crash; an OS crash may lose the last ones), one `messages` table indexed by session, each
@@ -23,7 +26,7 @@ export interface SqliteStoreOptions {
  */
 export function sqliteStore(options: SqliteStoreOptions): TranscriptStore {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
+  const db = new (sqlite())(options.path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5))}`);

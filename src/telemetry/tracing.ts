@@ -1,26 +1,24 @@
 // OpenTelemetry tracing: a server span per request, a client span per upstream attempt, W3C context upstream.
 import type { Channel } from 'node:diagnostics_channel';
-import {
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  defaultTextMapGetter,
-  defaultTextMapSetter,
-  trace,
-} from '@opentelemetry/api';
+import type * as OtelApi from '@opentelemetry/api';
 import type { Span } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
+import type * as OtelCore from '@opentelemetry/core';
+import type * as OtlpHttp from '@opentelemetry/exporter-trace-otlp-http';
+import type * as OtelResources from '@opentelemetry/resources';
+import type * as OtelTraceBase from '@opentelemetry/sdk-trace-base';
+import { optionalDependency } from '../optional-dependency.js';
 import type { Call, RequestContext } from '../pipeline/types.js';
 import { events } from './events.js';
 import type { AttemptEndEvent, AttemptStartEvent, RequestEndEvent, RequestStartEvent } from './events.js';
+
+// Loaded by the first `startTracing`: a gateway without an OTLP endpoint never loads the SDK.
+const otel = {
+  api: optionalDependency<typeof OtelApi>('@opentelemetry/api'),
+  core: optionalDependency<typeof OtelCore>('@opentelemetry/core'),
+  otlp: optionalDependency<typeof OtlpHttp>('@opentelemetry/exporter-trace-otlp-http'),
+  resources: optionalDependency<typeof OtelResources>('@opentelemetry/resources'),
+  traceBase: optionalDependency<typeof OtelTraceBase>('@opentelemetry/sdk-trace-base'),
+};
 
 export interface TracingOptions {
   /** OTLP/HTTP base URL; spans are POSTed to `<endpoint>/v1/traces`. */
@@ -44,6 +42,13 @@ export interface Tracing {
  * whose context is injected into the attempt's headers, so the upstream joins the same trace.
  */
 export function startTracing(options: TracingOptions): Tracing {
+  const { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace } =
+    otel.api();
+  const { W3CTraceContextPropagator } = otel.core();
+  const { OTLPTraceExporter } = otel.otlp();
+  const { resourceFromAttributes } = otel.resources();
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } =
+    otel.traceBase();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': options.serviceName ?? 'slipstream' }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio ?? 1) }),
