@@ -161,7 +161,8 @@ export async function relay(request: RelayRequest): Promise<number> {
 export async function firstAnswer(request: ProviderRequest): Promise<Answer> {
   const { targets, signal } = request;
   const verdict = request.verdict ?? providerVerdict;
-  let lastError: unknown = new GatewayError('GW_LLM_NO_PROVIDER', 'no provider to send the request to');
+  // Set by each failed target; built lazily, as an Error captures a stack (a cost on every request otherwise).
+  let lastError: unknown;
   for (let i = 0; i < targets.length; i++) {
     const target = targets[i]!;
     if (i > 0) {
@@ -213,7 +214,7 @@ export async function firstAnswer(request: ProviderRequest): Promise<Answer> {
     stream.pause();
     return { target, reply, stream, first: null };
   }
-  throw lastError;
+  throw lastError ?? new GatewayError('GW_LLM_NO_PROVIDER', 'no provider to send the request to');
 }
 
 /** The gateway error for a provider's failed answer, its (bounded) body read for the provider's message. */
