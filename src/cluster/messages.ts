@@ -9,6 +9,8 @@ export interface StartMessage {
   readonly type: 'slipstream:start';
   /** 1..N: names the worker in logs, metrics labels and `x-slipstream-worker`. */
   readonly worker: number;
+  /** N: how many workers share the machine (each runs its share of every stdio MCP pool). */
+  readonly workers: number;
   /** The config text the supervisor validated, and its file name (for messages): every worker serves the same. */
   readonly configText: string;
   readonly configFile: string;

@@ -114,6 +114,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
     start: (index): StartMessage => ({
       type: 'slipstream:start',
       worker: index,
+      workers: options.workers,
       configText: options.configText,
       configFile: options.configFile,
       reusePort: balancing === 'reuseport',
@@ -454,8 +455,8 @@ function logStartupNotes(config: Config, workers: number, logger: Logger): void 
   if (stdio.length > 0) {
     logger.warn(
       { workers, servers: stdio.map(([name]) => name) },
-      'each worker runs its own stdio MCP pools (pool sizes multiply by the workers) until pools move to one ' +
-        'owner process (docs/deploy.md)',
+      'each worker runs its share of every stdio MCP pool (pool.min and pool.max divided among the workers, ' +
+        'at least one process each), so the machine runs the configured size (docs/deploy.md)',
     );
   }
   if (config.mcp !== undefined) {

@@ -29,7 +29,7 @@ export async function runWorker(): Promise<void> {
   const start = await startMessage();
   let config: Config;
   try {
-    config = withPort(parseConfig(start.configText, start.configFile), start.port);
+    config = withPoolShare(withPort(parseConfig(start.configText, start.configFile), start.port), start);
   } catch (error) {
     // The supervisor validated this text; only a change in the environment makes it fail here.
     process.stderr.write(`worker ${start.worker}: ${String((error as Error).message)}\n`);
@@ -100,6 +100,26 @@ function startMessage(): Promise<StartMessage> {
 function withPort(config: Config, port: number | undefined): Config {
   if (port === undefined) return config;
   return { ...config, server: { ...config.server, listen: { ...config.server.listen, port } } };
+}
+
+/**
+ * Gives this worker its share of every stdio MCP pool: `pool.min` and `pool.max` divided among the
+ * workers (the first ones take the remainder), at least one process each. The machine then runs the
+ * configured number of processes whatever N is (more only when `pool.max` is below N).
+ */
+export function withPoolShare(config: Config, start: Pick<StartMessage, 'worker' | 'workers'>): Config {
+  if (config.mcp === undefined) return config;
+  const share = (total: number) =>
+    Math.max(1, Math.floor(total / start.workers) + (start.worker - 1 < total % start.workers ? 1 : 0));
+  const servers = Object.fromEntries(
+    Object.entries(config.mcp.servers).map(([name, server]) => [
+      name,
+      server.type === 'stdio'
+        ? { ...server, pool: { ...server.pool, min: share(server.pool.min), max: share(server.pool.max) } }
+        : server,
+    ]),
+  );
+  return { ...config, mcp: { ...config.mcp, servers } };
 }
 
 async function answer(gateway: Gateway, question: Question): Promise<void> {

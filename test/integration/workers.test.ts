@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../helpers/gateway.js';
 import { spawnCli, stopAll } from '../helpers/processes.js';
@@ -20,6 +22,31 @@ routes:
   - { name: cached, match: { prefix: /cached }, upstream: emu, cache: { ttl: 60s, scope: shared } }
   - { name: emu, match: { prefix: / }, upstream: emu }
 `;
+
+const MCP_EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+
+/** Every process below `pid` (children, their children...), read from /proc. */
+function descendants(pid: number): number[] {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+    readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number),
+  );
+  return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
+/** The MCP emulator processes running below `pid`. */
+function mcpChildren(pid: number): number[] {
+  return descendants(pid).filter((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('mcp-server.ts');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
 
 /** Requests in flight on each worker, as the merged metrics report them. */
 async function inFlight(gw: Supervised): Promise<Record<string, number>> {
@@ -197,6 +224,38 @@ describe('serve --workers 2', () => {
     expect(series(await scrape(gw.adminUrl), 'slipstream_worker_up{worker="1"}')).toBe(0);
     expect(await gw.process.stop('SIGTERM')).toBe(0);
   }, 120_000);
+
+  it("keeps one machine's stdio MCP pool at its configured size: each worker runs its share", async () => {
+    const gw = await startWorkers(`
+upstreams: {}
+mcp:
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(MCP_EMULATOR)}]
+      pool: { min: 2, max: 4 }
+`);
+    try {
+      const supervisor = gw.process.child.pid!;
+      await expect.poll(() => mcpChildren(supervisor).length, { timeout: 20_000 }).toBe(2);
+      // One process under each worker: the share of pool.min, and of pool.max under load.
+      const { workers } = await workersOf(gw.adminUrl);
+      for (const w of workers) expect(mcpChildren(w.pid!)).toHaveLength(1);
+      const calls = Array.from({ length: 40 }, () =>
+        call(`${gw.url}/tools/emu/sleep`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify({ ms: 300 }),
+        }),
+      );
+      const replies = await Promise.all(calls);
+      expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
+      expect(mcpChildren(supervisor).length).toBeLessThanOrEqual(4);
+    } finally {
+      await gw.process.stop('SIGTERM');
+    }
+  });
 
   it('refuses a bad --workers value with a usage error before reading the config', async () => {
     const { runCli } = await import('../helpers/processes.js');
