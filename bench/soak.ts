@@ -4,8 +4,9 @@
 //
 // Runs the example config (slipstream.example.yaml: its proxy route, cache and limits) in front of the
 // HTTP emulator, sends `--rate` GETs a second (open loop) over 500 distinct paths, so the cache fills
-// once and then only turns over, and reads the gateway's RSS from /proc every 5 s. It reports the RSS
-// after the first minute (warm: pools, JIT, cache full), at the end, the largest, and end / first-minute.
+// once and then only turns over, and reads the gateway's RSS from /proc every 5 s. RSS saws up and down
+// with the garbage collector (tens of MB between major GCs), so it reports medians: minutes 1-3 (warm:
+// pools, JIT, cache full) against the last two minutes, their ratio, and the range seen.
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,15 @@ function rssMb(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+function median(samples: ReadonlyArray<{ rssMb: number }>): number {
+  const sorted = samples.map((s) => s.rssMb).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? sorted[mid]!
+    : Math.round(((sorted[mid - 1]! + sorted[mid]!) / 2) * 10) / 10;
 }
 
 async function main(): Promise<void> {
@@ -75,8 +85,9 @@ async function main(): Promise<void> {
     });
     clearInterval(sampler);
     await http.close();
-    const warm = samples.find((s) => s.atS >= 60) ?? samples[0]!;
-    const last = samples.at(-1)!;
+    const endS = minutes * 60;
+    const warm = median(samples.filter((s) => s.atS >= 60 && s.atS < 180));
+    const end = median(samples.filter((s) => s.atS >= endS - 120));
     const summary = {
       minutes,
       ratePerS,
@@ -84,10 +95,11 @@ async function main(): Promise<void> {
       ok: result.ok,
       errors: result.errors,
       idleRssMb,
-      firstMinuteRssMb: warm.rssMb,
-      endRssMb: last.rssMb,
+      warmMedianRssMb: warm,
+      endMedianRssMb: end,
+      endOverWarm: Math.round((end / warm) * 1000) / 1000,
+      minRssMb: Math.min(...samples.map((s) => s.rssMb)),
       maxRssMb: Math.max(...samples.map((s) => s.rssMb)),
-      endOverFirstMinute: Math.round((last.rssMb / warm.rssMb) * 1000) / 1000,
     };
     console.log(JSON.stringify(summary, null, 2));
     const json = argument('--json', '');
