@@ -12,6 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChild, startGatewayChild } from '../src/bench/child.js';
+import { cpuTimeMs } from '../src/bench/cpu-time.js';
 import type { ChildHandle } from '../src/bench/child.js';
 import { httpTask } from '../src/bench/http-task.js';
 import type { HttpTaskRequest } from '../src/bench/http-task.js';
@@ -19,6 +20,8 @@ import { measureInterleaved, runLoad } from '../src/bench/load.js';
 import type { LoadMode, LoadResult } from '../src/bench/load.js';
 import { formatTable } from '../src/bench/scenario.js';
 import { parseDurationMs } from '../src/config/units.js';
+
+type Measured = LoadResult & { cpuUsPerRequest?: number };
 
 interface Workload {
   name: string;
@@ -110,11 +113,23 @@ mcp:
       ),
     } as Record<string, ChildHandle>;
 
-    const measure = async (url: string, request: HttpTaskRequest, mode: LoadMode, ms: number) => {
+    /** One path's run, with the CPU its process spent per request (steadier than req/s on a busy machine). */
+    const measure = async (
+      target: ChildHandle,
+      request: HttpTaskRequest,
+      mode: LoadMode,
+      ms: number,
+    ): Promise<Measured> => {
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
-      const task = httpTask(url, request, { connections });
+      const task = httpTask(target.url, request, { connections });
       try {
-        return await runLoad({ task: task.task, mode, durationMs: ms, warmupMs: Math.min(1_000, ms / 4) });
+        await runLoad({ task: task.task, mode, durationMs: Math.min(1_000, ms / 4) });
+        const before = cpuTimeMs(target.child.pid!);
+        const result: Measured = await runLoad({ task: task.task, mode, durationMs: ms });
+        const after = cpuTimeMs(target.child.pid!);
+        if (before !== undefined && after !== undefined && result.ok > 0)
+          result.cpuUsPerRequest = Math.round(((after - before) * 1_000) / result.ok);
+        return result;
       } finally {
         await task.close();
       }
@@ -125,13 +140,13 @@ mcp:
         { kind: 'closed', concurrency: 1 },
         { kind: 'closed', concurrency: workload.concurrency },
       ] as LoadMode[]) {
-        const paths: Record<string, (ms: number) => Promise<LoadResult>> = {
-          before: (ms) => measure(gateways.before.url, workload.request, mode, ms),
-          after: (ms) => measure(gateways.after.url, workload.request, mode, ms),
+        const paths: Record<string, (ms: number) => Promise<Measured>> = {
+          before: (ms) => measure(gateways.before, workload.request, mode, ms),
+          after: (ms) => measure(gateways.after, workload.request, mode, ms),
         };
         const bare = bareFor[workload.name];
         if (workload.bare && bare !== undefined) {
-          paths.bare = (ms) => measure(bare.url, workload.request, mode, ms);
+          paths.bare = (ms) => measure(bare, workload.request, mode, ms);
         }
         const result = await measureInterleaved(paths, durationMs);
         rows.push({ workload: workload.name, mode, ...result });
@@ -146,23 +161,28 @@ mcp:
 }
 
 function report(rows: ReadonlyArray<Record<string, unknown>>): void {
-  const cell = (r: LoadResult | undefined, pick: (r: LoadResult) => number) =>
-    r === undefined ? '-' : pick(r);
+  const cell = (r: Measured | undefined, pick: (r: Measured) => number | undefined) =>
+    r === undefined ? '-' : (pick(r) ?? '-');
   const lines = formatTable(
     ['bare proxy', 'before', 'after', 'after/before', 'before/bare', 'after/bare'],
     rows.flatMap((row) => {
-      const [bare, before, after] = ['bare', 'before', 'after'].map((k) => row[k] as LoadResult | undefined);
+      const [bare, before, after] = ['bare', 'before', 'after'].map((k) => row[k] as Measured | undefined);
       const c = (row.mode as { concurrency: number }).concurrency;
-      const figures: Array<[string, (r: LoadResult) => number]> =
+      const figures: Array<[string, (r: Measured) => number | undefined]> =
         c === 1
           ? [
               [`${String(row.workload)} p50 c=1 (us)`, (r) => r.latencyUs.p50],
               [`${String(row.workload)} p99 c=1 (us)`, (r) => r.latencyUs.p99],
             ]
-          : [[`${String(row.workload)} req/s c=${c}`, (r) => r.throughputPerS]];
+          : [
+              [`${String(row.workload)} req/s c=${c}`, (r) => r.throughputPerS],
+              [`  CPU per request c=${c} (us)`, (r) => r.cpuUsPerRequest],
+            ];
       return figures.map(([label, pick]) => {
-        const ratio = (a: LoadResult | undefined, b: LoadResult | undefined) =>
-          a === undefined || b === undefined || pick(b) === 0 ? '-' : (pick(a) / pick(b)).toFixed(2);
+        const ratio = (a: Measured | undefined, b: Measured | undefined) => {
+          const [x, y] = [a === undefined ? undefined : pick(a), b === undefined ? undefined : pick(b)];
+          return x === undefined || y === undefined || y === 0 ? '-' : (x / y).toFixed(2);
+        };
         return [
           label,
           cell(bare, pick),
