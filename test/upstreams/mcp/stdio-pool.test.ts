@@ -130,7 +130,8 @@ describe('the supervised stdio pool', () => {
 
   it('sends an idempotent call lost to a crash once more, on a live process', async () => {
     const pool = await startPool({ min: 2, max: 2 });
-    const pending = call(pool, 'sleep', { ms: 300 }, true);
+    // Long enough that the busy process is still busy while findBusyPid asks the pool four times, loaded or not.
+    const pending = call(pool, 'sleep', { ms: 2_000 }, true);
     await waitFor(() => pool.stats().inFlight === 1);
     const busy = await findBusyPid(pool);
     process.kill(busy, 'SIGKILL');
