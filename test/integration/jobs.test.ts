@@ -51,32 +51,13 @@ function verified(delivery: Delivery): boolean {
   return expected === v1;
 }
 
-async function send(
-  url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
-) {
-  const response = await request(url, {
-    method: (options.method ?? 'GET') as 'GET',
-    headers: options.headers,
-    body: options.body,
-  });
-  const text = await response.body.text();
-  let body: any = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: response.statusCode, headers: response.headers, body };
-}
-
 /** Polls a job's monitor until it is no longer pending; returns that answer. */
 async function settled(url: string, headers: Record<string, string> = {}) {
-  let last: Awaited<ReturnType<typeof send>> | undefined;
+  let last: Awaited<ReturnType<typeof call>> | undefined;
   await expect
     .poll(
       async () => {
-        last = await send(url, { headers });
+        last = await call(url, { headers });
         return last.headers['x-slipstream-job-status'];
       },
       { timeout: 20_000, interval: 100 },
@@ -125,7 +106,7 @@ jobs:
   });
 
   it('answers 202 with Location at once, runs the call in the background and serves the stored reply', async () => {
-    const accepted = await send(`${gateway.url}/report/q3?echo=headers`, {
+    const accepted = await call(`${gateway.url}/report/q3?echo=headers`, {
       headers: {
         prefer: 'respond-async',
         'x-user': 'alice',
@@ -137,7 +118,7 @@ jobs:
     const location = String(accepted.headers.location);
     expect(location).toMatch(/^\/jobs\/[A-Za-z0-9_-]{22}$/);
     expect(accepted.body.job).toMatchObject({ status: 'queued', route: 'report', location });
-    const pending = await send(`${gateway.url}${location}`, { headers: { 'x-user': 'alice' } });
+    const pending = await call(`${gateway.url}${location}`, { headers: { 'x-user': 'alice' } });
     expect([pending.status, pending.headers['x-slipstream-job-status']]).toEqual([
       202,
       expect.stringMatching(/queued|running/),
@@ -163,14 +144,14 @@ jobs:
   });
 
   it('shows a job only to the caller that made it', async () => {
-    const accepted = await send(`${gateway.url}/report/private`, {
+    const accepted = await call(`${gateway.url}/report/private`, {
       headers: { prefer: 'respond-async', 'x-user': 'alice' },
     });
     const location = String(accepted.headers.location);
     for (const headers of [{ 'x-user': 'bob' }, {}] as Array<Record<string, string>>) {
-      const other = await send(`${gateway.url}${location}`, { headers });
+      const other = await call(`${gateway.url}${location}`, { headers });
       expect([other.status, other.body.error.code]).toEqual([404, 'GW_JOB_NOT_FOUND']);
-      const del = await send(`${gateway.url}${location}`, { method: 'DELETE', headers });
+      const del = await call(`${gateway.url}${location}`, { method: 'DELETE', headers });
       expect(del.status).toBe(404);
     }
     expect((await settled(`${gateway.url}${location}`, { 'x-user': 'alice' })).status).toBe(200);
@@ -178,7 +159,7 @@ jobs:
 
   it('stores the request body with the job and replays it upstream', async () => {
     const body = JSON.stringify({ rows: 'x'.repeat(5_000) });
-    const accepted = await send(`${gateway.url}/batch/sync`, {
+    const accepted = await call(`${gateway.url}/batch/sync`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body,
@@ -191,38 +172,38 @@ jobs:
 
   it('cancels a running job with DELETE, aborting its upstream call', async () => {
     await call(`${upstream.url}/__emulator/reset`, { method: 'POST' });
-    const accepted = await send(`${gateway.url}/report/hang`, {
+    const accepted = await call(`${gateway.url}/report/hang`, {
       headers: { prefer: 'respond-async', 'x-emulate-hang': '1' },
     });
     const location = String(accepted.headers.location);
     await expect.poll(async () => (await emulatorStats(upstream.url)).inFlight).toBe(1);
-    const cancelled = await send(`${gateway.url}${location}`, { method: 'DELETE' });
+    const cancelled = await call(`${gateway.url}${location}`, { method: 'DELETE' });
     expect([cancelled.status, cancelled.body.job.status]).toEqual([200, 'cancelled']);
     await expect.poll(async () => (await emulatorStats(upstream.url)).inFlight).toBe(0);
-    expect((await send(`${gateway.url}${location}`)).headers['x-slipstream-job-status']).toBe('cancelled');
-    expect((await send(`${gateway.url}${location}`, { method: 'DELETE' })).status).toBe(204);
-    expect((await send(`${gateway.url}${location}`)).status).toBe(404);
+    expect((await call(`${gateway.url}${location}`)).headers['x-slipstream-job-status']).toBe('cancelled');
+    expect((await call(`${gateway.url}${location}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await call(`${gateway.url}${location}`)).status).toBe(404);
   });
 
   it('refuses a callback outside the allowed prefixes, and answers synchronously where async is off', async () => {
-    const refused = await send(`${gateway.url}/report/x`, {
+    const refused = await call(`${gateway.url}/report/x`, {
       headers: {
         prefer: 'respond-async',
         'x-slipstream-callback': 'http://169.254.169.254/latest/meta-data',
       },
     });
     expect([refused.status, refused.body.error.code]).toEqual([400, 'GW_BAD_REQUEST']);
-    const sync = await send(`${gateway.url}/sync/x`, { headers: { prefer: 'respond-async' } });
+    const sync = await call(`${gateway.url}/sync/x`, { headers: { prefer: 'respond-async' } });
     expect([sync.status, sync.body.ok]).toEqual([200, true]);
   });
 
   it("stores an upstream's error reply as the job's reply, and a gateway error as a failed job", async () => {
-    const replied = await send(`${gateway.url}/report/fails`, {
+    const replied = await call(`${gateway.url}/report/fails`, {
       headers: { prefer: 'respond-async', 'x-emulate-status': '404' },
     });
     const stored = await settled(`${gateway.url}${String(replied.headers.location)}`);
     expect([stored.status, stored.headers['x-slipstream-job-status']]).toEqual([404, 'done']);
-    const unreachable = await send(`${gateway.url}/dead/x`, { headers: { prefer: 'respond-async' } });
+    const unreachable = await call(`${gateway.url}/dead/x`, { headers: { prefer: 'respond-async' } });
     const failed = await settled(`${gateway.url}${String(unreachable.headers.location)}`);
     expect([failed.status, failed.headers['x-slipstream-job-status'], failed.body.error.code]).toEqual([
       502,
@@ -289,7 +270,7 @@ jobs:
 
   it('re-runs an idempotent job on another replica after kill -9 of the gateway running it', async () => {
     const a = await spawnGateway(yaml);
-    const accepted = await send(`${a.url}/held/report`);
+    const accepted = await call(`${a.url}/held/report`);
     const location = String(accepted.headers.location);
     await expect.poll(() => held.attempts.get('/held/report')).toBe(1); // A runs it, and it hangs
     const b = await spawnGateway(yaml);
@@ -308,7 +289,7 @@ jobs:
 
   it('fails a job of a route that is not idempotent with GW_JOB_INTERRUPTED instead of running it twice', async () => {
     const a = await spawnGateway(yaml);
-    const accepted = await send(`${a.url}/held-write/order`, {
+    const accepted = await call(`${a.url}/held-write/order`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"qty":1}',
@@ -334,7 +315,7 @@ jobs:
     await call(`${upstream.url}/__emulator/reset`, { method: 'POST' });
     const locations = await Promise.all(
       Array.from({ length: 40 }, async (_, i) => {
-        const accepted = await send(`${(i % 2 === 0 ? a : b).url}/read/item-${i}`, {
+        const accepted = await call(`${(i % 2 === 0 ? a : b).url}/read/item-${i}`, {
           headers: { 'x-emulate-latency': '100ms' },
         });
         expect(accepted.status).toBe(202);
