@@ -290,6 +290,7 @@ export class McpClient {
     if (modern) meta[CLIENT_CAPABILITIES_META_KEY] = options.clientCapabilities ?? {};
     let current: Record<string, unknown> = {
       ...params,
+      ...options.extraParams,
       ...(Object.keys(meta).length === 0
         ? {}
         : { _meta: { ...(params?._meta as object | undefined), ...meta } }),
