@@ -80,7 +80,8 @@ export async function callTool(
   // A call on the SDK's path shares its HTTP request with other messages: it gets a context of its own.
   const ctx = call.ctx ?? requestContext(call.headers, entry.route);
   if (call.ctx !== undefined) call.ctx.route = entry.route;
-  const relay = call.relay ?? {};
+  const upstream = registry.upstreams().find((candidate) => candidate.name === entry.server);
+  const relay = call.relay === undefined || upstream === undefined ? {} : forUpstream(upstream, call.relay);
   try {
     const reply = await registry.invoke(entry, params.arguments ?? {}, {
       ctx,
@@ -155,7 +156,10 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
   const withHint = <T extends object>(kind: McpListKind, result: T): T =>
     modern ? { ...result, ...catalogue.hint(kind, personal && kind === 'tools') } : result;
 
-  const relayOf = (ctx: ServerContext) => relayFor(server, ctx, modern);
+  /** The level this 2025 session set (`logging/setLevel`); 2026-07-28 requests carry theirs in `_meta`. */
+  let sessionLevel: string | undefined;
+  const relayOf = (ctx: ServerContext) =>
+    relayFor(server, ctx, modern ? undefined : (sessionLevel ?? 'debug'));
 
   server.setRequestHandler('tools/list', () =>
     withHint('tools', {
@@ -165,15 +169,20 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
         .map((entry) => ({ ...entry.tool, name: entry.namespaced })) as never,
     }),
   );
-  server.setRequestHandler('tools/call', (request, ctx) =>
-    callTool(registry, request.params, {
-      caller: unit.caller,
-      session: ctx.sessionId,
-      headers: headerRecord(ctx.http?.req),
-      signal: ctx.mcpReq.signal,
-      relay: relayOf(ctx),
-    }),
-  );
+  server.setRequestHandler('tools/call', async (request, ctx) => {
+    const { relay, settled } = relayOf(ctx);
+    try {
+      return await callTool(registry, request.params, {
+        caller: unit.caller,
+        session: ctx.sessionId,
+        headers: headerRecord(ctx.http?.req),
+        signal: ctx.mcpReq.signal,
+        relay,
+      });
+    } finally {
+      await settled();
+    }
+  });
 
   if (capabilities.resources !== undefined) {
     server.setRequestHandler('resources/list', () =>
@@ -261,6 +270,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     // Spec 2025-11-25 server/utilities/logging: the level applies to every server behind the aggregate
     // (the upstreams keep one level for all their clients: the last one set wins).
     server.setRequestHandler('logging/setLevel', async (request, ctx) => {
+      sessionLevel = request.params.level;
       const logging = registry.upstreams().filter((u) => u.info()?.capabilities.logging !== undefined);
       await Promise.all(
         logging.map((upstream) =>
@@ -284,7 +294,8 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     params: Record<string, unknown>,
     ctx: ServerContext,
   ): Promise<Record<string, unknown>> => {
-    const { onProgress, ...relay } = relayOf(ctx);
+    const relaying = relayOf(ctx);
+    const { onProgress, ...relay } = forUpstream(upstream, relaying.relay);
     try {
       return await upstream.request(method, params, {
         signal: ctx.mcpReq.signal,
@@ -294,6 +305,8 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
       });
     } catch (error) {
       throw rpcFailure(toGatewayError(error));
+    } finally {
+      await relaying.settled();
     }
   };
 
@@ -310,13 +323,25 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
 function relayFor(
   server: Server,
   ctx: ServerContext,
-  modern: boolean,
-): NonNullable<ToolCallContext['relay']> {
+  legacyLevel: string | undefined,
+): { relay: NonNullable<ToolCallContext['relay']>; settled: () => Promise<void> } {
+  const modern = legacyLevel === undefined;
   const { progressToken, ...meta } = (ctx.mcpReq._meta ?? {}) as Record<string, unknown>;
   const envelope = (ctx.mcpReq.envelope ?? {}) as Record<string, unknown>;
-  if (envelope[LOG_LEVEL_META_KEY] !== undefined) meta[LOG_LEVEL_META_KEY] = envelope[LOG_LEVEL_META_KEY];
-  const notify = (notification: { method: string; params?: Record<string, unknown> }) =>
-    void ctx.mcpReq.notify(notification as never).catch(() => {}); // the client may be gone; the call still completes
+  // A 2026-07-28 server sends log lines only at the level the request names (spec 2026-07-28
+  // server/utilities/logging); a 2025 session's client expects them unless it set a level, so its
+  // requests name the session's level (`debug`: everything, as a 2025 server without setLevel sends).
+  const level = modern ? envelope[LOG_LEVEL_META_KEY] : legacyLevel;
+  if (level !== undefined) meta[LOG_LEVEL_META_KEY] = level;
+  // The result must not overtake the notifications sent before it (it ends the request's SSE stream).
+  const pending = new Set<Promise<void>>();
+  const notify = (notification: { method: string; params?: Record<string, unknown> }) => {
+    const sent = ctx.mcpReq
+      .notify(notification as never)
+      .catch(() => {}) // the client may be gone; the call itself still completes
+      .finally(() => pending.delete(sent));
+    pending.add(sent);
+  };
   const relay: NonNullable<ToolCallContext['relay']> = {
     onNotification: notify,
     clientCapabilities: modern
@@ -338,7 +363,17 @@ function relayFor(
     if (typeof state === 'string') extra.requestState = state;
     if (Object.keys(extra).length > 0) relay.extraParams = extra;
   }
-  return relay;
+  return { relay, settled: async () => void (await Promise.all(pending)) };
+}
+
+/**
+ * The relaying `upstream` can use: a log listener only when it can log, since a call with one runs alone
+ * among such calls on its connection (nothing on a 2025 wire ties a log line to its request).
+ */
+function forUpstream<T extends { onNotification?: unknown }>(upstream: McpUpstream, relay: T): T {
+  if (upstream.info()?.capabilities.logging !== undefined) return relay;
+  const { onNotification: _unused, ...rest } = relay;
+  return rest as T;
 }
 
 /** Resource contents with their URIs as clients know them (the clash prefix where two servers list one). */
