@@ -7,6 +7,7 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -196,6 +197,42 @@ mcp:
     expect(client.getProtocolEra()).toBe('legacy');
     const sampled = await client.callTool({ name: 'modern__test_sampling', arguments: { prompt: 'hi' } });
     expect(textOf(sampled)).toBe('LLM response: sampled by old');
+  });
+
+  it('relays a resource update to a 2026-07-28 listen stream and to the 2025 session subscribed to it', async () => {
+    const watched = `slipstream://legacy/${encodeURIComponent('test://watched-resource')}`;
+    const trigger = () => bystander.callTool({ name: 'legacy__test_trigger_resource_update', arguments: {} });
+    const bystander = keep(await v1Client(gw.url, 'b'));
+    const overheard: string[] = [];
+    bystander.setNotificationHandler(ResourceUpdatedNotificationSchema, (notification) => {
+      overheard.push(notification.params.uri);
+    });
+    // (The fixture announces updates whether or not it was subscribed: this proves the relaying only.)
+    const modern = keep(await v2Client(gw.url, { pin: '2026-07-28' }));
+    const heard: string[] = [];
+    modern.setNotificationHandler('notifications/resources/updated', (notification) => {
+      heard.push(notification.params.uri);
+    });
+    const listening = await modern.listen({ resourceSubscriptions: [watched] });
+    await expect
+      .poll(async () => {
+        await trigger();
+        return heard.length;
+      })
+      .toBeGreaterThan(0);
+    expect(new Set(heard)).toEqual(new Set([watched]));
+    await listening.close();
+
+    const subscribed = keep(await v1Client(gw.url, 'a'));
+    const updates: string[] = [];
+    subscribed.setNotificationHandler(ResourceUpdatedNotificationSchema, (notification) => {
+      updates.push(notification.params.uri);
+    });
+    await subscribed.subscribeResource({ uri: watched });
+    await trigger();
+    await expect.poll(() => updates).toEqual([watched]);
+    expect(overheard).toEqual([]);
+    await subscribed.unsubscribeResource({ uri: watched });
   });
 
   it('forwards the request _meta, traceparent included, to the server', async () => {

@@ -290,6 +290,22 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     }
   };
 
+  /**
+   * A 2026-07-28 `subscriptions/listen` naming resources (spec 2026-07-28 basic/utilities/subscriptions):
+   * their servers are subscribed while the stream is open, so their `updated` notifications reach it.
+   */
+  const subscribeWhileListening = (x: Exchange, body: unknown) => {
+    const uris = listenedUris(body);
+    if (uris.length === 0) return;
+    const id = `listen:${randomUUID()}`;
+    for (const uri of uris.slice(0, MAX_SUBSCRIPTIONS_PER_SESSION)) {
+      const owner = catalogue.resourceOwner(uri);
+      if (owner === undefined) continue;
+      subscriptions.subscribe(id, owner.upstream, owner.name, x.signal).catch(() => {});
+    }
+    x.res.once('close', () => subscriptions.end(id));
+  };
+
   const handle = async (x: Exchange) => {
     checkOrigin(x.req.headers.host, x.req.headers.origin);
     const { req } = x;
@@ -317,6 +333,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     if (x.method !== 'POST' || (await isLegacyRequest(request, body))) {
       return rpcError(400, -32600, 'no Mcp-Session-Id: send initialize first', idOf(body));
     }
+    subscribeWhileListening(x, body);
     const authInfo = { token: '', clientId: x.principal ?? '', scopes: [], extra: { caller: x.caller } };
     return relay(x, modern.fetch(request, { parsedBody: body, authInfo }));
   };
@@ -408,6 +425,17 @@ function sessionSubscriptions(): McpSubscriptions & {
       bySession.delete(session);
     },
   };
+}
+
+/** The resource URIs a `subscriptions/listen` request's filter names. */
+function listenedUris(body: unknown): string[] {
+  const message = body as {
+    method?: unknown;
+    params?: { notifications?: { resourceSubscriptions?: unknown } };
+  };
+  if (message?.method !== 'subscriptions/listen') return [];
+  const uris = message.params?.notifications?.resourceSubscriptions;
+  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
 }
 
 function callerOf(extra: Record<string, unknown> | undefined): Caller | undefined {
