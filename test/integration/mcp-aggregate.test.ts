@@ -309,6 +309,62 @@ mcp:
   });
 });
 
+describe('mcp.allowedHosts', () => {
+  it('admits the configured host names besides loopback, and still refuses others', async () => {
+    const fixture = await startConformanceHttp();
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  allowedHosts: [gw.example.com]
+  servers:
+    modern: { type: http, url: ${fixture.url} }
+`);
+    const list = (headers: Record<string, string>) =>
+      call(`${gw.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...headers,
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'server/discover', params: {} }),
+      });
+    try {
+      const admitted = await list({ host: 'gw.example.com', origin: 'https://gw.example.com' });
+      expect(admitted.status).not.toBe(403);
+      const refused = await list({ host: 'other.example.com' });
+      expect([refused.status, refused.body.error.code]).toEqual([403, 'GW_MCP_ORIGIN_FORBIDDEN']);
+    } finally {
+      await gw.close();
+      await fixture.close();
+    }
+  });
+});
+
+describe('tools that must run as tasks', () => {
+  it('lists them as not callable and refuses a call with a precise -32601', async () => {
+    const server = fileURLToPath(new URL('../fixtures/mcp-task-server.ts', import.meta.url));
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    tasks: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(['--import', 'tsx', server])}, pool: { min: 1, max: 1 } }
+`);
+    const client = await v1Client(gw.url, 'a');
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((tool) => tool.name)).toEqual(['tasks__plain']);
+      await expect(client.callTool({ name: 'tasks__background', arguments: {} })).rejects.toThrow(
+        /-32601.*requires task-augmented execution \(execution.taskSupport: "required"\), which Slipstream does not relay/,
+      );
+      expect(textOf(await client.callTool({ name: 'tasks__plain', arguments: {} }))).toBe('called plain');
+    } finally {
+      await client.close();
+      await gw.close();
+    }
+  });
+});
+
 describe('namespacing off', () => {
   it('refuses to start when two servers expose one tool name, naming the place in the config file', async () => {
     const fixture = await startConformanceHttp();
