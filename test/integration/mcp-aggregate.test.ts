@@ -298,6 +298,52 @@ mcp:
     expect(local.status).toBe(200);
   });
 
+  it('answers a quiet tool as plain JSON once a streamed call showed no log lines, never a tool that logs', async () => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const opened = await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    });
+    const session = { ...headers, 'mcp-session-id': opened.headers['mcp-session-id'] as string };
+    await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    });
+    const kinds: string[] = [];
+    for (const [id, tool] of [
+      [2, 'modern__test_simple_text'],
+      [3, 'modern__test_simple_text'],
+      [4, 'modern__test_tool_with_logging'],
+      [5, 'modern__test_tool_with_logging'],
+    ] as const) {
+      const answer = await call(`${gw.url}/mcp`, {
+        method: 'POST',
+        headers: session,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: tool, arguments: {} },
+        }),
+      });
+      const type = String(answer.headers['content-type']);
+      kinds.push(type.startsWith('application/json') ? 'json' : 'sse');
+      if (tool.endsWith('logging')) expect(String(answer.body)).toContain('Tool processing data');
+    }
+    expect(kinds).toEqual(['sse', 'json', 'sse', 'sse']);
+  });
+
   it('answers a request without a session with its own id, not "id": null', async () => {
     const response = await call(`${gw.url}/mcp`, {
       method: 'POST',

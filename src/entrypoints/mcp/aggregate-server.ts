@@ -41,6 +41,8 @@ export interface AggregateServerOptions {
   registry: ToolRegistry;
   catalogue: McpCatalogue;
   subscriptions: McpSubscriptions;
+  /** What calls showed of each tool's log lines (filled here, read by the JSON fast path). */
+  noise: ToolNoise;
 }
 
 /** What one `tools/call` needs besides its params: who calls, how to reach it back, where it runs. */
@@ -55,6 +57,14 @@ export interface ToolCallContext {
     McpRequestOptions,
     'meta' | 'onProgress' | 'onNotification' | 'onServerRequest' | 'clientCapabilities' | 'extraParams'
   >;
+  /** What calls showed of each tool's log lines (the JSON fast path takes only quiet tools). */
+  noise?: ToolNoise;
+}
+
+/** Tools seen completing a call with a log listener and no line (`quiet`), and tools seen logging. */
+export interface ToolNoise {
+  quiet: Set<string>;
+  logging: Set<string>;
 }
 
 /**
@@ -82,6 +92,14 @@ export async function callTool(
   if (call.ctx !== undefined) call.ctx.route = entry.route;
   const upstream = registry.upstreams().find((candidate) => candidate.name === entry.server);
   const relay = call.relay === undefined || upstream === undefined ? {} : forUpstream(upstream, call.relay);
+  const listener = relay.onNotification;
+  const noise = listener === undefined ? undefined : call.noise;
+  if (listener !== undefined && noise !== undefined) {
+    relay.onNotification = (notification) => {
+      noise.logging.add(entry.namespaced);
+      listener(notification);
+    };
+  }
   try {
     const reply = await registry.invoke(entry, params.arguments ?? {}, {
       ctx,
@@ -92,6 +110,7 @@ export async function callTool(
       session: call.session,
       ...relay,
     });
+    if (noise !== undefined && !noise.logging.has(entry.namespaced)) noise.quiet.add(entry.namespaced);
     return resultOf(reply);
   } catch (error) {
     const failure = toGatewayError(
@@ -178,6 +197,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
         headers: headerRecord(ctx.http?.req),
         signal: ctx.mcpReq.signal,
         relay,
+        noise: options.noise,
       });
     } finally {
       await settled();

@@ -18,7 +18,7 @@ import type { Caller } from '../../server/auth.js';
 import type { McpUpstream } from '../../upstreams/mcp/mcp-upstream.js';
 import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 import { aggregateServer, callTool } from './aggregate-server.js';
-import type { AggregateServerOptions, McpSubscriptions } from './aggregate-server.js';
+import type { AggregateServerOptions, McpSubscriptions, ToolNoise } from './aggregate-server.js';
 import { McpCatalogue } from './catalogue.js';
 import { webRequest, writeWebResponse } from './web.js';
 
@@ -89,7 +89,12 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   const sessions = new Map<string, Session>();
   const catalogue = new McpCatalogue(registry);
   const subscriptions = sessionSubscriptions();
-  const aggregate: AggregateServerOptions = { registry, catalogue, subscriptions };
+  const aggregate: AggregateServerOptions = {
+    registry,
+    catalogue,
+    subscriptions,
+    noise: { quiet: new Set(), logging: new Set() },
+  };
   const checkOrigin = originCheck(options.allowedHosts ?? []);
 
   const modern: McpHttpHandler = createMcpHandler(
@@ -323,7 +328,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       sessions.set(sessionId, session);
       session.lastUsed = performance.now();
       const fast = asFastToolCall(body, req.headers);
-      if (fast !== undefined && fastPathFits(registry, session, fast))
+      if (fast !== undefined && fastPathFits(registry, aggregate.noise, session, fast))
         return fastCall(session, sessionId, fast, x);
       cancelFastCall(session, body);
       return relay(x, session.transport.handleRequest(webRequest(req, x.signal), { parsedBody: body }));
@@ -491,15 +496,25 @@ function asFastToolCall(body: unknown, headers: Exchange['req']['headers']): Fas
 }
 
 /**
- * A JSON reply carries no message but the result: the fast path takes a call only when nothing could
- * need relaying during it — its server sends no log lines (no `logging` capability) and the client
- * declared none of the server→client requests (sampling, elicitation, roots) the server could make.
+ * A JSON reply carries no message but the result: the fast path takes a call only when nothing is known
+ * to need relaying during it. The client declared none of the server→client requests (sampling,
+ * elicitation, roots) a server could make, and the tool is not expected to log: its server lacks `logging`, or its
+ * calls went the streamed path (which relays log lines) until one completed without any, and it was never
+ * seen logging (a tool seen logging stays on the streamed path). (Spec 2025-11-25 basic/transports: the server chooses JSON or SSE for each POST.)
  */
-function fastPathFits(registry: ToolRegistry, session: Session, call: FastToolCall): boolean {
-  const entry = registry.byNamespacedName(call.params.name);
-  if (entry === undefined) return true;
-  const upstream = registry.upstreams().find((candidate) => candidate.name === entry.server);
-  if (upstream?.info()?.capabilities.logging !== undefined) return false;
+function fastPathFits(
+  registry: ToolRegistry,
+  noise: ToolNoise,
+  session: Session,
+  call: FastToolCall,
+): boolean {
+  const name = call.params.name;
+  const server = registry.byNamespacedName(name)?.server;
+  const logs = registry
+    .upstreams()
+    .find((u) => u.name === server)
+    ?.info()?.capabilities.logging;
+  if (logs !== undefined && (!noise.quiet.has(name) || noise.logging.has(name))) return false;
   const client = session.server.getClientCapabilities() ?? {};
   return client.sampling === undefined && client.elicitation === undefined && client.roots === undefined;
 }
