@@ -187,6 +187,9 @@ mcp:
     expect(read.contents).toHaveLength(1);
     const prompt = await client.getPrompt({ name: 'legacy__test_simple_prompt' });
     expect(prompt.messages).toHaveLength(1);
+    // A 2026-07-28 server's envelope (its serverInfo) stays on its hop: the client talks to Slipstream.
+    const direct = await client.callTool({ name: 'modern__test_simple_text', arguments: {} });
+    expect(JSON.stringify(direct)).not.toContain('slipstream-conformance-fixture');
     // The 2026-07-28 server asks its 2026 client for input itself (an input_required round, relayed).
     const sampled = await client.callTool({ name: 'modern__test_sampling', arguments: { prompt: 'hi' } });
     expect(textOf(sampled)).toBe('LLM response: sampled by v2');
@@ -322,8 +325,9 @@ mcp:
     });
     const kinds: string[] = [];
     for (const [id, tool] of [
-      [2, 'modern__test_simple_text'],
-      [3, 'modern__test_simple_text'],
+      // Called nowhere else in this file: its first call is this one.
+      [2, 'modern__test_image_content'],
+      [3, 'modern__test_image_content'],
       [4, 'modern__test_tool_with_logging'],
       [5, 'modern__test_tool_with_logging'],
     ] as const) {

@@ -111,7 +111,7 @@ export async function callTool(
       ...relay,
     });
     if (noise !== undefined && !noise.logging.has(entry.namespaced)) noise.quiet.add(entry.namespaced);
-    return resultOf(reply);
+    return withoutEnvelope(resultOf(reply));
   } catch (error) {
     const failure = toGatewayError(
       call.signal.aborted && !(error instanceof GatewayError) ? cancelled() : error,
@@ -317,12 +317,14 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     const relaying = relayOf(ctx);
     const { onProgress, ...relay } = forUpstream(upstream, relaying.relay);
     try {
-      return await upstream.request(method, params, {
-        signal: ctx.mcpReq.signal,
-        session: ctx.sessionId,
-        ...(onProgress === undefined ? {} : { onProgress }),
-        ...relay,
-      });
+      return withoutEnvelope(
+        await upstream.request(method, params, {
+          signal: ctx.mcpReq.signal,
+          session: ctx.sessionId,
+          ...(onProgress === undefined ? {} : { onProgress }),
+          ...relay,
+        }),
+      );
     } catch (error) {
       throw rpcFailure(toGatewayError(error));
     } finally {
@@ -394,6 +396,21 @@ function forUpstream<T extends { onNotification?: unknown }>(upstream: McpUpstre
   if (upstream.info()?.capabilities.logging !== undefined) return relay;
   const { onNotification: _unused, ...rest } = relay;
   return rest as T;
+}
+
+/** Reserved `_meta` keys of the 2026-07-28 envelope (`io.modelcontextprotocol/serverInfo`...): hop by hop. */
+const ENVELOPE_PREFIX = 'io.modelcontextprotocol/';
+
+/**
+ * A result without the upstream's envelope keys in `_meta`: the server info and protocol facts in a result
+ * are the upstream's, and the client talks to Slipstream (our own Server adds ours). Other `_meta` passes.
+ */
+function withoutEnvelope<T extends { _meta?: unknown }>(result: T): T {
+  const meta = result._meta as Record<string, unknown> | undefined;
+  if (meta === undefined || !Object.keys(meta).some((key) => key.startsWith(ENVELOPE_PREFIX))) return result;
+  const kept = Object.fromEntries(Object.entries(meta).filter(([key]) => !key.startsWith(ENVELOPE_PREFIX)));
+  const { _meta: _dropped, ...rest } = result;
+  return (Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept }) as T;
 }
 
 /** Resource contents with their URIs as clients know them (the clash prefix where two servers list one). */
