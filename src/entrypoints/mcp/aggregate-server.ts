@@ -61,6 +61,9 @@ export interface ToolCallContext {
   noise?: ToolNoise;
 }
 
+/** Tool names remembered in each {@link ToolNoise} set (past it, new tools just stay on the streamed path). */
+const MAX_NOISE_ENTRIES = 100_000;
+
 /** Tools seen completing a call with a log listener and no line (`quiet`), and tools seen logging. */
 export interface ToolNoise {
   quiet: Set<string>;
@@ -96,7 +99,7 @@ export async function callTool(
   const noise = listener === undefined ? undefined : call.noise;
   if (listener !== undefined && noise !== undefined) {
     relay.onNotification = (notification) => {
-      noise.logging.add(entry.namespaced);
+      if (noise.logging.size < MAX_NOISE_ENTRIES) noise.logging.add(entry.namespaced);
       listener(notification);
     };
   }
@@ -110,7 +113,8 @@ export async function callTool(
       session: call.session,
       ...relay,
     });
-    if (noise !== undefined && !noise.logging.has(entry.namespaced)) noise.quiet.add(entry.namespaced);
+    if (noise !== undefined && !noise.logging.has(entry.namespaced) && noise.quiet.size < MAX_NOISE_ENTRIES)
+      noise.quiet.add(entry.namespaced);
     return withoutEnvelope(resultOf(reply));
   } catch (error) {
     const failure = toGatewayError(

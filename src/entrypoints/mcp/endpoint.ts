@@ -217,8 +217,13 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   );
   sweep.unref();
 
+  // A session whose client is gone (or that never declared the feature) just misses the notification.
   const everySession = (send: (server: Server) => Promise<void>) => {
-    for (const session of sessions.values()) send(session.server).catch(() => {});
+    for (const session of sessions.values()) {
+      Promise.resolve()
+        .then(() => send(session.server))
+        .catch(() => {});
+    }
   };
   registry.onChange(() => {
     everySession((server) => server.sendToolListChanged());
