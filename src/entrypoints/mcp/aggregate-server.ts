@@ -181,6 +181,8 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
 
   /** The level this 2025 session set (`logging/setLevel`); 2026-07-28 requests carry theirs in `_meta`. */
   let sessionLevel: string | undefined;
+  // A 2026-07-28 request has no session: like REST, a stateful server keeps one process per caller.
+  const sessionOf = (ctx: ServerContext) => ctx.sessionId ?? `principal:${unit.caller?.id ?? ''}`;
   const relayOf = (ctx: ServerContext) =>
     relayFor(server, ctx, modern ? undefined : (sessionLevel ?? 'debug'));
 
@@ -197,7 +199,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     try {
       return await callTool(registry, request.params, {
         caller: unit.caller,
-        session: ctx.sessionId,
+        session: sessionOf(ctx),
         headers: headerRecord(ctx.http?.req),
         signal: ctx.mcpReq.signal,
         relay,
@@ -324,7 +326,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
       return withoutEnvelope(
         await upstream.request(method, params, {
           signal: ctx.mcpReq.signal,
-          session: ctx.sessionId,
+          session: sessionOf(ctx),
           ...(onProgress === undefined ? {} : { onProgress }),
           ...relay,
         }),
