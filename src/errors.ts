@@ -42,6 +42,12 @@ const CODES = {
   GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002, client: false },
   /** An MCP server rejected the request as the client's fault (`data.rpcCode`: -32602, -32601, -32021...). */
   GW_MCP_REQUEST_REJECTED: { status: 400, rpc: -32602, client: true },
+  /** A `/mcp` request whose `Host` or `Origin` is not allowed (`mcp.allowedHosts`; DNS rebinding). */
+  GW_MCP_ORIGIN_FORBIDDEN: { status: 403, rpc: -32600, client: true },
+  /** No MCP server offers this resource, prompt or completion reference. */
+  GW_MCP_NOT_FOUND: { status: 404, rpc: -32602, client: true },
+  /** The request needs what no path here can give (a task-only tool, a 2025 server asking a 2026 client). */
+  GW_MCP_UNSUPPORTED: { status: 400, rpc: -32601, client: true },
   /** An MCP tool answered `isError` where an answer was needed (a fan-out member). */
   GW_TOOL_ERROR: { status: 502, rpc: -32002, client: false },
   /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */

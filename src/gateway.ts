@@ -10,6 +10,7 @@ import { warmKeys } from './cache/warm-keys.js';
 import type { WarmKeys, WarmRequest } from './cache/warm-keys.js';
 import type { TranscriptsConfig } from './config/llm-schema.js';
 import type { Config, RouteConfig } from './config/schema.js';
+import { configProblem } from './config/load.js';
 import { adminRoutes } from './entrypoints/admin.js';
 import { fanoutEndpoint } from './entrypoints/fanout.js';
 import type { FanoutEntrypointOptions } from './entrypoints/fanout.js';
@@ -24,8 +25,8 @@ import type { ResponseOwners } from './entrypoints/llm/response-owners.js';
 import { responsesFormat } from './entrypoints/llm/responses.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { storedResponsesEndpoint } from './entrypoints/llm/stored-responses.js';
-import { createMcpEntrypoint } from './entrypoints/mcp.js';
-import type { McpEntrypoint } from './entrypoints/mcp.js';
+import { createMcpEntrypoint } from './entrypoints/mcp/endpoint.js';
+import type { McpEntrypoint } from './entrypoints/mcp/endpoint.js';
 import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
 import { jobsEndpoint } from './entrypoints/jobs.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
@@ -136,7 +137,13 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
   const tools =
     config.mcp === undefined
       ? undefined
-      : toolRegistry(config.mcp, { logger, store: caches.store, peerLock: caches.peerLock, buckets });
+      : toolRegistry(config.mcp, {
+          logger,
+          store: caches.store,
+          peerLock: caches.peerLock,
+          buckets,
+          configError: (path, message) => configProblem(config, ['mcp', ...path], message),
+        });
   const mcp =
     config.mcp === undefined || tools === undefined
       ? undefined
@@ -147,6 +154,7 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           maxSessionsPerPrincipal: config.mcp.maxSessionsPerPrincipal,
           sessionIdleMs: config.mcp.sessionIdle,
           evictableAfterMs: config.mcp.evictableAfter,
+          allowedHosts: config.mcp.allowedHosts,
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =

@@ -68,11 +68,30 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   if (envProblems.length > 0) throw new ConfigError(envProblems);
 
   const result = configSchema.safeParse(doc.toJS() ?? {});
-  if (result.success) return result.data;
+  if (result.success) {
+    sources.set(result.data, (path, message) =>
+      locate(doc, { code: 'custom', path, message, input: undefined }, at),
+    );
+    return result.data;
+  }
   throw new ConfigError(result.error.issues.map((issue) => locate(doc, unwrapUnion(issue), at)));
 }
 
 type Locator = (offset: number, path: string, message: string) => ConfigProblem;
+
+/** Where each parsed config came from, for problems found only at start-up (a tool-name clash). */
+const sources = new WeakMap<Config, (path: PropertyKey[], message: string) => ConfigProblem>();
+
+/**
+ * A {@link ConfigError} for a problem found after parsing (at start-up), located at `path` in the file
+ * `config` was parsed from (`<config>:1:1` for a config built in code).
+ */
+export function configProblem(config: Config, path: PropertyKey[], message: string): ConfigError {
+  const locateIn = sources.get(config);
+  return new ConfigError([
+    locateIn?.(path, message) ?? { file: '<config>', line: 1, col: 1, path: formatPath(path), message },
+  ]);
+}
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 

@@ -53,6 +53,11 @@ const common = {
   tools: z.record(z.string().min(1), toolPolicy).default({}),
   /** Circuit breaker per tool (crashes, timeouts, protocol errors; not `isError` results); false turns it off. */
   breaker: breaker.default(breaker.parse({})),
+  /**
+   * Prefix this server's tools and prompts with `server<separator>` at /mcp and /tools. Default: the
+   * top-level `namespacing`. Without it two servers exposing one name is a start-up config error.
+   */
+  namespace: z.boolean().optional(),
 };
 
 const stdioServer = z.strictObject({
@@ -102,6 +107,14 @@ export const mcpSchema = z
       .string()
       .regex(/^[a-zA-Z0-9_.-]{1,4}$/, 'use 1 to 4 of letters, digits, "_", "-" or "."')
       .default('__'),
+    /** Prefix tools and prompts with their server's name (`quotes__get_quote`); false keeps the servers' names. */
+    namespacing: z.boolean().default(true),
+    /**
+     * Host names (and `Origin` host names) `/mcp` accepts besides the loopback ones (`localhost`, `127.0.0.1`,
+     * `[::1]`): spec 2025-11-25 basic/transports says servers MUST validate `Origin` (DNS rebinding). Others
+     * get 403 `GW_MCP_ORIGIN_FORBIDDEN`. `"*"` accepts any (behind a proxy that checks them).
+     */
+    allowedHosts: z.array(z.string().min(1).max(253)).max(1_000).default([]),
     /** Largest JSON body accepted by `POST /tools/...` and `/mcp`. */
     maxRequestBytes: z
       .number()
@@ -148,3 +161,8 @@ export type ToolPolicyConfig = z.output<typeof toolPolicy>;
 /** The policies of a tool that has no entry under its server's `tools`. */
 export const DEFAULT_TOOL_POLICY: ToolPolicyConfig = toolPolicy.parse({});
 export type McpEraSetting = z.output<typeof era>;
+
+/** True when `server`'s tools and prompts are exposed as `server<separator>name`. */
+export function namespaced(mcp: McpConfig, server: string): boolean {
+  return mcp.servers[server]?.namespace ?? mcp.namespacing;
+}

@@ -6,6 +6,8 @@ import { parseSummary, runConformance } from '../../scripts/mcp-conformance.js';
 import type { RevisionResult } from '../../scripts/mcp-conformance.js';
 import { startConformanceHttp } from '../fixtures/mcp-conformance-server.js';
 import type { ConformanceHttpServer } from '../fixtures/mcp-conformance-server.js';
+import { startGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
 
 /** Scored scenarios in the suite's frozen requirement sets (0.2.0-alpha.12). */
 const SCORED = { '2025-11-25': 30, '2026-07-28': 37 } as const;
@@ -36,71 +38,85 @@ describe('the conformance summary parser', () => {
   });
 });
 
+const FIXTURE = fileURLToPath(new URL('../fixtures/mcp-conformance-server.ts', import.meta.url));
+
+/** Every scored scenario passed (or is listed with its reason), for both revisions. */
+const EVERY_SCENARIO = (['2025-11-25', '2026-07-28'] as const).map((revision) => ({
+  revision,
+  passed: SCORED[revision],
+  scored: SCORED[revision],
+  unexpected: [],
+  stale: [],
+}));
+
+/** The suite's results for `target`, or a loud skip (a CI failure) when the suite could not be installed. */
+function judged(results: RevisionResult[] | undefined, installError: unknown, skip: () => void) {
+  if (results === undefined) {
+    const message = `the conformance suite could not be installed or run: ${String(installError)}`;
+    if (process.env.CI === 'true') throw new Error(message);
+    process.stderr.write(`\n!!! SKIPPING: ${message}\n\n`);
+    skip();
+    return [];
+  }
+  return results.map((r) => ({
+    revision: r.revision,
+    passed: r.passed,
+    scored: r.scored,
+    unexpected: r.unexpected,
+    stale: r.stale,
+  }));
+}
+
 /**
- * The official suite (pinned 0.2.0-alpha.12, on Node 22 from npm) against the project's reference fixture,
- * direct: the baseline the gateway is compared with. Installing the suite needs the npm registry; a machine
- * without it skips loudly, CI fails. The same runner takes Slipstream's `/mcp` as `url` with target
- * `slipstream-http` / `slipstream-stdio` once the gateway serves both eras (issue 13).
+ * The official suite (pinned 0.2.0-alpha.12, on Node 22 from npm) against the project's reference fixture:
+ * direct (the baseline), then through Slipstream fronting the same fixture as an HTTP upstream and as a
+ * stdio upstream, namespacing off (the suite calls the fixture's tools by their own names). Installing the
+ * suite needs the npm registry; a machine without it skips loudly, CI fails.
  */
-describe('the official MCP conformance suite', () => {
+describe.each([
+  ['direct', 'the fixture direct'],
+  ['slipstream-http', 'Slipstream fronting the fixture as an HTTP upstream (namespacing off)'],
+  ['slipstream-stdio', 'Slipstream fronting the fixture as a stdio upstream (namespacing off)'],
+] as const)('the official MCP conformance suite: %s', (target, what) => {
   let fixture: ConformanceHttpServer;
+  let gateway: RunningGateway | undefined;
   let results: RevisionResult[] | undefined;
   let installError: unknown;
 
   beforeAll(async () => {
     fixture = await startConformanceHttp();
+    let url = fixture.url;
+    if (target !== 'direct') {
+      const upstream =
+        target === 'slipstream-http'
+          ? `{ type: http, url: ${fixture.url} }`
+          : `{ type: stdio, command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(['--import', 'tsx', FIXTURE, '--stdio'])}, pool: { min: 1, max: 2 } }`;
+      gateway = await startGateway(`
+upstreams: {}
+mcp:
+  namespacing: false
+  servers:
+    fixture: ${upstream}
+`);
+      url = `${gateway.url}/mcp`;
+    }
     try {
-      results = await runConformance({ url: fixture.url, target: 'direct', log: () => {} });
+      results = await runConformance({ url, target, log: () => {} });
     } catch (error) {
       installError = error;
     }
-  }, 600_000);
+  }, 900_000);
   afterAll(async () => {
+    await gateway?.close();
     await fixture?.close();
   });
 
-  it('passes every scored scenario of 2025-11-25 and 2026-07-28 against the fixture direct', (ctx) => {
-    if (results === undefined) {
-      const message = `the conformance suite could not be installed or run: ${String(installError)}`;
-      if (process.env.CI === 'true') throw new Error(message);
-      process.stderr.write(`\n!!! SKIPPING: ${message}\n\n`);
-      return ctx.skip();
-    }
-    const summary = results.map((r) => ({
-      revision: r.revision,
-      passed: r.passed,
-      scored: r.scored,
-      unexpected: r.unexpected,
-      stale: r.stale,
-    }));
-    expect(summary).toEqual([
-      {
-        revision: '2025-11-25',
-        passed: SCORED['2025-11-25'],
-        scored: SCORED['2025-11-25'],
-        unexpected: [],
-        stale: [],
-      },
-      {
-        revision: '2026-07-28',
-        passed: SCORED['2026-07-28'],
-        scored: SCORED['2026-07-28'],
-        unexpected: [],
-        stale: [],
-      },
-    ]);
+  it(`passes every scored scenario of 2025-11-25 and 2026-07-28 against ${what}`, (ctx) => {
+    expect(judged(results, installError, () => ctx.skip())).toEqual(EVERY_SCENARIO);
   });
-
-  it.todo(
-    'passes the same scenarios through Slipstream fronting the fixture as an HTTP upstream (namespacing off)',
-  );
-  it.todo(
-    'passes the same scenarios through Slipstream fronting the fixture as a stdio upstream (namespacing off)',
-  );
 });
 
 describe('the conformance fixture over stdio', () => {
-  const FIXTURE = fileURLToPath(new URL('../fixtures/mcp-conformance-server.ts', import.meta.url));
   const open: Client[] = [];
   afterAll(async () => {
     await Promise.all(open.map((client) => client.close()));

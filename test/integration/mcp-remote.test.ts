@@ -106,6 +106,8 @@ mcp:
       type: http
       url: ${wire.url}/mcp
       headers: { x-tenant: t1 }
+      # The inner gateway speaks both eras; these tests are about 2025 sessions expiring.
+      era: 2025-11-25
 `);
   });
 

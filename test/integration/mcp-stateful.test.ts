@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
@@ -60,6 +64,29 @@ mcp:
     expect(alive(pidA)).toBe(false);
     expect(alive(pidB)).toBe(true);
     await b.client.close();
+  });
+
+  it('keeps one process per principal for 2026-07-28 requests, which have no session', async () => {
+    const pinned = async (principal: string) => {
+      const client = new ClientV2(
+        { name: 'test', version: '1.0.0' },
+        { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      );
+      await client.connect(
+        new TransportV2(new URL(`${gw.url}/mcp`), { requestInit: { headers: { authorization: principal } } }),
+      );
+      return client;
+    };
+    const pid = async (client: ClientV2) =>
+      ((await client.callTool({ name: 'emu__pid', arguments: {} })).structuredContent as { pid: number }).pid;
+    const [carol, dave] = [await pinned('carol'), await pinned('dave')];
+    try {
+      const first = await pid(carol);
+      expect(await pid(carol)).toBe(first);
+      expect(await pid(dave)).not.toBe(first);
+    } finally {
+      await Promise.all([carol.close(), dave.close()]);
+    }
   });
 
   it('keeps one process per principal for REST callers', async () => {

@@ -137,14 +137,19 @@ mcp:
     expect(huge.body.error.code).toBe('GW_PAYLOAD_TOO_LARGE');
   });
 
-  it('answers unknown tools and bad arguments with clear errors on /mcp', async () => {
+  it('answers an unknown tool with -32602, and bad arguments with an isError result the model can read', async () => {
     const client = await connect();
     await expect(client.callTool({ name: 'emu__nope', arguments: {} })).rejects.toThrow(
       /unknown tool "emu__nope"/,
     );
-    await expect(client.callTool({ name: 'emu__get_quote', arguments: { symbol: 42 } })).rejects.toThrow(
-      /invalid arguments for tool "emu__get_quote".*symbol/,
-    );
+    // Spec 2025-11-25 server/tools#error-handling: input validation errors are tool execution errors.
+    const invalid = await client.callTool({ name: 'emu__get_quote', arguments: { symbol: 42 } });
+    expect(invalid).toEqual({
+      isError: true,
+      content: [
+        { type: 'text', text: 'invalid arguments for tool "emu__get_quote": data/symbol must be string' },
+      ],
+    });
   });
 
   it('caches tool results per principal through REST', async () => {

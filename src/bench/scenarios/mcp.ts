@@ -20,6 +20,8 @@ export interface McpPaths<T> {
   mcp: T;
   /** Plain JSON-RPC `tools/call` POSTs on the same /mcp session: Slipstream's cost without the SDK client's. */
   mcpRaw: T;
+  /** Plain 2026-07-28 stateless `tools/call` POSTs to /mcp (no session: `_meta` envelope and headers). */
+  mcpModern: T;
   /** Plain HTTP `POST /tools/emu/echo` through Slipstream. */
   rest: T;
 }
@@ -29,7 +31,12 @@ export interface McpBenchResult extends ScenarioResult {
   /** Processes in the gateway's pool, and in the floor's set of direct clients. */
   poolSize: number;
   concurrency: number;
-  latency: McpPaths<LoadResult> & { mcpAddedP50Us: number; mcpRawAddedP50Us: number; restAddedP50Us: number };
+  latency: McpPaths<LoadResult> & {
+    mcpAddedP50Us: number;
+    mcpRawAddedP50Us: number;
+    mcpModernAddedP50Us: number;
+    restAddedP50Us: number;
+  };
   throughput: McpPaths<LoadResult>;
   /** Seed 000's pattern: spawn the server, initialize, call, exit; a few calls only. */
   spawnPerCall: LoadResult;
@@ -135,6 +142,30 @@ mcp:
       closers.push(() => http.close());
       return http.task;
     };
+    // Spec 2026-07-28 basic/transports: each request stands alone, its protocol version and client facts
+    // in `_meta`, its method and name repeated in headers.
+    const envelope =
+      '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1.0.0"}}';
+    const mcpModern = (connections: number) => {
+      const http = httpTask(
+        gateway.url,
+        () => ({
+          method: 'POST',
+          path: '/mcp',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'mcp-protocol-version': '2026-07-28',
+            'mcp-method': 'tools/call',
+            'mcp-name': 'emu__echo',
+          },
+          body: `{"jsonrpc":"2.0","id":${rpcId++},"method":"tools/call","params":{"name":"emu__echo","arguments":{"text":"ping"},${envelope}}}`,
+        }),
+        { connections },
+      );
+      closers.push(() => http.close());
+      return http.task;
+    };
     const rest = (connections: number) => {
       const http = httpTask(
         gateway.url,
@@ -153,6 +184,7 @@ mcp:
       stdio: callTask(direct, 'echo'),
       mcp: callTask([viaMcp], 'emu__echo'),
       mcpRaw: mcpRaw(connections),
+      mcpModern: mcpModern(connections),
       rest: rest(connections),
     });
 
@@ -164,6 +196,7 @@ mcp:
           stdio: (ms) => measure(paths.stdio, mode, ms),
           mcp: (ms) => measure(paths.mcp, mode, ms),
           mcpRaw: (ms) => measure(paths.mcpRaw, mode, ms),
+          mcpModern: (ms) => measure(paths.mcpModern, mode, ms),
           rest: (ms) => measure(paths.rest, mode, ms),
         },
         durationMs,
@@ -191,13 +224,14 @@ mcp:
     const mcpAddedP50Us = p50(latency.mcp) - p50(latency.stdio);
     const restAddedP50Us = p50(latency.rest) - p50(latency.stdio);
     const mcpRawAddedP50Us = p50(latency.mcpRaw) - p50(latency.stdio);
+    const mcpModernAddedP50Us = p50(latency.mcpModern) - p50(latency.stdio);
     const speedupOverSpawn = p50(spawnPerCall) / Math.max(1, p50(latency.mcp));
     return {
       scenario: 'mcp',
       durationMs,
       poolSize: POOL_SIZE,
       concurrency: CONCURRENCY,
-      latency: { ...latency, mcpAddedP50Us, mcpRawAddedP50Us, restAddedP50Us },
+      latency: { ...latency, mcpAddedP50Us, mcpRawAddedP50Us, mcpModernAddedP50Us, restAddedP50Us },
       throughput,
       spawnPerCall,
       speedupOverSpawn: Math.round(speedupOverSpawn * 10) / 10,
@@ -292,19 +326,20 @@ export const mcpScenario: Scenario<McpBenchResult> = {
       pick(paths.stdio),
       pick(paths.mcp),
       pick(paths.mcpRaw),
+      pick(paths.mcpModern),
       pick(paths.rest),
     ];
     return [
       `mcp (seed 000): echo tool, ${r.poolSize}-process pool; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
       ...formatTable(
-        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', 'via REST'],
+        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', '/mcp 2026 (raw)', 'via REST'],
         [
           row('p50 us at concurrency 1', r.latency, (x) => x.latencyUs.p50),
           row('p99 us at concurrency 1', r.latency, (x) => x.latencyUs.p99),
           row(`calls/s at concurrency ${r.concurrency}`, r.throughput, (x) => x.throughputPerS),
         ],
       ),
-      `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC); REST +${r.latency.restAddedP50Us} us`,
+      `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC), +${r.latency.mcpModernAddedP50Us} us (2026-07-28 stateless); REST +${r.latency.restAddedP50Us} us`,
       `  /mcp (SDK client) is ${r.speedupOverSpawn}x faster than spawn-per-call`,
       ...formatTargets(r.targets),
     ].join('\n');

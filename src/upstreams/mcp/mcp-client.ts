@@ -1,5 +1,10 @@
 // One connected upstream MCP client (v2 SDK), either era: lists, requests with per-call relaying, notifications.
-import { CLIENT_CAPABILITIES_META_KEY, Client, ProtocolError } from '@modelcontextprotocol/client';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  Client,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+} from '@modelcontextprotocol/client';
 import type {
   ClientCapabilities,
   McpSubscription,
@@ -80,6 +85,20 @@ const MAX_INPUT_ROUNDS = 8;
 /** Calls waiting for their turn as the attributed call of this connection. */
 const MAX_TURN_WAITERS = 10_000;
 
+/**
+ * The SDK runs notification handlers a microtask late but settles a response at once, so a progress
+ * notification or log line sent just before a result (one stdio chunk) would reach a request already
+ * finished and be dropped. Delivering responses a microtask late too keeps the wire's order.
+ */
+function keepNotificationsFirst(transport: Transport): void {
+  const deliver = transport.onmessage;
+  if (deliver === undefined) return;
+  transport.onmessage = (message, extra) => {
+    if ('method' in message) deliver(message, extra);
+    else queueMicrotask(() => deliver(message, extra));
+  };
+}
+
 /** The capabilities declared on 2025 connections for the configured relayed requests. */
 export function declaredCapabilities(
   relayed: readonly ('sampling' | 'elicitation' | 'roots')[],
@@ -156,6 +175,7 @@ export class McpClient {
       timeout: timeoutMs,
       ...(this.options.prior === undefined ? {} : { prior: this.options.prior }),
     });
+    keepNotificationsFirst(transport);
     const discover = this.client.getDiscoverResult();
     return this.era() === 'modern' && discover !== undefined
       ? { kind: 'modern', discover }
@@ -288,8 +308,11 @@ export class McpClient {
     const modern = this.era() === 'modern';
     const meta: Record<string, unknown> = { ...options.meta };
     if (modern) meta[CLIENT_CAPABILITIES_META_KEY] = options.clientCapabilities ?? {};
+    // The per-request log level is a 2026-07-28 envelope key; 2025 servers keep theirs from logging/setLevel.
+    else delete meta[LOG_LEVEL_META_KEY];
     let current: Record<string, unknown> = {
       ...params,
+      ...options.extraParams,
       ...(Object.keys(meta).length === 0
         ? {}
         : { _meta: { ...(params?._meta as object | undefined), ...meta } }),

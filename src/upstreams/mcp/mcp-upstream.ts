@@ -77,6 +77,11 @@ export interface McpRequestOptions {
   clientCapabilities?: ClientCapabilities;
   /** The client session the call belongs to (stateful servers give each its own process). */
   session?: string;
+  /**
+   * Params added to the request as they are: a 2026-07-28 client's retry of an `input_required` round
+   * (`inputResponses`, `requestState`, spec 2026-07-28 basic/patterns/mrtr), relayed to the server that asked.
+   */
+  extraParams?: Record<string, unknown>;
 }
 
 /**

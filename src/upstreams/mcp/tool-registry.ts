@@ -5,7 +5,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { Logger } from 'pino';
 import { argumentsKey } from '../../cache/keys.js';
 import type { CacheStore } from '../../cache/store.js';
-import { DEFAULT_TOOL_POLICY } from '../../config/mcp-schema.js';
+import { DEFAULT_TOOL_POLICY, namespaced as isNamespaced } from '../../config/mcp-schema.js';
 import type { McpConfig, McpServerConfig, ToolPolicyConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { buildStack } from '../../policies/stack.js';
@@ -17,7 +17,7 @@ import { rateLimitOf } from '../../policies/rate-limit.js';
 import type { BucketStore } from '../../policies/rate-limit.js';
 import { events, publish } from '../../telemetry/events.js';
 import { httpSession } from './http-session.js';
-import type { McpUpstream, McpUpstreamStats, ToolRequest } from './mcp-upstream.js';
+import type { McpRequestOptions, McpUpstream, McpUpstreamStats, ToolRequest } from './mcp-upstream.js';
 import { statefulPool } from './stateful-pool.js';
 import { stdioPool } from './stdio-pool.js';
 
@@ -48,6 +48,12 @@ export interface InvokeOptions {
   onProgress?: (progress: Progress) => void;
   /** The client session (an /mcp session id, or one per principal for REST); stateful servers key on it. */
   session?: string;
+  /** `_meta` to send upstream (traceparent, log level...). */
+  meta?: McpRequestOptions['meta'];
+  onNotification?: McpRequestOptions['onNotification'];
+  onServerRequest?: McpRequestOptions['onServerRequest'];
+  clientCapabilities?: McpRequestOptions['clientCapabilities'];
+  extraParams?: McpRequestOptions['extraParams'];
 }
 
 export interface ToolRegistry {
@@ -55,8 +61,17 @@ export interface ToolRegistry {
   start(): Promise<void>;
   lookup(server: string, tool: string): ToolEntry | undefined;
   byNamespacedName(name: string): ToolEntry | undefined;
-  /** Every tool, in server order then upstream order. */
+  /** Every callable tool, in server order then upstream order. */
   list(): readonly ToolEntry[];
+  /**
+   * A listed tool that needs task-augmented execution (`execution.taskSupport: "required"`): never listed
+   * as callable, since Slipstream relays no tasks; the message says so.
+   */
+  taskOnly(name: string): string | undefined;
+  /** Every upstream, in config order (for resources, prompts, completions and logging). */
+  upstreams(): readonly McpUpstream[];
+  /** The name clients see for `name` of `server` (`server__name`, or `name` with namespacing off). */
+  exposedName(server: string, name: string): string;
   /** Calls `listener` after any upstream's tool list changed. */
   onChange(listener: () => void): void;
   /**
@@ -78,6 +93,8 @@ export interface ToolRegistryOptions {
   buckets?: BucketStore;
   /** Cross-instance single flight for cache misses, when the gateway has one. */
   peerLock?: CachePolicyOptions['peerLock'];
+  /** Builds the start-up error for a problem at `path` under `mcp` (located in the config file). */
+  configError?: (path: PropertyKey[], message: string) => Error;
 }
 
 /** Largest tool list kept per server. */
@@ -107,21 +124,47 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
   const handlers = new Map<string, Handler<ToolRequest>>();
   let entries: ToolEntry[] = [];
   let byName = new Map<string, ToolEntry>();
+  let taskOnly = new Map<string, string>();
   const listeners: Array<() => void> = [];
+  const exposedName = (server: string, name: string) =>
+    isNamespaced(config, server) ? `${server}${config.separator}${name}` : name;
 
-  const rebuild = () => {
+  /** Rebuilds the catalogue; returns the names two servers expose (the first server keeps each). */
+  const rebuild = (): Array<{ name: string; servers: [string, string] }> => {
     const next: ToolEntry[] = [];
+    const names = new Map<string, ToolEntry>();
+    const tasks = new Map<string, string>();
+    const clashes: Array<{ name: string; servers: [string, string] }> = [];
     for (const { server, upstream } of upstreams) {
       for (const tool of (upstream.tools() as readonly Tool[]).slice(0, MAX_TOOLS_PER_SERVER)) {
-        next.push(entryFor(upstream, server, tool));
+        const name = exposedName(upstream.name, tool.name);
+        const owner = names.get(name)?.server ?? tasks.get(name);
+        if (owner !== undefined) {
+          clashes.push({ name, servers: [owner, upstream.name] });
+          continue;
+        }
+        // MCP 2025-11-25 tools: `taskSupport: "required"` tools must be called as tasks, which are not relayed.
+        if ((tool as { execution?: { taskSupport?: unknown } }).execution?.taskSupport === 'required') {
+          tasks.set(name, upstream.name);
+          continue;
+        }
+        const entry = entryFor(upstream, server, tool, name);
+        next.push(entry);
+        names.set(name, entry);
       }
     }
     entries = next;
-    byName = new Map(next.map((entry) => [entry.namespaced, entry]));
+    byName = names;
+    taskOnly = tasks;
+    return clashes;
   };
 
-  const entryFor = (upstream: McpUpstream, server: McpServerConfig, tool: Tool): ToolEntry => {
-    const namespaced = `${upstream.name}${config.separator}${tool.name}`;
+  const entryFor = (
+    upstream: McpUpstream,
+    server: McpServerConfig,
+    tool: Tool,
+    namespaced: string,
+  ): ToolEntry => {
     // Tool names come from the server: never look them up in a plain object's prototype.
     const policy = Object.hasOwn(server.tools, tool.name) ? server.tools[tool.name]! : DEFAULT_TOOL_POLICY;
     const idempotent = policy.idempotent ?? (policy.cache !== undefined || policy.coalesce === true);
@@ -149,17 +192,41 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
   return {
     async start() {
       await Promise.all(upstreams.map(({ upstream }) => upstream.start()));
+      const [clash] = rebuild();
+      if (clash !== undefined) {
+        const message = `tool "${clash.name}" is exposed by servers "${clash.servers[0]}" and "${clash.servers[1]}" with namespacing off: turn namespacing on for one of them (namespace: true)`;
+        await Promise.all(upstreams.map(({ upstream }) => upstream.close().catch(() => {})));
+        throw (
+          options.configError?.(['servers', clash.servers[1]], message) ??
+          new GatewayError('GW_CONFIG_INVALID', message)
+        );
+      }
       for (const { upstream } of upstreams) {
         upstream.onToolsChanged(() => {
-          rebuild();
+          for (const later of rebuild()) {
+            options.logger.warn(
+              { tool: later.name, servers: later.servers },
+              'two MCP servers expose one tool name with namespacing off: the first server keeps it',
+            );
+          }
           for (const listener of listeners) listener();
         });
       }
-      rebuild();
     },
-    lookup: (server, tool) => byName.get(`${server}${config.separator}${tool}`),
+    lookup: (server, tool) => {
+      const entry = byName.get(exposedName(server, tool));
+      return entry?.server === server ? entry : undefined;
+    },
     byNamespacedName: (name) => byName.get(name),
     list: () => entries,
+    taskOnly: (name) => {
+      const server = taskOnly.get(name);
+      return server === undefined
+        ? undefined
+        : `tool "${name}" of MCP server "${server}" requires task-augmented execution (execution.taskSupport: "required"), which Slipstream does not relay`;
+    },
+    upstreams: () => upstreams.map(({ upstream }) => upstream),
+    exposedName,
     onChange(listener) {
       listeners.push(listener);
     },
@@ -182,6 +249,11 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
         cacheControl: invoke.cacheControl,
         ...(invoke.onProgress === undefined ? {} : { onProgress: invoke.onProgress }),
         ...(invoke.session === undefined ? {} : { session: invoke.session }),
+        ...(invoke.meta === undefined ? {} : { meta: invoke.meta }),
+        ...(invoke.onNotification === undefined ? {} : { onNotification: invoke.onNotification }),
+        ...(invoke.onServerRequest === undefined ? {} : { onServerRequest: invoke.onServerRequest }),
+        ...(invoke.clientCapabilities === undefined ? {} : { clientCapabilities: invoke.clientCapabilities }),
+        ...(invoke.extraParams === undefined ? {} : { extraParams: invoke.extraParams }),
       };
       return entry.handler(call);
     },
@@ -213,6 +285,7 @@ function transport(upstream: McpUpstream): Handler<ToolRequest> {
         ...(call.onNotification === undefined ? {} : { onNotification: call.onNotification }),
         ...(call.onServerRequest === undefined ? {} : { onServerRequest: call.onServerRequest }),
         ...(call.clientCapabilities === undefined ? {} : { clientCapabilities: call.clientCapabilities }),
+        ...(call.extraParams === undefined ? {} : { extraParams: call.extraParams }),
       })) as CallToolResult;
       status = 200;
       // A tool error is an answer (200), but never one to cache; nor is a 2026-07-28 request for input.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../../src/config/load.js';
+import { namespaced } from '../../../src/config/mcp-schema.js';
 
 function problems(yaml: string): string[] {
   try {
@@ -25,6 +26,21 @@ describe('the mcp config key', () => {
       timeout: 30_000,
       pool: { min: 1, max: 4, pingTimeout: 2_000 },
     });
+  });
+
+  it('namespaces tools by default, globally or per server off, and allows only loopback hosts by default', () => {
+    const config = parseConfig(
+      'upstreams: {}\nmcp:\n  namespacing: false\n  allowedHosts: [gw.example.com]\n  servers:\n    a: { type: stdio, command: node }\n    b: { type: stdio, command: node, namespace: true }\n',
+      'slipstream.yaml',
+    );
+    expect(namespaced(config.mcp!, 'a')).toBe(false);
+    expect(namespaced(config.mcp!, 'b')).toBe(true);
+    expect(config.mcp?.allowedHosts).toEqual(['gw.example.com']);
+    const defaults = parseConfig(
+      'upstreams: {}\nmcp:\n  servers:\n    a: { type: stdio, command: node }\n',
+      'slipstream.yaml',
+    );
+    expect([namespaced(defaults.mcp!, 'a'), defaults.mcp?.allowedHosts]).toEqual([true, []]);
   });
 
   it('speaks the era the server offers by default and relays sampling, elicitation and roots', () => {
