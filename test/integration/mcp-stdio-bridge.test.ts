@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { cliCommand } from '../../src/bench/child.js';
+import { emulatorServer } from '../helpers/gateway.js';
+import { runCli, spawnGateway, stopAll } from '../helpers/processes.js';
+import type { CliProcess } from '../helpers/processes.js';
+
+const KEY = 'sk-bridge-test-0123456789';
+
+afterAll(() => stopAll());
+
+/** The v1 SDK client, spawning `slipstream mcp-stdio <args>` as its stdio server (as a desktop client does). */
+async function bridgeClient(args: string[]): Promise<{ client: Client; transport: StdioClientTransport }> {
+  const [command, ...prefix] = cliCommand();
+  const transport = new StdioClientTransport({
+    command: command!,
+    args: [...prefix, 'mcp-stdio', ...args],
+    env: { ...(process.env as Record<string, string>) },
+    stderr: 'pipe',
+  });
+  const client = new Client({ name: 'desktop', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+describe('slipstream mcp-stdio: a stdio client reaches the aggregated gateway over one HTTP session', () => {
+  let gw: CliProcess;
+  let client: Client;
+  let transport: StdioClientTransport;
+
+  beforeAll(async () => {
+    gw = await spawnGateway(`
+auth: { apiKeys: { keys: [{ name: desktop, key: "${KEY}" }] } }
+upstreams: {}
+mcp:
+  servers:
+    emu: ${emulatorServer()}
+`);
+    ({ client, transport } = await bridgeClient([
+      '--url',
+      `${gw.url}/mcp`,
+      '--header',
+      `authorization: Bearer ${KEY}`,
+    ]));
+  });
+
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it('lists the namespaced tools and calls one', async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name)).toEqual(expect.arrayContaining(['emu__echo', 'emu__progress']));
+    const result = await client.callTool({ name: 'emu__echo', arguments: { text: 'through the bridge' } });
+    expect(result.content).toEqual([{ type: 'text', text: 'through the bridge' }]);
+  });
+
+  it('relays progress notifications of a call as they happen', async () => {
+    const seen: number[] = [];
+    const result = await client.callTool(
+      { name: 'emu__progress', arguments: { steps: 3, intervalMs: 20 } },
+      undefined,
+      {
+        onprogress: (progress) => seen.push(progress.progress),
+      },
+    );
+    expect(result.isError).not.toBe(true);
+    // The last one may race the result inside the gateway (as without the bridge: test/integration/mcp.test.ts).
+    expect(seen.slice(0, 2)).toEqual([1, 2]);
+  });
+
+  it('relays a cancellation: the upstream call stops', async () => {
+    const controller = new AbortController();
+    const call = client.callTool({ name: 'emu__sleep', arguments: { ms: 30_000 } }, undefined, {
+      signal: controller.signal,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    controller.abort();
+    await expect(call).rejects.toThrow();
+    let sleeping = 1;
+    for (let i = 0; i < 50 && sleeping !== 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const stats = await client.callTool({ name: 'emu__stats', arguments: {} });
+      sleeping = (stats.structuredContent as { sleeping: number }).sleeping;
+    }
+    expect(sleeping).toBe(0);
+  });
+
+  it('relays notifications from the session stream (tools/list_changed)', async () => {
+    const changed = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => resolve()),
+    );
+    await client.callTool({ name: 'emu__add_tool', arguments: { name: 'bridged' } });
+    await changed;
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name)).toContain('emu__bridged');
+  });
+
+  it('keeps stdout for the protocol and uses one process for every call', async () => {
+    expect(transport.pid).toBeGreaterThan(0);
+    expect(transport.stderr).not.toBeNull();
+    await client.ping();
+  });
+
+  it('exits 4 with GW_UNAUTHORIZED on stderr when the gateway refuses the credentials', async () => {
+    const result = await runCli([
+      'mcp-stdio',
+      '--url',
+      `${gw.url}/mcp`,
+      '--header',
+      'authorization: Bearer wrong',
+    ]);
+    expect(result.code).toBe(4);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('"code":"GW_UNAUTHORIZED"');
+    expect(result.stderr).not.toContain('wrong');
+  });
+});
+
+describe('slipstream mcp-stdio: clear failures', () => {
+  it('exits 3 with GW_UPSTREAM_UNAVAILABLE when the URL cannot be reached', async () => {
+    const result = await runCli(['mcp-stdio', '--url', 'http://127.0.0.1:1/mcp']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('"code":"GW_UPSTREAM_UNAVAILABLE"');
+    expect(result.stderr).toContain('ECONNREFUSED');
+  });
+
+  it('exits 2 on a malformed --url or --header', async () => {
+    expect((await runCli(['mcp-stdio', '--url', 'not a url'])).code).toBe(2);
+    expect((await runCli(['mcp-stdio', '--url', 'http://127.0.0.1:1/mcp', '--header', 'novalue'])).code).toBe(
+      2,
+    );
+  });
+});
