@@ -1,8 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { cliCommand } from '../../src/bench/child.js';
+import { startConformanceHttp } from '../fixtures/mcp-conformance-server.js';
+import type { ConformanceHttpServer } from '../fixtures/mcp-conformance-server.js';
 import { emulatorServer } from '../helpers/gateway.js';
 import { runCli, spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
@@ -12,7 +17,10 @@ const KEY = 'sk-bridge-test-0123456789';
 afterAll(() => stopAll());
 
 /** The v1 SDK client, spawning `slipstream mcp-stdio <args>` as its stdio server (as a desktop client does). */
-async function bridgeClient(args: string[]): Promise<{ client: Client; transport: StdioClientTransport }> {
+async function bridgeClient(
+  args: string[],
+  options: { sampling?: boolean } = {},
+): Promise<{ client: Client; transport: StdioClientTransport }> {
   const [command, ...prefix] = cliCommand();
   const transport = new StdioClientTransport({
     command: command!,
@@ -20,7 +28,18 @@ async function bridgeClient(args: string[]): Promise<{ client: Client; transport
     env: { ...(process.env as Record<string, string>) },
     stderr: 'pipe',
   });
-  const client = new Client({ name: 'desktop', version: '1.0.0' });
+  const client = new Client(
+    { name: 'desktop', version: '1.0.0' },
+    { capabilities: options.sampling === true ? { sampling: {} } : {} },
+  );
+  if (options.sampling === true) {
+    client.setRequestHandler(CreateMessageRequestSchema, (request) => {
+      const content = request.params.messages[0]?.content;
+      const asked =
+        content !== undefined && !Array.isArray(content) && content.type === 'text' ? content.text : '';
+      return { role: 'assistant', model: 'desk', content: { type: 'text', text: `sampled: ${asked}` } };
+    });
+  }
   await client.connect(transport);
   return { client, transport };
 }
@@ -116,6 +135,25 @@ mcp:
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain('"code":"GW_UNAUTHORIZED"');
     expect(result.stderr).not.toContain('wrong');
+  });
+});
+
+describe('slipstream mcp-stdio: server-to-client requests', () => {
+  // Straight to an MCP server over HTTP (the reference fixture): the bridge relays what any server sends.
+  let fixture: ConformanceHttpServer;
+  let client: Client | undefined;
+  beforeAll(async () => {
+    fixture = await startConformanceHttp();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await fixture?.close();
+  });
+
+  it('relays a sampling request to the stdio client and its answer back to the server', async () => {
+    ({ client } = await bridgeClient(['--url', fixture.url], { sampling: true }));
+    const result = await client.callTool({ name: 'test_sampling', arguments: { prompt: 'two plus two?' } });
+    expect(result.content).toEqual([{ type: 'text', text: 'LLM response: sampled: two plus two?' }]);
   });
 });
 
