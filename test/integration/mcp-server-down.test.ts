@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,10 +53,16 @@ describe('an MCP server that cannot be started does not stop the gateway', () =>
   let gw: CliProcess;
   /** A command that does not exist yet: written once the test "fixes the config". */
   let later: string;
+  /** A command that works at start-up, then goes away while the gateway runs. */
+  let flaky: string;
+  const script = `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(EMULATOR)}\n`;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'slipstream-down-'));
     later = join(dir, 'server.sh');
+    flaky = join(dir, 'flaky.sh');
+    await writeFile(flaky, script);
+    await chmod(flaky, 0o755);
     const exit3 = `command: ${JSON.stringify(process.execPath)}, args: ["-e", "process.exit(3)"]`;
     gw = await spawnGateway(`
 telemetry: { log: { level: info } }
@@ -67,6 +73,7 @@ mcp:
     missing: { type: stdio, command: ${JSON.stringify(later)}, pool: { min: 1, max: 1, startTimeout: 5s } }
     exits: { type: stdio, ${exit3}, pool: { min: 2, max: 2 } }
     stateful: { type: stdio, ${exit3}, stateful: true }
+    flaky: { type: stdio, command: ${JSON.stringify(flaky)}, pool: { min: 1, max: 1 }, breaker: { threshold: 2, halfOpenAfter: 60s } }
     remote: { type: http, url: "http://127.0.0.1:${await closedPort()}/mcp", timeout: 2s }
 `);
   });
@@ -121,10 +128,7 @@ mcp:
   });
 
   it('keeps retrying the spawn and serves the server once its command exists', async () => {
-    await writeFile(
-      later,
-      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(EMULATOR)}\n`,
-    );
+    await writeFile(later, script);
     await chmod(later, 0o755);
     await until(async () => (await post(`${gw.url}/tools/missing/echo`, { text: 'up' })).status === 200);
     const metrics = await scrape(String(gw.listening.adminUrl));
@@ -132,5 +136,26 @@ mcp:
     const catalogue = await call(`${gw.url}/tools`);
     expect(catalogue.body.tools.map((t: { name: string }) => t.name)).toContain('missing__echo');
     expect(gw.stdout()).toMatch(/"mcpServer":"missing".*MCP server is up/);
+  });
+
+  it('fails calls at once while a running server cannot be restarted, without opening its breaker', async () => {
+    const pid = (await post(`${gw.url}/tools/flaky/pid`)).body.structuredContent.pid as number;
+    await unlink(flaky);
+    process.kill(pid, 'SIGKILL');
+    await until(async () => (await post(`${gw.url}/tools/flaky/echo`, { text: 'x' })).status === 503);
+    // Far past the breaker's threshold (2): every refusal names the outage, none is GW_BREAKER_OPEN.
+    for (let i = 0; i < 5; i++) {
+      const refused = await post(`${gw.url}/tools/flaky/echo`, { text: 'x' });
+      expect([refused.status, refused.body.error.code]).toEqual([503, 'GW_MCP_SERVER_DOWN']);
+      expect(refused.body.error.message).toContain('ENOENT');
+    }
+    await writeFile(flaky, script);
+    await chmod(flaky, 0o755);
+    // Served as soon as a process starts: no open breaker holds it back for its 60 s.
+    await until(async () => {
+      const reply = await post(`${gw.url}/tools/flaky/echo`, { text: 'back' });
+      expect(reply.body.error?.code).not.toBe('GW_BREAKER_OPEN');
+      return reply.status === 200;
+    });
   });
 });
