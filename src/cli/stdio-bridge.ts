@@ -1,6 +1,6 @@
 // Bridges a stdio MCP client to a streamable HTTP MCP server (the gateway's /mcp): every JSON-RPC message, both ways.
 import { SdkHttpError, StreamableHTTPClientTransport, UnauthorizedError } from '@modelcontextprotocol/client';
-import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/client';
+import type { JSONRPCMessage, JSONRPCRequest, Transport } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import { request } from 'undici';
 import { GatewayError } from '../errors.js';
@@ -27,6 +27,9 @@ export const EXIT_UNREACHABLE = 3;
 /** The server refused our credentials (401 or 403). */
 export const EXIT_UNAUTHORIZED = 4;
 
+/** How long a replayed `initialize` (a new session after a 404) may take. */
+const RENEW_TIMEOUT_MS = 10_000;
+
 /**
  * Probes the server once (a `GET` without a session, which opens nothing: reachability and authentication
  * only), then pipes every JSON-RPC message between `local` and one streamable HTTP session (spec 2025-11-25
@@ -34,8 +37,9 @@ export const EXIT_UNAUTHORIZED = 4;
  * stream) and server→client requests, in both directions, unchanged. The session id is kept from the
  * client's `initialize`, and `MCP-Protocol-Version` from its result; 2026-07-28 requests carry their own
  * headers from their `_meta`. A request that cannot be delivered is answered with a JSON-RPC error carrying
- * the `GW_*` code; lost credentials or a server gone away end the bridge with their exit code. Resolves
- * with the exit code when the client closes stdin or the bridge gives up.
+ * the `GW_*` code; a session the server lost (404: it restarted) is renewed by replaying the client's
+ * `initialize`; credentials refused mid-session end the bridge (exit 4). Resolves with the exit code when
+ * the client closes stdin or the bridge gives up.
  */
 export async function runStdioBridge(options: StdioBridgeOptions): Promise<BridgeExit> {
   const { url, headers, local, logger } = options;
@@ -47,6 +51,54 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Bridg
   const remote = new StreamableHTTPClientTransport(url, { requestInit: { headers } });
   /** Ids of the client's `initialize` requests: their results carry the protocol version to send. */
   const initializing = new Set<string | number>();
+  /** The client's `initialize`, replayed to open a new session when the server lost ours. */
+  let handshake: JSONRPCRequest | undefined;
+  /** Answers to the bridge's own requests (a replayed `initialize`), kept from the client. */
+  const own = new Map<string, (message: JSONRPCMessage) => void>();
+  let renewing: Promise<void> | undefined;
+  let renewals = 0;
+
+  /**
+   * Opens a new session with the client's own `initialize` (once, however many requests met the 404):
+   * spec 2025-11-25 basic/transports#session-management, "the client MUST start a new session". Server-side
+   * session state (subscriptions, log level) is not carried over.
+   */
+  const renew = (): Promise<void> => {
+    renewing ??= (async () => {
+      const id = `slipstream-bridge-${++renewals}`;
+      const answered = new Promise<JSONRPCMessage>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          own.delete(id);
+          reject(new Error('the server did not answer a new initialize'));
+        }, RENEW_TIMEOUT_MS);
+        own.set(id, (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        });
+      });
+      await remote.send({ ...handshake!, id });
+      const answer = await answered;
+      if (!('result' in answer)) throw new Error('the server refused a new session');
+      await remote.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      logger.warn(
+        'the MCP server lost the session (restarted or expired it): opened a new one; ' +
+          'its subscriptions and log level start afresh',
+      );
+    })().finally(() => (renewing = undefined));
+    return renewing;
+  };
+
+  /** Sends a client message; one that meets a lost session (404) is sent again on a new one. */
+  const deliver = async (message: JSONRPCMessage) => {
+    try {
+      await remote.send(message);
+    } catch (error) {
+      const lost = error instanceof SdkHttpError && error.status === 404;
+      if (!lost || handshake === undefined || isInitialize(message)) throw error;
+      await renew();
+      await remote.send(message);
+    }
+  };
 
   return new Promise<BridgeExit>((resolve) => {
     let ended = false;
@@ -76,20 +128,26 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Bridg
           },
         });
       }
+      // Credentials that stop working will not start again; an outage may pass, so the bridge stays.
       if (failure.code === 'GW_UNAUTHORIZED') end(EXIT_UNAUTHORIZED);
-      else if (failure.code === 'GW_UPSTREAM_UNAVAILABLE') end(EXIT_UNREACHABLE);
     };
 
     local.onmessage = (message) => {
-      if ('method' in message && message.method === 'initialize' && 'id' in message)
+      if (isInitialize(message)) {
+        handshake = message;
         initializing.add(message.id);
-      remote.send(message).catch((error: unknown) => undeliverable(message, error));
+      }
+      deliver(message).catch((error: unknown) => undeliverable(message, error));
     };
     remote.onmessage = (message) => {
-      if ('id' in message && initializing.delete(message.id as string | number) && 'result' in message) {
+      const id = 'id' in message ? message.id : undefined;
+      const mine = typeof id === 'string' ? own.get(id) : undefined;
+      if (mine !== undefined) own.delete(id as string);
+      if (id !== undefined && (mine !== undefined || initializing.delete(id)) && 'result' in message) {
         const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
         if (typeof version === 'string') remote.setProtocolVersion(version);
       }
+      if (mine !== undefined) return mine(message);
       local.send(message).catch((error: unknown) => logger.error({ err: error }, 'stdout write failed'));
     };
     local.onclose = () => end(EXIT_OK);
@@ -103,6 +161,10 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Bridg
       (error: unknown) => undeliverable({ jsonrpc: '2.0', method: 'start' }, error),
     );
   });
+}
+
+function isInitialize(message: JSONRPCMessage): message is JSONRPCRequest {
+  return 'method' in message && message.method === 'initialize' && 'id' in message;
 }
 
 /** The first problem the server shows to a session-less GET: unreachable or refusing our credentials. */
@@ -135,15 +197,7 @@ function bridgeError(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error;
   if (error instanceof UnauthorizedError) return unauthorized(undefined, 401);
   if (error instanceof SdkHttpError) {
-    const status = (error.data as { status?: number } | undefined)?.status ?? 0;
-    if (status === 401 || status === 403) return unauthorized(undefined, status);
-    if (status === 404) {
-      return new GatewayError(
-        'GW_UPSTREAM_UNAVAILABLE',
-        'the MCP session is gone (the server restarted or expired it): restart this bridge to open a new one',
-        { cause: error },
-      );
-    }
+    if (error.status === 401 || error.status === 403) return unauthorized(undefined, error.status);
     return new GatewayError('GW_UPSTREAM_PROTOCOL', error.message, { cause: error });
   }
   return unreachable(undefined, describe(error));

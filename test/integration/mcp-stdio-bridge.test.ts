@@ -9,6 +9,7 @@ import { cliCommand } from '../../src/bench/child.js';
 import { startConformanceHttp } from '../fixtures/mcp-conformance-server.js';
 import type { ConformanceHttpServer } from '../fixtures/mcp-conformance-server.js';
 import { emulatorServer } from '../helpers/gateway.js';
+import { freePort } from '../helpers/services.js';
 import { runCli, spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
 
@@ -135,6 +136,33 @@ mcp:
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain('"code":"GW_UNAUTHORIZED"');
     expect(result.stderr).not.toContain('wrong');
+  });
+});
+
+describe('slipstream mcp-stdio: a gateway restart', () => {
+  it('opens a new session when the gateway lost the old one (404), and the client never notices', async () => {
+    const port = await freePort();
+    const yaml = `
+server: { listen: "127.0.0.1:${port}" }
+upstreams: {}
+mcp:
+  servers:
+    emu: ${emulatorServer()}
+`;
+    let gw = await spawnGateway(yaml);
+    const { client } = await bridgeClient(['--url', `${gw.url}/mcp`]);
+    try {
+      expect((await client.callTool({ name: 'emu__echo', arguments: { text: 'one' } })).content).toEqual([
+        { type: 'text', text: 'one' },
+      ]);
+      await gw.stop();
+      gw = await spawnGateway(yaml);
+      const again = await client.callTool({ name: 'emu__echo', arguments: { text: 'two' } });
+      expect(again.content).toEqual([{ type: 'text', text: 'two' }]);
+    } finally {
+      await client.close();
+      await gw.stop();
+    }
   });
 });
 
