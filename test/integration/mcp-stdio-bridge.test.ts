@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioClientTransportV2 } from '@modelcontextprotocol/client/stdio';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
@@ -182,6 +184,36 @@ describe('slipstream mcp-stdio: server-to-client requests', () => {
     ({ client } = await bridgeClient(['--url', fixture.url], { sampling: true }));
     const result = await client.callTool({ name: 'test_sampling', arguments: { prompt: 'two plus two?' } });
     expect(result.content).toEqual([{ type: 'text', text: 'LLM response: sampled: two plus two?' }]);
+  });
+
+  it('carries a v2 client pinned to 2026-07-28 (stateless requests, input_required rounds) unchanged', async () => {
+    const [command, ...prefix] = cliCommand();
+    const modern = new ClientV2(
+      { name: 'desktop-2026', version: '1.0.0' },
+      { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    modern.setRequestHandler('sampling/createMessage', () => ({
+      role: 'assistant',
+      content: { type: 'text', text: 'modern answer' },
+      model: 'desk',
+    }));
+    await modern.connect(
+      new StdioClientTransportV2({
+        command: command!,
+        args: [...prefix, 'mcp-stdio', '--url', fixture.url],
+        env: { ...(process.env as Record<string, string>) },
+        stderr: 'pipe',
+      }),
+    );
+    try {
+      expect(modern.getNegotiatedProtocolVersion()).toBe('2026-07-28');
+      const { tools } = await modern.listTools();
+      expect(tools.map((tool) => tool.name)).toContain('test_sampling');
+      const result = await modern.callTool({ name: 'test_sampling', arguments: { prompt: 'p' } });
+      expect(result.content).toEqual([{ type: 'text', text: 'LLM response: modern answer' }]);
+    } finally {
+      await modern.close();
+    }
   });
 });
 
