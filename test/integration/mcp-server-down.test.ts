@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, emulatorServer } from '../helpers/gateway.js';
 import { spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
+import { openFeed } from '../helpers/feed.js';
 import { scrape, series } from '../helpers/workers.js';
 
 const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
@@ -113,6 +114,19 @@ mcp:
     expect(series(metrics, 'slipstream_mcp_server_up{server="exits"}')).toBe(0);
     expect(series(metrics, 'slipstream_mcp_server_up{server="stateful"}')).toBe(0);
     expect(series(metrics, 'slipstream_mcp_server_up{server="remote"}')).toBe(0);
+  });
+
+  it('shows each down server and its reason on the dashboard feed', async () => {
+    const feed = await openFeed(String(gw.listening.adminUrl));
+    try {
+      const { frame } = await feed.next();
+      const servers = new Map(frame.state.mcp!.servers.map((row) => [row.server, row]));
+      expect(servers.get('ok')?.down).toBeUndefined();
+      expect(servers.get('missing')).toMatchObject({ ready: 0, down: expect.stringContaining('ENOENT') });
+      expect(servers.get('remote')?.down).toContain('ECONNREFUSED');
+    } finally {
+      feed.close();
+    }
   });
 
   it('answers calls to a down server with 503 GW_MCP_SERVER_DOWN naming the reason, never a 404', async () => {
