@@ -286,6 +286,13 @@ export function stdioPool(
     });
   };
 
+  const startHealthChecks = () => {
+    healthTimer = setInterval(() => {
+      for (const session of sessions) void checkHealth(session);
+    }, config.pool.healthInterval);
+    healthTimer.unref();
+  };
+
   /** Pings `session`; kills it when it does not answer in time (the exit handler replaces it). */
   const checkHealth = async (session: StdioSession) => {
     if (checking.has(session) || session.state !== 'ready') return;
@@ -364,15 +371,12 @@ export function stdioPool(
       );
       const results = await Promise.allSettled(Array.from({ length: config.pool.min - 1 }, spawn));
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      healthTimer = setInterval(() => {
-        for (const session of sessions) void checkHealth(session);
-      }, config.pool.healthInterval);
-      healthTimer.unref();
       const connected = ready();
       if (connected === undefined) {
         // Start-up goes on without it: the pool keeps trying, and its lists appear once a process starts.
         if (closing) throw shuttingDown();
-        return failedToStart(first ?? failed[0]?.reason);
+        failedToStart(first ?? failed[0]?.reason);
+        return startHealthChecks();
       }
       if (first !== undefined || failed.length > 0) {
         const count = failed.length + (first === undefined ? 0 : 1);
@@ -381,6 +385,8 @@ export function stdioPool(
       }
       await loadCatalog(connected, false);
       outage.up();
+      // Only now: a ping during the first list load could recycle the process it is loading from.
+      startHealthChecks();
     },
     info: () => catalog.info(),
     tools: () => catalog.tools(),
