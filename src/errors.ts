@@ -40,6 +40,13 @@ const CODES = {
   GW_TOOL_NOT_FOUND: { status: 404, rpc: -32602, client: false },
   GW_TOOL_INVALID_ARGUMENTS: { status: 400, rpc: -32602, client: true },
   GW_MCP_SERVER_CRASHED: { status: 502, rpc: -32002, client: false },
+  /**
+   * An MCP server is down: its process could not be started (command not found, exited before answering
+   * `initialize`) or its URL does not answer; the gateway keeps retrying in the background and says when
+   * in `Retry-After`. Refused without reaching the server, so it never counts against a breaker (`local`):
+   * the server's own retry loop already is one, and a breaker would keep refusing after the fix.
+   */
+  GW_MCP_SERVER_DOWN: { status: 503, rpc: -32003, client: false, local: true },
   /** An MCP server rejected the request as the client's fault (`data.rpcCode`: -32602, -32601, -32021...). */
   GW_MCP_REQUEST_REJECTED: { status: 400, rpc: -32602, client: true },
   /** A `/mcp` request whose `Host` or `Origin` is not allowed (`mcp.allowedHosts`; DNS rebinding). */
@@ -75,7 +82,7 @@ const CODES = {
    * before it finished: it is not run twice; its outcome upstream is unknown.
    */
   GW_JOB_INTERRUPTED: { status: 503, rpc: -32003, client: false },
-} as const satisfies Record<string, { status: number; rpc: number; client: boolean }>;
+} as const satisfies Record<string, { status: number; rpc: number; client: boolean; local?: true }>;
 
 export type ErrorCode = keyof typeof CODES;
 
@@ -116,6 +123,11 @@ export class GatewayError extends Error {
   /** True when the client caused it (a malformed request, a hang-up): never an upstream's failure. */
   get clientFault(): boolean {
     return CODES[this.code].client;
+  }
+
+  /** True when the gateway refused without reaching the upstream, as it knows the upstream is down. */
+  get local(): boolean {
+    return 'local' in CODES[this.code];
   }
 
   /** JSON-RPC error code for this error's code (used by the MCP entrypoint). */

@@ -624,6 +624,7 @@ function dashboardSnapshot(board: StateBoard, parts: Parts): LiveSnapshot {
               inFlight: s.inFlight,
               restarts: s.restarts,
               lastExit: board.lastExit(s.server),
+              down: s.down?.reason,
             })),
             sessions: mcp === undefined ? [] : [{ era: SESSION_ERA, sessions: mcp.sessions() }],
           },

@@ -305,6 +305,7 @@
               s.lastExit?.reason,
               s.lastExit === undefined ? 'none' : `${s.lastExit.reason}, ${ago(f.t - s.lastExit.at)} ago`,
             ],
+            ['down', s.down, s.down ?? 'no'],
           ],
         })),
       );

@@ -1,9 +1,10 @@
-// The `slipstream` command line: serve, check, emulate, bench, demo.
+// The `slipstream` command line: serve, check, emulate, bench, demo, mcp-stdio.
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { registerEmulate } from './emulate.js';
+import { registerMcpStdio } from './mcp-stdio.js';
 import { registerServe } from './serve.js';
 
 /** Runs the CLI with `argv` (as in `process.argv`). Sets `process.exitCode`; never calls `process.exit` on success. */
@@ -16,5 +17,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerEmulate(program);
   registerBench(program);
   registerDemo(program);
+  registerMcpStdio(program);
   await program.parseAsync(argv);
 }

@@ -442,13 +442,14 @@ function ownMetrics(slots: readonly Slot[]) {
   };
 }
 
-/** One log line each for what N processes change: per-worker caches, MCP processes and `/mcp` sessions. */
+/** One log line each for what N processes change: per-worker caches and buckets, MCP processes, `/mcp` sessions. */
 function logStartupNotes(config: Config, workers: number, logger: Logger): void {
   if (config.cache.store === 'memory') {
     logger.warn(
       { workers, cacheStore: 'memory' },
       'cache.store is memory: each worker keeps its own cache and coalesces only its own misses ' +
-        '(purges reach every worker); set cache.store to tiered or redis to share one',
+        '(purges reach every worker), and its own rate-limit buckets (a limit admits up to N times its rate); ' +
+        'set cache.store to tiered or redis to share them',
     );
   }
   const stdio = Object.entries(config.mcp?.servers ?? {}).filter(([, s]) => s.type === 'stdio');

@@ -4,6 +4,7 @@ import { allowed } from '../server/auth.js';
 import type { ReplyCoder } from '../server/compression.js';
 import type { Endpoint } from '../server/exchange.js';
 import { decodeSegment } from '../server/request.js';
+import { serverDownError } from '../upstreams/mcp/outage.js';
 import type { ToolRegistry } from '../upstreams/mcp/tool-registry.js';
 
 export interface ToolsEntrypointOptions {
@@ -19,7 +20,8 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 /**
  * The `/tools` endpoint. `GET /tools` is the catalogue; `POST /tools/:server/:tool` answers `200` with the
  * `CallToolResult` JSON (`{content, structuredContent?, isError?}`), tool errors (`isError`) included; an
- * unknown server or tool is 404 `GW_TOOL_NOT_FOUND`, arguments failing the tool's input schema 400
+ * unknown server or tool is 404 `GW_TOOL_NOT_FOUND` (503 `GW_MCP_SERVER_DOWN` when the server is configured but
+ * down, so its tools are not known yet; told only to callers without tool allowances), arguments failing the tool's input schema 400
  * `GW_TOOL_INVALID_ARGUMENTS`, a body that is not a JSON object 400 `GW_BAD_REQUEST`, an oversized one 413;
  * upstream failures are 5xx.
  */
@@ -78,6 +80,8 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
       const entry = registry.lookup(server, tool);
       // A tool this caller may not use is, to it, a tool that does not exist.
       if (entry === undefined || !allowed(x.caller, 'tools', entry.namespaced)) {
+        const down = x.caller?.allow?.tools === undefined ? downServer(registry, server) : undefined;
+        if (down !== undefined) throw down;
         throw new GatewayError('GW_TOOL_NOT_FOUND', `no tool "${tool}" on MCP server "${server}"`, {
           data: { server, tool },
         });
@@ -105,6 +109,12 @@ export function toolsEndpoint(options: ToolsEntrypointOptions): Endpoint {
         : coder(result, { method: x.method, headers: x.req.headers, route: x.ctx.route });
     },
   };
+}
+
+/** The error for a call to `server` while it is down; undefined when it serves or is not configured. */
+function downServer(registry: ToolRegistry, server: string) {
+  const down = registry.stats().find((stats) => stats.server === server)?.down;
+  return down === undefined ? undefined : serverDownError(server, down);
 }
 
 /** A catalogue row: the namespaced name, where to POST, and the upstream's own definition. */

@@ -37,11 +37,13 @@ export type CircuitBreaker = AnyPolicy & {
 
 /**
  * A failure for the breaker: the upstream erred or answered 5xx. The client's own faults (a hang-up, a
- * malformed body: `GatewayError.clientFault`) are not the upstream's and never open it.
+ * malformed body: `GatewayError.clientFault`) are not the upstream's and never open it, nor are refusals the
+ * gateway made without reaching it (`GatewayError.local`: an MCP server known to be down).
  */
 function isFailure(reply: Reply | undefined, error: unknown): boolean {
   if (reply !== undefined) return reply.status >= 500;
-  return !toGatewayError(error).clientFault;
+  const failure = toGatewayError(error);
+  return !failure.clientFault && !failure.local;
 }
 
 /**

@@ -283,6 +283,17 @@ export interface McpProcessEvent {
   reason?: string;
 }
 
+/**
+ * An MCP server went down (no process could start, or its URL did not answer) or came up (its first
+ * successful start included). Published on changes only, never once per retry.
+ */
+export interface McpServerStateEvent {
+  server: string;
+  up: boolean;
+  /** Why it is down, in the gateway's words (the spawn or connect error). */
+  reason?: string;
+}
+
 /** Rate-limit buckets moved between Redis (shared, cluster-wide) and this process (Redis down or slow). */
 export interface RateLimitStoreEvent {
   shared: boolean;
@@ -376,6 +387,7 @@ export const events = {
   transcriptStoreError: dc.channel('slipstream:transcript:store-error'),
   transcriptDrop: dc.channel('slipstream:transcript:drop'),
   mcpProcess: dc.channel('slipstream:mcp:process'),
+  mcpServerState: dc.channel('slipstream:mcp:server-state'),
   rateLimitStore: dc.channel('slipstream:rate-limit:store'),
   contentCoding: dc.channel('slipstream:compression:coded'),
   jobQueued: dc.channel('slipstream:jobs:queued'),

@@ -199,8 +199,10 @@ mcp:
 `);
     try {
       expect((await call(`${lonely.url}/tools`)).body.tools).toEqual([]);
+      // Its tools are not known yet, but the server is: a call says it is down, not that the tool is missing.
       const response = await post(`${lonely.url}/tools/down/anything`, {});
-      expect(response.status).toBe(404);
+      expect(response.status).toBe(503);
+      expect(response.body.error.code).toBe('GW_MCP_SERVER_DOWN');
     } finally {
       await lonely.close();
     }

@@ -109,6 +109,7 @@ describe('serve --workers 2', () => {
     }
     expect(series(metrics, 'slipstream_requests_in_flight')).toBeUndefined();
     expect(gw.process.stdout().match(/each worker keeps its own cache/g)).toHaveLength(1);
+    expect(gw.process.stdout()).toContain('its own rate-limit buckets');
     expect(await gw.process.stop('SIGTERM')).toBe(0);
   }, 120_000);
 

@@ -104,6 +104,17 @@ describe('circuit breaker policy', () => {
     await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_CLIENT_CLOSED' });
   });
 
+  it('does not count a refusal made without reaching the upstream (an MCP server known to be down)', async () => {
+    const handler = async (): Promise<Reply> => {
+      throw new GatewayError('GW_MCP_SERVER_DOWN', 'MCP server "x" is down: spawn x ENOENT');
+    };
+    const policy = circuitBreaker({ name: 'b', mode: 'consecutive', threshold: 1, halfOpenAfterMs: 1_000 })(
+      handler,
+    );
+    await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_MCP_SERVER_DOWN' });
+    await expect(policy(makeCall())).rejects.toMatchObject({ code: 'GW_MCP_SERVER_DOWN' });
+  });
+
   it('opens in ratio mode once the failure ratio passes the threshold with enough calls', async () => {
     let n = 0;
     const handler = async () => makeReply(n++ % 2 === 0 ? 500 : 200); // 50% failures

@@ -68,6 +68,8 @@ export interface LiveSnapshot {
           inFlight: number;
           restarts: number;
           lastExit: ProcessExit | undefined;
+          /** Why the server is down (no process could start, its URL does not answer); undefined while it serves. */
+          down: string | undefined;
         }>;
         /** Open `/mcp` sessions by protocol era. */
         sessions: Array<{ era: string; sessions: number }>;

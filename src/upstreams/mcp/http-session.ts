@@ -11,6 +11,7 @@ import { GatewayError } from '../../errors.js';
 import { Catalog, SESSION_STATE_METHODS } from './catalog.js';
 import { McpClient, declaredCapabilities } from './mcp-client.js';
 import { upstreamFailure } from './mcp-upstream.js';
+import { Outage } from './outage.js';
 import type { McpListKind, McpRequestOptions, McpUpstream, McpUpstreamStats } from './mcp-upstream.js';
 
 /**
@@ -47,7 +48,9 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
   let started = 0;
   let restarts = 0;
   let closing = false;
-  let retryTimer: NodeJS.Timeout | undefined;
+  const outage = new Outage(name, log);
+  /** Lists loaded after the first attempt (a server that was down) are announced to the listeners. */
+  let announceLists = false;
   /** Calls in flight per session client; a replaced client is closed once its last one settles. */
   const busy = new Map<McpClient, number>();
   const retired = new WeakSet<McpClient>();
@@ -209,22 +212,14 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     name,
     async start() {
       // A remote server that is down must not keep the gateway from starting: its lists appear once it answers.
-      const load = async (attempt: number): Promise<void> => {
-        try {
+      await outage.retry(
+        async () => {
           const mcp = await session();
-          catalog.set(mcp.info(), await mcp.loadLists(config.timeout), attempt > 1);
-        } catch (error) {
-          if (closing) return;
-          const delayMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
-          log.warn(
-            { err: error, retryInMs: delayMs },
-            'MCP server unreachable; its tools are listed once it answers',
-          );
-          retryTimer = setTimeout(() => void load(attempt + 1), delayMs);
-          retryTimer.unref();
-        }
-      };
-      await load(1);
+          catalog.set(mcp.info(), await mcp.loadLists(config.timeout), announceLists);
+        },
+        { baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS },
+      );
+      announceLists = true;
     },
     info: () => catalog.info(),
     tools: () => catalog.tools(),
@@ -256,11 +251,12 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
         restarts,
         pids: [],
         era: catalog.info()?.era,
+        down: outage.down,
       };
     },
     async close() {
       closing = true;
-      clearTimeout(retryTimer);
+      outage.stop();
       const mcp = await current?.catch(() => undefined);
       const all = mcp === undefined ? extras.splice(0) : [mcp, ...extras.splice(0)];
       await Promise.all(all.map((client) => client.close()));

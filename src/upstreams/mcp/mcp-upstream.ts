@@ -11,6 +11,7 @@ import type {
   Tool,
 } from '@modelcontextprotocol/client';
 import { GatewayError } from '../../errors.js';
+import type { McpServerDown } from './outage.js';
 
 /** The protocol era an upstream speaks: 2025-11-25 sessions (`legacy`) or 2026-07-28 stateless (`modern`). */
 export type McpEra = 'legacy' | 'modern';
@@ -116,6 +117,8 @@ export interface McpUpstreamStats {
   pids: number[];
   /** The era the server speaks, once known. */
   era: McpEra | undefined;
+  /** Set while the server is down (no process could start, or its URL does not answer): why, and when it is retried. */
+  down?: McpServerDown;
 }
 
 /** What the server told us about itself: capabilities, instructions, era. */

@@ -6,6 +6,7 @@ import { GatewayError } from '../../errors.js';
 import { events, publish } from '../../telemetry/events.js';
 import { Catalog } from './catalog.js';
 import type { McpRequestOptions, McpUpstream, McpUpstreamStats, ToolCallOptions } from './mcp-upstream.js';
+import { Outage } from './outage.js';
 import { StdioSession } from './stdio-session.js';
 
 interface Owned {
@@ -17,6 +18,9 @@ interface Owned {
 
 /** The session key of calls that carry none. */
 const ANONYMOUS = 'anonymous';
+/** Backoff between attempts to start a server whose discovery process failed. */
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5_000;
 
 /**
  * Builds the upstream for a `stateful: true` stdio server: each client session gets its own process (and
@@ -25,13 +29,18 @@ const ANONYMOUS = 'anonymous';
  * recently used idle one, and when every process is busy the call fails with `GW_BULKHEAD_FULL`. A process
  * that dies takes its session's state with it: in-flight calls fail with `GW_MCP_SERVER_CRASHED`, the next
  * call starts afresh. `start()` runs one short-lived process to settle the era (probed once, then reused by
- * every session's process) and load the lists.
+ * every session's process) and load the lists; when it cannot start (command not found, exits at once) the
+ * gateway starts anyway, the server is down (calls get 503 `GW_MCP_SERVER_DOWN`) and the discovery is retried
+ * with backoff until it succeeds.
  */
 export function statefulPool(name: string, config: StdioServerConfig, logger: Logger): McpUpstream {
   const log = logger.child({ mcpServer: name });
   /** Insertion order is recency order. */
   const owners = new Map<string, Owned>();
   const catalog = new Catalog(log);
+  const outage = new Outage(name, log);
+  /** Lists loaded after the first attempt (a server that was down) are announced to the listeners. */
+  let announceLists = false;
   let verdict: PriorDiscovery | undefined;
   let started = 0;
   let restarts = 0;
@@ -82,6 +91,8 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
 
   const sessionFor = (key: string): Promise<StdioSession> => {
     if (closing) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is shutting down');
+    const down = outage.error();
+    if (down !== undefined) throw down;
     const found = owners.get(key);
     if (found !== undefined && found.session?.state !== 'dead') {
       owners.delete(key);
@@ -120,12 +131,18 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
   return {
     name,
     async start() {
-      const discovery = await spawn();
-      try {
-        catalog.set(discovery.info(), await discovery.loadLists(config.pool.startTimeout), false);
-      } finally {
-        await discovery.close();
-      }
+      await outage.retry(
+        async () => {
+          const discovery = await spawn();
+          try {
+            catalog.set(discovery.info(), await discovery.loadLists(config.pool.startTimeout), announceLists);
+          } finally {
+            await discovery.close();
+          }
+        },
+        { baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS },
+      );
+      announceLists = true;
     },
     info: () => catalog.info(),
     tools: () => catalog.tools(),
@@ -166,10 +183,20 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
         if (session.state === 'ready') ready++;
         if (session.pid !== undefined) pids.push(session.pid);
       }
-      return { server: name, ready, inFlight, started, restarts, pids, era: catalog.info()?.era };
+      return {
+        server: name,
+        ready,
+        inFlight,
+        started,
+        restarts,
+        pids,
+        era: catalog.info()?.era,
+        down: outage.down,
+      };
     },
     async close() {
       closing = true;
+      outage.stop();
       const all = [...owners.values()];
       owners.clear();
       await Promise.all(

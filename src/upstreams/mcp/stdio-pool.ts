@@ -6,6 +6,7 @@ import { GatewayError } from '../../errors.js';
 import { events, publish } from '../../telemetry/events.js';
 import { Catalog, SESSION_STATE_METHODS } from './catalog.js';
 import { upstreamFailure } from './mcp-upstream.js';
+import { Outage } from './outage.js';
 import type {
   McpListKind,
   McpRequestOptions,
@@ -44,6 +45,9 @@ interface Waiter {
  * 2026-07-28 subscriptions ride one process's `subscriptions/listen` stream.
  * A process that exits is replaced after a jittered exponential backoff while it keeps dying young; its
  * in-flight calls fail with `GW_MCP_SERVER_CRASHED`, or run once more elsewhere when the tool is idempotent.
+ * A server none of whose processes can start (command not found, exits before `initialize`) does not stop
+ * the gateway: it is down (one log line, `stats().down`), its calls fail at once with 503
+ * `GW_MCP_SERVER_DOWN`, and the spawn is retried with the same backoff until it starts and its lists load.
  * Every process is pinged each `healthInterval` (and at once after a call hits its deadline); one that does
  * not answer within `pingTimeout` is killed and replaced.
  */
@@ -60,6 +64,7 @@ export function stdioPool(
   const checking = new WeakSet<StdioSession>();
   const waiters = new Set<Waiter>();
   const catalog = new Catalog(log);
+  const outage = new Outage(name, log);
   /** The era verdict of the first process; every later one connects with it (no second probe). */
   let verdict: PriorDiscovery | undefined;
   /** The 2026-07-28 process whose `subscriptions/listen` stream carries change notifications. */
@@ -180,29 +185,58 @@ export function stdioPool(
     replenish();
   };
 
-  const replenish = () => {
-    if (closing || sessions.length + reserved >= config.pool.min) return;
-    const delayMs =
-      youngDeaths === 0
-        ? 0
-        : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (youngDeaths - 1)) * (0.5 + random() / 2);
+  /** The wait before the next restart: none after a stable run, then jittered exponential. */
+  const restartDelayMs = () =>
+    youngDeaths === 0
+      ? 0
+      : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (youngDeaths - 1)) * (0.5 + random() / 2);
+
+  /** A process failed to start: tries again; with none ready the server is down (logged once per outage). */
+  const failedToStart = (error: unknown) => {
+    youngDeaths++;
+    const retryInMs = replenish();
+    if (ready() !== undefined) return log.error({ err: error }, 'MCP server process failed to start');
+    outage.failed(error, retryInMs ?? 0);
+  };
+
+  /** A process started: a server that was down serves again (its lists loaded if it never had them). */
+  const cameUp = async (session: StdioSession) => {
+    if (outage.down === undefined) return;
+    try {
+      if (catalog.info() === undefined) await loadCatalog(session, true);
+    } catch (error) {
+      log.warn({ err: error }, 'MCP server lists not loaded; restarting its process');
+      return session.recycle('its lists could not be loaded');
+    }
+    outage.up();
+  };
+
+  const loadCatalog = async (session: StdioSession, announce: boolean) => {
+    catalog.set(session.info(), await session.loadLists(config.pool.startTimeout), announce);
+    await relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
+  };
+
+  /** Schedules restarts up to `pool.min`; returns the wait before the one it scheduled. */
+  const replenish = (): number | undefined => {
+    if (closing || sessions.length + reserved >= config.pool.min) return undefined;
+    const delayMs = restartDelayMs();
     reserved++; // hold the slot while waiting, so concurrent exits do not over-spawn
     const timer = setTimeout(() => {
       restartTimers.delete(timer);
       reserved--;
       if (closing) return; // shutdown began while this restart waited: spawn nothing
-      spawn().then(
-        () => replenish(),
-        (error: unknown) => {
-          if (closing) return;
-          youngDeaths++;
-          log.error({ err: error }, 'MCP server process failed to start');
-          replenish();
-        },
-      );
+      spawn()
+        .then(cameUp)
+        .then(
+          () => replenish(),
+          (error: unknown) => {
+            if (!closing) failedToStart(error);
+          },
+        );
     }, delayMs);
     timer.unref();
     restartTimers.add(timer);
+    return delayMs;
   };
 
   const grow = () => {
@@ -222,6 +256,9 @@ export function stdioPool(
 
   const waitForSession = (signal: AbortSignal): Promise<StdioSession> => {
     if (closing) return Promise.reject(shuttingDown());
+    // A server that cannot start answers at once: waiting out the deadline would only hide why.
+    const down = outage.error();
+    if (down !== undefined) return Promise.reject(down);
     if (sessions.length === 0 && reserved === 0) replenish();
     if (waiters.size >= MAX_WAITERS) {
       return Promise.reject(
@@ -247,6 +284,13 @@ export function stdioPool(
       signal.addEventListener('abort', onAbort, { once: true });
       waiters.add(waiter);
     });
+  };
+
+  const startHealthChecks = () => {
+    healthTimer = setInterval(() => {
+      for (const session of sessions) void checkHealth(session);
+    }, config.pool.healthInterval);
+    healthTimer.unref();
   };
 
   /** Pings `session`; kills it when it does not answer in time (the exit handler replaces it). */
@@ -328,18 +372,21 @@ export function stdioPool(
       const results = await Promise.allSettled(Array.from({ length: config.pool.min - 1 }, spawn));
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       const connected = ready();
-      if (connected === undefined) throw first ?? failed[0]?.reason ?? shuttingDown();
+      if (connected === undefined) {
+        // Start-up goes on without it: the pool keeps trying, and its lists appear once a process starts.
+        if (closing) throw shuttingDown();
+        failedToStart(first ?? failed[0]?.reason);
+        return startHealthChecks();
+      }
       if (first !== undefined || failed.length > 0) {
         const count = failed.length + (first === undefined ? 0 : 1);
         log.error({ err: first ?? failed[0]!.reason }, `${count} MCP server process(es) failed to start`);
         replenish();
       }
-      catalog.set(connected.info(), await connected.loadLists(config.pool.startTimeout), false);
-      await relisten().catch((error: unknown) => log.warn({ err: error }, 'MCP subscriptions/listen failed'));
-      healthTimer = setInterval(() => {
-        for (const session of sessions) void checkHealth(session);
-      }, config.pool.healthInterval);
-      healthTimer.unref();
+      await loadCatalog(connected, false);
+      outage.up();
+      // Only now: a ping during the first list load could recycle the process it is loading from.
+      startHealthChecks();
     },
     info: () => catalog.info(),
     tools: () => catalog.tools(),
@@ -374,7 +421,8 @@ export function stdioPool(
         if (session.state === 'ready') readyCount++;
         if (session.pid !== undefined) pids.push(session.pid);
       }
-      return { server: name, ready: readyCount, inFlight, started, restarts, pids, era: catalog.info()?.era };
+      const era = catalog.info()?.era;
+      return { server: name, ready: readyCount, inFlight, started, restarts, pids, era, down: outage.down };
     },
     async close() {
       closing = true;

@@ -1,5 +1,6 @@
 // One supervised stdio MCP child process: spawned and connected once, then multiplexes many calls.
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 import type { CallToolResult, PriorDiscovery } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
@@ -92,10 +93,14 @@ export class StdioSession {
       return verdict;
     } catch (error) {
       this.kill();
+      const exited = error instanceof SdkError && error.code === SdkErrorCode.ConnectionClosed;
+      const cause = exited
+        ? new Error('the process exited before it answered initialize', { cause: error })
+        : error;
       throw new GatewayError(
         'GW_UPSTREAM_UNAVAILABLE',
-        `MCP server "${this.options.server}" did not start: ${String(error)}`,
-        { cause: error },
+        `MCP server "${this.options.server}" did not start: ${String(cause)}`,
+        { cause },
       );
     }
   }
@@ -161,7 +166,8 @@ export class StdioSession {
   }
 
   private closed(): void {
-    const unexpected = this.state !== 'closing';
+    // A process that dies while starting makes `start()` fail: that is its one report, not an exit.
+    const unexpected = this.state === 'ready';
     this.failure ??= new GatewayError(
       'GW_MCP_SERVER_CRASHED',
       `MCP server "${this.options.server}" (pid ${this.pid ?? '?'}) exited during the call`,

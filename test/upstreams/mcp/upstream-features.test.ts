@@ -337,14 +337,19 @@ describe('a 2025-era stdio pool', () => {
     ]);
   });
 
-  it('fails to start a server pinned to 2026-07-28 that speaks only 2025-11-25', async () => {
+  it('reports a server pinned to 2026-07-28 that speaks only 2025-11-25 as down, and refuses its calls', async () => {
     const upstream = stdioPool(
       'fx',
       stdioConfig('2026-07-28', { min: 1, max: 1, startTimeout: '5s' }, eraEnv('2025-11-25')),
       silent,
     );
     opened.push(upstream);
-    await expect(upstream.start()).rejects.toMatchObject({ code: 'GW_UPSTREAM_UNAVAILABLE' });
+    await upstream.start();
+    expect(upstream.stats()).toMatchObject({ ready: 0, down: { reason: expect.any(String) } });
+    await expect(upstream.callTool('echo', {}, { ...options(), idempotent: false })).rejects.toMatchObject({
+      code: 'GW_MCP_SERVER_DOWN',
+      status: 503,
+    });
   });
 
   it('refuses a server request that arrives while no interactive call runs', async () => {
