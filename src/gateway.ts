@@ -25,7 +25,6 @@ import type { ResponseOwners } from './entrypoints/llm/response-owners.js';
 import { responsesFormat } from './entrypoints/llm/responses.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { storedResponsesEndpoint } from './entrypoints/llm/stored-responses.js';
-import { createMcpEntrypoint } from './entrypoints/mcp/endpoint.js';
 import type { McpEntrypoint } from './entrypoints/mcp/endpoint.js';
 import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
 import { jobsEndpoint } from './entrypoints/jobs.js';
@@ -71,7 +70,6 @@ import { fanoutGroup } from './upstreams/group/fanout.js';
 import { asUpstream, httpUpstream } from './upstreams/http.js';
 import { llmProviders } from './upstreams/llm/providers.js';
 import type { LlmProviders } from './upstreams/llm/providers.js';
-import { toolRegistry } from './upstreams/mcp/tool-registry.js';
 import type { ToolRegistry } from './upstreams/mcp/tool-registry.js';
 
 export interface GatewayOptions {
@@ -122,8 +120,20 @@ interface Component {
   stats?(): UpstreamConnectionStats[];
 }
 
+/**
+ * The MCP layer, imported only for a config with `mcp:`: its two SDKs (server and client) are a third of
+ * an idle gateway's memory.
+ */
+async function loadMcp() {
+  const [{ toolRegistry }, { createMcpEntrypoint }] = await Promise.all([
+    import('./upstreams/mcp/tool-registry.js'),
+    import('./entrypoints/mcp/endpoint.js'),
+  ]);
+  return { toolRegistry, createMcpEntrypoint };
+}
+
 /** Builds (but does not start) a gateway. Every policy stack is composed here, once. */
-export function createGateway(config: Config, options: GatewayOptions = {}): Gateway {
+export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger({ level: config.telemetry.log.level });
   const principalHeader = config.server.principalHeader.toLowerCase();
   const caches = createCacheTier(config.cache);
@@ -134,10 +144,11 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     Object.entries(config.upstreams).map(([name, upstream]) => [name, httpUpstream(name, upstream)]),
   );
   // MCP servers' tools: served at /mcp and /tools, and callable as fan-out members.
+  const mcpLayer = config.mcp === undefined ? undefined : await loadMcp();
   const tools =
-    config.mcp === undefined
+    config.mcp === undefined || mcpLayer === undefined
       ? undefined
-      : toolRegistry(config.mcp, {
+      : mcpLayer.toolRegistry(config.mcp, {
           logger,
           store: caches.store,
           peerLock: caches.peerLock,
@@ -145,9 +156,9 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
           configError: (path, message) => configProblem(config, ['mcp', ...path], message),
         });
   const mcp =
-    config.mcp === undefined || tools === undefined
+    config.mcp === undefined || tools === undefined || mcpLayer === undefined
       ? undefined
-      : createMcpEntrypoint({
+      : mcpLayer.createMcpEntrypoint({
           registry: tools,
           maxRequestBytes: config.mcp.maxRequestBytes,
           maxSessions: config.mcp.maxSessions,

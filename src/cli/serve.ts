@@ -56,7 +56,7 @@ function announce(fields: Record<string, unknown>): void {
 
 /** One process: the gateway itself. A second signal exits without draining. */
 async function serveOne(config: Config): Promise<void> {
-  const gateway = createGateway(config);
+  const gateway = await createGateway(config);
   let bound: Awaited<ReturnType<typeof gateway.listen>>;
   try {
     bound = await gateway.listen();

@@ -36,7 +36,7 @@ export async function runWorker(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({ level: config.telemetry.log.level }).child({ worker: start.worker });
-  const gateway = createGateway(config, {
+  const gateway = await createGateway(config, {
     logger,
     worker: start.worker,
     admin: false,

@@ -18,7 +18,7 @@ export async function startGateway(yaml: string, env: NodeJS.ProcessEnv = {}): P
   const listeners = /^server:/m.test(yaml) ? '' : 'server: { listen: "127.0.0.1:0" }\n';
   const admin = /^admin:/m.test(yaml) ? '' : 'admin: { listen: "127.0.0.1:0" }\n';
   const config = parseConfig(listeners + admin + yaml, 'test.yaml', env);
-  const gateway = createGateway(config, { logger: pino({ level: 'silent' }) });
+  const gateway = await createGateway(config, { logger: pino({ level: 'silent' }) });
   const { url, adminUrl } = await gateway.listen();
   // This helper always binds the admin listener (GatewayOptions.admin defaults to true).
   return { gateway, url, adminUrl: adminUrl!, close: () => gateway.close() };

@@ -19,7 +19,7 @@ import { allowed } from '../../server/auth.js';
 import type { Caller } from '../../server/auth.js';
 import { requestContext } from '../../server/request.js';
 import type { McpListKind, McpRequestOptions, McpUpstream } from '../../upstreams/mcp/mcp-upstream.js';
-import { resultOf } from '../../upstreams/mcp/tool-registry.js';
+import { resultOf } from '../../upstreams/mcp/tool-result.js';
 import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 
 import type { McpCatalogue } from './catalogue.js';

@@ -2,7 +2,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { McpMemberConfig } from '../../config/groups-schema.js';
 import { GatewayError } from '../../errors.js';
-import { resultOf } from '../mcp/tool-registry.js';
+import { resultOf } from '../mcp/tool-result.js';
 import type { ToolRegistry } from '../mcp/tool-registry.js';
 import { memberAddress } from './member.js';
 import type { MemberAnswer, MemberTransport } from './member.js';

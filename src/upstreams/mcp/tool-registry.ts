@@ -100,14 +100,6 @@ export interface ToolRegistryOptions {
 /** Largest tool list kept per server. */
 const MAX_TOOLS_PER_SERVER = 10_000;
 
-/** The `CallToolResult` in a tool reply (parsed again only when it came from a cache). */
-export function resultOf(reply: Reply): CallToolResult {
-  if (reply.decoded !== undefined) return reply.decoded as CallToolResult;
-  const body = reply.body;
-  if (!Buffer.isBuffer(body)) throw new GatewayError('GW_INTERNAL', 'tool reply without a buffered body');
-  return JSON.parse(body.toString('utf8')) as CallToolResult;
-}
-
 /** Builds the registry for `config.servers`; nothing is spawned until `start()`. */
 export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): ToolRegistry {
   const validator = new AjvJsonSchemaValidator();
