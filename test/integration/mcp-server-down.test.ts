@@ -116,6 +116,39 @@ mcp:
     expect(series(metrics, 'slipstream_mcp_server_up{server="remote"}')).toBe(0);
   });
 
+  it("answers a /mcp call of a down server's tool with GW_MCP_SERVER_DOWN, not an unknown tool", async () => {
+    // A plain 2026-07-28 request (spec 2026-07-28 basic/transports): no session needed.
+    const rpc = await call(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'missing__echo',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: {
+          name: 'missing__echo',
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+            'io.modelcontextprotocol/clientInfo': { name: 'test', version: '1.0.0' },
+          },
+        },
+      }),
+    });
+    const body =
+      typeof rpc.body === 'string' ? JSON.parse(rpc.body.replace(/^[\s\S]*?data: /, '')) : rpc.body;
+    expect(body.id).toBe(7);
+    expect(body.error.data.code).toBe('GW_MCP_SERVER_DOWN');
+    expect(body.error.message).toContain('"missing" is down');
+  });
+
   it('shows each down server and its reason on the dashboard feed', async () => {
     const feed = await openFeed(String(gw.listening.adminUrl));
     try {

@@ -124,7 +124,8 @@ mcp:
     await viaMcp.connect(mcpTransport);
     clients.push(viaMcp);
     let rpcId = 1_000_000;
-    const mcpRaw = (connections: number) => {
+    /** Plain JSON-RPC `tools/call` POSTs on /mcp with these headers; `meta` goes into the params. */
+    const jsonRpcCalls = (connections: number, headers: Record<string, string>, meta = '') => {
       const http = httpTask(
         gateway.url,
         () => ({
@@ -133,39 +134,27 @@ mcp:
           headers: {
             'content-type': 'application/json',
             accept: 'application/json, text/event-stream',
-            'mcp-session-id': mcpTransport.sessionId ?? '',
+            ...headers,
           },
-          body: `{"jsonrpc":"2.0","id":${rpcId++},"method":"tools/call","params":{"name":"emu__echo","arguments":{"text":"ping"}}}`,
+          body: `{"jsonrpc":"2.0","id":${rpcId++},"method":"tools/call","params":{"name":"emu__echo","arguments":{"text":"ping"}${meta}}}`,
         }),
         { connections },
       );
       closers.push(() => http.close());
       return http.task;
     };
+    const mcpRaw = (connections: number) =>
+      jsonRpcCalls(connections, { 'mcp-session-id': mcpTransport.sessionId ?? '' });
     // Spec 2026-07-28 basic/transports: each request stands alone, its protocol version and client facts
     // in `_meta`, its method and name repeated in headers.
     const envelope =
-      '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1.0.0"}}';
-    const mcpModern = (connections: number) => {
-      const http = httpTask(
-        gateway.url,
-        () => ({
-          method: 'POST',
-          path: '/mcp',
-          headers: {
-            'content-type': 'application/json',
-            accept: 'application/json, text/event-stream',
-            'mcp-protocol-version': '2026-07-28',
-            'mcp-method': 'tools/call',
-            'mcp-name': 'emu__echo',
-          },
-          body: `{"jsonrpc":"2.0","id":${rpcId++},"method":"tools/call","params":{"name":"emu__echo","arguments":{"text":"ping"},${envelope}}}`,
-        }),
-        { connections },
+      ',"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1.0.0"}}';
+    const mcpModern = (connections: number) =>
+      jsonRpcCalls(
+        connections,
+        { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'emu__echo' },
+        envelope,
       );
-      closers.push(() => http.close());
-      return http.task;
-    };
     const rest = (connections: number) => {
       const http = httpTask(
         gateway.url,

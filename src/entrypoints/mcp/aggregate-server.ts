@@ -88,6 +88,9 @@ export async function callTool(
     if (taskOnly !== undefined && allowed(call.caller, 'tools', params.name)) {
       throw new ProtocolError(-32601, taskOnly, { code: 'GW_MCP_UNSUPPORTED' });
     }
+    // Told only to callers without tool allowances, as on REST: the others learn nothing of other servers.
+    const down = call.caller?.allow?.tools === undefined ? registry.downServerOf(params.name) : undefined;
+    if (down !== undefined) throw rpcFailure(down);
     throw new ProtocolError(-32602, `unknown tool "${params.name}"`, { code: 'GW_TOOL_NOT_FOUND' });
   }
   // A call on the SDK's path shares its HTTP request with other messages: it gets a context of its own.

@@ -8,6 +8,7 @@ import type { CacheStore } from '../../cache/store.js';
 import { DEFAULT_TOOL_POLICY, namespaced as isNamespaced } from '../../config/mcp-schema.js';
 import type { McpConfig, McpServerConfig, ToolPolicyConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
+import { serverDownError } from './outage.js';
 import { buildStack } from '../../policies/stack.js';
 import type { Call, Handler, HttpRequest, Policy, Reply, RequestContext } from '../../pipeline/types.js';
 import { cache } from '../../policies/cache.js';
@@ -68,6 +69,12 @@ export interface ToolRegistry {
    * as callable, since Slipstream relays no tasks; the message says so.
    */
   taskOnly(name: string): string | undefined;
+  /**
+   * For a name no listed tool has: the 503 `GW_MCP_SERVER_DOWN` of the server it is namespaced under, when
+   * that server is down (its tools are not known yet, so "unknown tool" would mislead). Undefined
+   * otherwise, and for servers with namespacing off (a bare name belongs to no server until it is listed).
+   */
+  downServerOf(name: string): GatewayError | undefined;
   /** Every upstream, in config order (for resources, prompts, completions and logging). */
   upstreams(): readonly McpUpstream[];
   /** The name clients see for `name` of `server` (`server__name`, or `name` with namespacing off). */
@@ -216,6 +223,15 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
       return server === undefined
         ? undefined
         : `tool "${name}" of MCP server "${server}" requires task-augmented execution (execution.taskSupport: "required"), which Slipstream does not relay`;
+    },
+    downServerOf(name) {
+      for (const { upstream } of upstreams) {
+        if (!isNamespaced(config, upstream.name) || !name.startsWith(exposedName(upstream.name, '')))
+          continue;
+        const down = upstream.stats().down;
+        if (down !== undefined) return serverDownError(upstream.name, down);
+      }
+      return undefined;
     },
     upstreams: () => upstreams.map(({ upstream }) => upstream),
     exposedName,
