@@ -7,7 +7,22 @@ import type {
 } from '@modelcontextprotocol/client';
 import type { Logger } from 'pino';
 import type { LoadedList, LoadedLists, McpLists } from './mcp-client.js';
-import type { McpCacheHint, McpListKind, McpServerInfo } from './mcp-upstream.js';
+import { GatewayError } from '../../errors.js';
+import type { McpCacheHint, McpListKind, McpServerInfo, McpUpstream } from './mcp-upstream.js';
+
+/** What every kind of upstream answers straight from its catalogue. */
+export type CatalogSurface = Pick<
+  McpUpstream,
+  | 'info'
+  | 'tools'
+  | 'resources'
+  | 'resourceTemplates'
+  | 'prompts'
+  | 'listCacheHint'
+  | 'onToolsChanged'
+  | 'onListChanged'
+  | 'onResourceUpdated'
+>;
 
 /** Most items kept per list (a server must not grow our memory without bound). */
 const MAX_ITEMS = 10_000;
@@ -36,7 +51,28 @@ export class Catalog {
   /** The last `logging/setLevel` level, replayed to processes started later. */
   logLevel: string | undefined;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly server: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The `McpUpstream` methods an upstream answers from this catalogue, to spread into it. */
+  surface(): CatalogSurface {
+    return {
+      info: () => this.info(),
+      tools: () => this.tools(),
+      resources: () => this.resources(),
+      resourceTemplates: () => this.resourceTemplates(),
+      prompts: () => this.prompts(),
+      listCacheHint: (kind) => this.cacheHint(kind),
+      onToolsChanged: (listener) =>
+        this.onListChanged((kind) => {
+          if (kind === 'tools') listener();
+        }),
+      onListChanged: (listener) => this.onListChanged(listener),
+      onResourceUpdated: (listener) => this.onResourceUpdated(listener),
+    };
+  }
 
   info(): McpServerInfo | undefined {
     return this.facts;
@@ -105,7 +141,10 @@ export class Catalog {
     const uri = typeof params?.uri === 'string' ? params.uri : undefined;
     if (method === 'resources/subscribe' && uri !== undefined) {
       if (!this.subscriptions.has(uri) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
-        throw new RangeError(`at most ${MAX_SUBSCRIPTIONS} resource subscriptions per MCP server`);
+        throw new GatewayError(
+          'GW_BULKHEAD_FULL',
+          `MCP server "${this.server}": at most ${MAX_SUBSCRIPTIONS} resource subscriptions per MCP server`,
+        );
       }
       this.subscriptions.add(uri);
       return true;

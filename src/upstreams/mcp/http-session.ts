@@ -12,7 +12,7 @@ import { Catalog, SESSION_STATE_METHODS } from './catalog.js';
 import { McpClient, declaredCapabilities } from './mcp-client.js';
 import { upstreamFailure } from './mcp-upstream.js';
 import { Outage } from './outage.js';
-import type { McpListKind, McpRequestOptions, McpUpstream, McpUpstreamStats } from './mcp-upstream.js';
+import type { McpRequestOptions, McpUpstream, McpUpstreamStats } from './mcp-upstream.js';
 
 /**
  * Extra sessions opened for interactive calls while the main one already runs one: a human answering an
@@ -37,7 +37,7 @@ const RETRY_MAX_MS = 30_000;
 export function httpSession(name: string, config: HttpServerConfig, logger: Logger): McpUpstream {
   const log = logger.child({ mcpServer: name });
   const url = new URL(config.url);
-  const catalog = new Catalog(log);
+  const catalog = new Catalog(name, log);
   /** Verdict of the first connect; static headers are this server's only auth context. */
   let verdict: PriorDiscovery | undefined;
   let current: Promise<McpClient> | undefined;
@@ -192,11 +192,7 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     params: Record<string, unknown> | undefined,
     options: McpRequestOptions,
   ): Promise<Record<string, unknown>> => {
-    try {
-      catalog.remember(method, params);
-    } catch (error) {
-      throw new GatewayError('GW_BULKHEAD_FULL', `MCP server "${name}": ${(error as Error).message}`);
-    }
+    catalog.remember(method, params); // throws GW_BULKHEAD_FULL past its subscription bound
     const mcp = await session();
     if (mcp.era() === 'legacy') return send(method, params, options);
     // 2026-07-28 removed these methods: subscriptions ride subscriptions/listen, the log level each request's _meta.
@@ -221,19 +217,7 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
       );
       announceLists = true;
     },
-    info: () => catalog.info(),
-    tools: () => catalog.tools(),
-    resources: () => catalog.resources(),
-    resourceTemplates: () => catalog.resourceTemplates(),
-    prompts: () => catalog.prompts(),
-    listCacheHint: (kind) => catalog.cacheHint(kind),
-    onToolsChanged(listener) {
-      catalog.onListChanged((kind: McpListKind) => {
-        if (kind === 'tools') listener();
-      });
-    },
-    onListChanged: (listener) => catalog.onListChanged(listener),
-    onResourceUpdated: (listener) => catalog.onResourceUpdated(listener),
+    ...catalog.surface(),
     async callTool(tool, args, options): Promise<CallToolResult> {
       return (await send('tools/call', { name: tool, arguments: args }, options)) as CallToolResult;
     },

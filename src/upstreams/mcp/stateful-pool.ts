@@ -37,7 +37,7 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
   const log = logger.child({ mcpServer: name });
   /** Insertion order is recency order. */
   const owners = new Map<string, Owned>();
-  const catalog = new Catalog(log);
+  const catalog = new Catalog(name, log);
   const outage = new Outage(name, log);
   /** Lists loaded after the first attempt (a server that was down) are announced to the listeners. */
   let announceLists = false;
@@ -144,19 +144,7 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
       );
       announceLists = true;
     },
-    info: () => catalog.info(),
-    tools: () => catalog.tools(),
-    resources: () => catalog.resources(),
-    resourceTemplates: () => catalog.resourceTemplates(),
-    prompts: () => catalog.prompts(),
-    listCacheHint: (kind) => catalog.cacheHint(kind),
-    onToolsChanged(listener) {
-      catalog.onListChanged((kind) => {
-        if (kind === 'tools') listener();
-      });
-    },
-    onListChanged: (listener) => catalog.onListChanged(listener),
-    onResourceUpdated: (listener) => catalog.onResourceUpdated(listener),
+    ...catalog.surface(),
     callTool(tool, args, options: ToolCallOptions): Promise<CallToolResult> {
       return on(options, (session) => session.callTool(tool, args, options));
     },

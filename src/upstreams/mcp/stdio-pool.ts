@@ -63,7 +63,7 @@ export function stdioPool(
   const startedAt = new WeakMap<StdioSession, number>();
   const checking = new WeakSet<StdioSession>();
   const waiters = new Set<Waiter>();
-  const catalog = new Catalog(log);
+  const catalog = new Catalog(name, log);
   const outage = new Outage(name, log);
   /** The era verdict of the first process; every later one connects with it (no second probe). */
   let verdict: PriorDiscovery | undefined;
@@ -341,11 +341,7 @@ export function stdioPool(
     params: Record<string, unknown> | undefined,
     options: McpRequestOptions,
   ): Promise<Record<string, unknown>> => {
-    try {
-      catalog.remember(method, params);
-    } catch (error) {
-      throw new GatewayError('GW_BULKHEAD_FULL', `MCP server "${name}": ${(error as Error).message}`);
-    }
+    catalog.remember(method, params); // throws GW_BULKHEAD_FULL past its subscription bound
     if (verdict?.kind === 'modern') {
       // 2026-07-28 removed these methods: subscriptions ride subscriptions/listen, the log level each request's _meta.
       if (method !== 'logging/setLevel') await relisten();
@@ -388,19 +384,7 @@ export function stdioPool(
       // Only now: a ping during the first list load could recycle the process it is loading from.
       startHealthChecks();
     },
-    info: () => catalog.info(),
-    tools: () => catalog.tools(),
-    resources: () => catalog.resources(),
-    resourceTemplates: () => catalog.resourceTemplates(),
-    prompts: () => catalog.prompts(),
-    listCacheHint: (kind) => catalog.cacheHint(kind),
-    onToolsChanged(listener) {
-      catalog.onListChanged((kind) => {
-        if (kind === 'tools') listener();
-      });
-    },
-    onListChanged: (listener) => catalog.onListChanged(listener),
-    onResourceUpdated: (listener) => catalog.onResourceUpdated(listener),
+    ...catalog.surface(),
     callTool(tool, args, callOptions: ToolCallOptions): Promise<CallToolResult> {
       return onSession(callOptions, callOptions.idempotent, (session) =>
         session.callTool(tool, args, callOptions),
