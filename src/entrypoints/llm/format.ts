@@ -1,6 +1,6 @@
 // The contract every LLM wire format adapter implements in front of the one format-neutral relay.
 import { GatewayError } from '../../errors.js';
-import type { ReplyContent, StreamTap } from '../../streams/llm-relay.js';
+import type { ReplyContent, StreamTap, Usage } from '../../streams/llm-relay.js';
 import type { TranscriptMessage } from '../../streams/transcript-buffer.js';
 
 export type { ReplyContent, StreamTap, Usage } from '../../streams/llm-relay.js';
@@ -98,4 +98,17 @@ export function jsonErrorReply(error: GatewayError, body: unknown): ErrorReply {
   };
   if (error.retryAfterS !== undefined) headers['retry-after'] = String(error.retryAfterS);
   return { status: error.status, headers, body: Buffer.from(JSON.stringify(body)) };
+}
+
+/**
+ * A `usage` object with `input_tokens` / `output_tokens` (Anthropic Messages and OpenAI Responses) as
+ * Usage: a field the provider did not send stays absent; undefined when there is no object at all.
+ */
+export function inputOutputUsage(usage: unknown): Usage | undefined {
+  const u = usage as { input_tokens?: unknown; output_tokens?: unknown } | null | undefined;
+  if (u === null || typeof u !== 'object') return undefined;
+  return {
+    inputTokens: typeof u.input_tokens === 'number' ? u.input_tokens : undefined,
+    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : undefined,
+  };
 }

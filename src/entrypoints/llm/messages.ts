@@ -1,7 +1,7 @@
 // Anthropic Messages (`POST /v1/messages`, `/v1/messages/count_tokens`): requests, SSE events, replies, error shape.
 import type { GatewayError } from '../../errors.js';
 import { includesIn, jsonStringAt, parseDataLine, SseDataLines, valueAt } from '../../streams/sse-scan.js';
-import { badRequest, jsonErrorReply, readStream, requireModel } from './format.js';
+import { badRequest, inputOutputUsage, jsonErrorReply, readStream, requireModel } from './format.js';
 import type {
   ErrorReply,
   LlmFormat,
@@ -67,16 +67,6 @@ function anthropicErrorReply(error: GatewayError): ErrorReply {
   return jsonErrorReply(error, errorObject(error));
 }
 
-/** A Messages `usage` object as Usage (fields absent when the provider did not send them). */
-function usageOf(usage: unknown): Usage | undefined {
-  const u = usage as { input_tokens?: unknown; output_tokens?: unknown } | null | undefined;
-  if (u === null || typeof u !== 'object') return undefined;
-  return {
-    inputTokens: typeof u.input_tokens === 'number' ? u.input_tokens : undefined,
-    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : undefined,
-  };
-}
-
 /**
  * Scans a Messages event stream: `text_delta` text goes to the transcript (thinking and tool-input
  * deltas do not); usage is read from `message_start` (input) and `message_delta` (the cumulative
@@ -99,7 +89,7 @@ class MessagesTap implements StreamTap {
       if (!isStart && !includesIn(data, MESSAGE_DELTA, start, end)) return;
       const event = parseDataLine(data, start, end) as
         { usage?: unknown; message?: { usage?: unknown } } | undefined;
-      const usage = usageOf(isStart ? event?.message?.usage : event?.usage);
+      const usage = inputOutputUsage(isStart ? event?.message?.usage : event?.usage);
       this.input = usage?.inputTokens ?? this.input;
       this.output = usage?.outputTokens ?? this.output;
     });
@@ -150,7 +140,7 @@ export const messagesFormat: StreamingFormat = {
           if (block?.type === 'text' && typeof block.text === 'string') text = (text ?? '') + block.text;
         }
       }
-      return { text, usage: usageOf(parsed.usage) };
+      return { text, usage: inputOutputUsage(parsed.usage) };
     } catch {
       return { text: undefined, usage: undefined };
     }

@@ -8,7 +8,7 @@ import {
   SseDataLines,
   valueAt,
 } from '../../streams/sse-scan.js';
-import { badRequest, readStream, requireModel } from './format.js';
+import { badRequest, inputOutputUsage, readStream, requireModel } from './format.js';
 import type { LlmRequest, ReplyContent, StreamingFormat, StreamTap, Usage } from './format.js';
 import { openaiErrorReply } from './openai-errors.js';
 import { newTurn } from './turn.js';
@@ -24,16 +24,6 @@ const CREATED = Buffer.from('"response.created"');
 const DELTA_KEY = Buffer.from('"delta"');
 const ID_KEY = Buffer.from('"id"');
 const SEQUENCE_KEY = Buffer.from('"sequence_number"');
-
-/** A Responses `usage` object (`input_tokens`, `output_tokens`) as Usage; undefined when absent. */
-function usageOf(usage: unknown): Usage | undefined {
-  const u = usage as { input_tokens?: unknown; output_tokens?: unknown } | null | undefined;
-  if (u === null || typeof u !== 'object') return undefined;
-  return {
-    inputTokens: typeof u.input_tokens === 'number' ? u.input_tokens : undefined,
-    outputTokens: typeof u.output_tokens === 'number' ? u.output_tokens : undefined,
-  };
-}
 
 /**
  * Scans a Responses event stream: `response.output_text.delta` text goes to the transcript (when wanted),
@@ -64,7 +54,7 @@ class ResponsesTap implements StreamTap {
       }
       if (FINAL.some((type) => includesIn(data, type, start, end))) {
         const event = parseDataLine(data, start, end) as { response?: { usage?: unknown } } | undefined;
-        this.seen = usageOf(event?.response?.usage) ?? this.seen;
+        this.seen = inputOutputUsage(event?.response?.usage) ?? this.seen;
       }
     });
   }
@@ -159,7 +149,7 @@ export const responsesFormat: StreamingFormat = {
         }
       }
       const id = typeof parsed.id === 'string' && parsed.id !== '' ? parsed.id : undefined;
-      return { text, usage: usageOf(parsed.usage), ...(id === undefined ? {} : { id }) };
+      return { text, usage: inputOutputUsage(parsed.usage), ...(id === undefined ? {} : { id }) };
     } catch {
       return { text: undefined, usage: undefined };
     }
