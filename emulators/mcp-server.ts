@@ -33,6 +33,8 @@ export interface McpEmulatorStats {
   calls: number;
   /** `sleep` calls running now (a cancelled one stops at once). */
   sleeping: number;
+  /** `ask_llm` / `ask_user` / `list_roots` calls cancelled by their client while it was asked for input. */
+  cancelled: number;
 }
 
 /** Largest `sleep` and `progress` run, so a test typo cannot park a child for hours. */
@@ -69,7 +71,13 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServerFa
   const latency: LatencySampler | undefined = /^0+(\.0+)?(ms|s|us)?$/.test(latencySpec)
     ? undefined
     : parseLatency(latencySpec);
-  const stats: McpEmulatorStats = { pid: process.pid, initializeCount: 0, calls: 0, sleeping: 0 };
+  const stats: McpEmulatorStats = {
+    pid: process.pid,
+    initializeCount: 0,
+    calls: 0,
+    sleeping: 0,
+    cancelled: 0,
+  };
   const addedTools: string[] = [];
   const addedResources: string[] = [];
   let watchedVersion = 1;
@@ -305,7 +313,10 @@ function registerFaultTools({ server, stats, count }: Env, addedTools: string[])
   report.execution = { taskSupport: 'required' };
 }
 
-function registerInteractiveTools({ server, count }: Env): void {
+function registerInteractiveTools({ server, count, stats }: Env): void {
+  /** Counts the call if its client cancels it while asked (on 2025 sessions it waits for the answer). */
+  const watch = (ctx: { mcpReq: { signal: AbortSignal } }) =>
+    ctx.mcpReq.signal.addEventListener('abort', () => stats.cancelled++, { once: true });
   const levels = ['debug', 'info', 'notice', 'warning', 'error'] as const;
   server.registerTool(
     'log',
@@ -335,6 +346,7 @@ function registerInteractiveTools({ server, count }: Env): void {
     ({ prompt }, ctx) => {
       const reply = inputResponse(ctx.mcpReq.inputResponses, 'answer');
       if (reply.kind !== 'sampling') {
+        watch(ctx);
         return inputRequired({
           inputRequests: {
             answer: inputRequired.createMessage({
@@ -360,6 +372,7 @@ function registerInteractiveTools({ server, count }: Env): void {
     ({ question }, ctx) => {
       const reply = inputResponse(ctx.mcpReq.inputResponses, 'reply');
       if (reply.kind !== 'elicit') {
+        watch(ctx);
         return inputRequired({
           inputRequests: {
             reply: inputRequired.elicit({
@@ -383,8 +396,10 @@ function registerInteractiveTools({ server, count }: Env): void {
     { description: 'Asks the client for its roots and lists their URIs.' },
     (ctx) => {
       const reply = inputResponse(ctx.mcpReq.inputResponses, 'roots');
-      if (reply.kind !== 'roots')
+      if (reply.kind !== 'roots') {
+        watch(ctx);
         return inputRequired({ inputRequests: { roots: inputRequired.listRoots() } });
+      }
       count();
       return text(reply.roots.map((root) => root.uri).join('\n'));
     },

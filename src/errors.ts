@@ -55,6 +55,16 @@ const CODES = {
   GW_MCP_NOT_FOUND: { status: 404, rpc: -32602, client: true },
   /** The request needs what no path here can give (a task-only tool, a 2025 server asking a 2026 client). */
   GW_MCP_UNSUPPORTED: { status: 400, rpc: -32601, client: true },
+  /**
+   * A 2026-07-28 retry's `requestState` was not issued by this gateway process for this caller and this
+   * request: tampered with, forged, another caller's, or for another tool, prompt or URI.
+   */
+  GW_MCP_REQUEST_STATE_INVALID: { status: 400, rpc: -32602, client: true },
+  /**
+   * A 2026-07-28 retry names a parked call that no longer waits for input: past `mcp.inputWait`, its
+   * round already answered, cancelled, finished, or parked by another gateway process.
+   */
+  GW_MCP_REQUEST_STATE_EXPIRED: { status: 400, rpc: -32602, client: true },
   /** An MCP tool answered `isError` where an answer was needed (a fan-out member). */
   GW_TOOL_ERROR: { status: 502, rpc: -32002, client: false },
   /** The requested LLM model is served by no configured provider (as OpenAI answers an unknown model). */

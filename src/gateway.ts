@@ -166,6 +166,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           sessionIdleMs: config.mcp.sessionIdle,
           evictableAfterMs: config.mcp.evictableAfter,
           allowedHosts: config.mcp.allowedHosts,
+          inputWaitMs: config.mcp.inputWait,
+          maxParkedCalls: config.mcp.maxParkedCalls,
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =

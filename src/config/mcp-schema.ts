@@ -132,6 +132,14 @@ export const mcpSchema = z
     evictableAfter: duration.default(60_000),
     /** A `/mcp` session unused this long is closed (the client gets 404 and opens a new one). */
     sessionIdle: duration.default(30 * 60_000),
+    /**
+     * How long a call of a 2025-era server, parked while a 2026-07-28 client answers its sampling /
+     * elicitation / roots request (an `input_required` round), waits for the client's retry; then it is
+     * cancelled upstream and the retry gets `GW_MCP_REQUEST_STATE_EXPIRED`.
+     */
+    inputWait: duration.default(60_000),
+    /** Calls parked at once waiting for their clients' input; one more is cancelled with `GW_BULKHEAD_FULL`. */
+    maxParkedCalls: z.number().int().min(1).max(100_000).default(1_000),
   })
   .superRefine((mcp, ctx) => {
     for (const [server, config] of Object.entries(mcp.servers)) {

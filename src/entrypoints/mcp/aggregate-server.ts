@@ -23,6 +23,7 @@ import { resultOf } from '../../upstreams/mcp/tool-result.js';
 import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 
 import type { McpCatalogue } from './catalogue.js';
+import type { FlowRequest, ParkedCalls, ParkedHooks } from './parked-calls.js';
 import { headerRecord } from './web.js';
 
 /** Who a serving unit (a 2025 session, a 2026-07-28 request) belongs to. */
@@ -43,6 +44,8 @@ export interface AggregateServerOptions {
   subscriptions: McpSubscriptions;
   /** What calls showed of each tool's log lines (filled here, read by the JSON fast path). */
   noise: ToolNoise;
+  /** Calls of 2025-era servers waiting for a 2026-07-28 client's input round (shared by every request). */
+  parked: ParkedCalls;
 }
 
 /** What one `tools/call` needs besides its params: who calls, how to reach it back, where it runs. */
@@ -199,15 +202,31 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
   );
   server.setRequestHandler('tools/call', async (request, ctx) => {
     const { relay, settled } = relayOf(ctx);
+    const call: ToolCallContext = {
+      caller: unit.caller,
+      session: sessionOf(ctx),
+      headers: headerRecord(ctx.http?.req),
+      signal: ctx.mcpReq.signal,
+      relay,
+      noise: options.noise,
+    };
     try {
-      return await callTool(registry, request.params, {
-        caller: unit.caller,
-        session: sessionOf(ctx),
-        headers: headerRecord(ctx.http?.req),
-        signal: ctx.mcpReq.signal,
-        relay,
-        noise: options.noise,
-      });
+      const upstream = modern ? toolUpstream(registry, request.params.name) : undefined;
+      if (upstream === undefined || !parks(upstream, relay))
+        return await callTool(registry, request.params, call);
+      const flow = flowRequest(ctx, relay, bindingOf(unit.caller, 'tools/call', request.params.name));
+      return (await options.parked
+        .serve(flow, (hooks) =>
+          callTool(registry, request.params, {
+            ...call,
+            signal: hooks.signal,
+            relay: withoutRetry(relay, hooks),
+          }),
+        )
+        .catch((error: unknown) => {
+          // The call's own failures are JSON-RPC errors already; the park's are GatewayErrors.
+          throw error instanceof GatewayError ? rpcFailure(error) : error;
+        })) as never;
     } finally {
       await settled();
     }
@@ -228,6 +247,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
         'resources/read',
         { ...request.params, uri: owner.name },
         ctx,
+        request.params.uri,
       );
       return exposeContents(result, owner.upstream.name, catalogue) as never;
     });
@@ -264,6 +284,7 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
         'prompts/get',
         { ...request.params, name: owner.name },
         ctx,
+        request.params.name,
       )) as never;
     });
   }
@@ -316,24 +337,36 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     });
   }
 
-  /** Sends a request to its owner with this unit's relaying; maps failures to JSON-RPC errors. */
+  /**
+   * Sends a request to its owner with this unit's relaying; maps failures to JSON-RPC errors. A 2025-era
+   * server asking a 2026-07-28 client for input during `prompts/get` or `resources/read` parks the request
+   * as a `tools/call` does (`target` binds the retry to it).
+   */
   const forward = async (
     upstream: McpUpstream,
     method: string,
     params: Record<string, unknown>,
     ctx: ServerContext,
+    target?: string,
   ): Promise<Record<string, unknown>> => {
     const relaying = relayOf(ctx);
-    const { onProgress, ...relay } = forUpstream(upstream, relaying.relay);
+    const send = (relay: NonNullable<ToolCallContext['relay']>, signal: AbortSignal) => {
+      const { onProgress, ...rest } = forUpstream(upstream, relay);
+      return upstream.request(method, params, {
+        signal,
+        session: sessionOf(ctx),
+        ...(onProgress === undefined ? {} : { onProgress }),
+        ...rest,
+      });
+    };
     try {
-      return withoutEnvelope(
-        await upstream.request(method, params, {
-          signal: ctx.mcpReq.signal,
-          session: sessionOf(ctx),
-          ...(onProgress === undefined ? {} : { onProgress }),
-          ...relay,
-        }),
+      if (!modern || target === undefined || !parks(upstream, relaying.relay))
+        return withoutEnvelope(await send(relaying.relay, ctx.mcpReq.signal));
+      const flow = flowRequest(ctx, relaying.relay, bindingOf(unit.caller, method, target));
+      const result = await options.parked.serve(flow, (hooks) =>
+        send(withoutRetry(relaying.relay, hooks), hooks.signal),
       );
+      return withoutEnvelope(result as Record<string, unknown>);
     } catch (error) {
       throw rpcFailure(toGatewayError(error));
     } finally {
@@ -395,6 +428,69 @@ function relayFor(
     if (Object.keys(extra).length > 0) relay.extraParams = extra;
   }
   return { relay, settled: async () => void (await Promise.all(pending)) };
+}
+
+/** The upstream serving a tool, when the name is one the registry knows. */
+function toolUpstream(registry: ToolRegistry, name: string): McpUpstream | undefined {
+  const server = registry.byNamespacedName(name)?.server;
+  return server === undefined ? undefined : registry.upstreams().find((u) => u.name === server);
+}
+
+/**
+ * True when a 2026-07-28 request to `upstream` goes through the parked calls: the server speaks 2025, so
+ * its sampling / elicitation / roots requests are real requests the client can only get as input rounds,
+ * and the client declared one of them (or this is a retry of such a round). Other calls skip the park
+ * (and the interactive turn it holds on the connection).
+ */
+function parks(upstream: McpUpstream, relay: NonNullable<ToolCallContext['relay']>): boolean {
+  if (upstream.info()?.era !== 'legacy') return false;
+  if (relay.extraParams?.requestState !== undefined) return true;
+  const declared = relay.clientCapabilities ?? {};
+  return (
+    declared.sampling !== undefined || declared.elicitation !== undefined || declared.roots !== undefined
+  );
+}
+
+/**
+ * Who may carry a flow on: the verified caller (how it was identified and who), the method and its target.
+ * A retry by another caller, or of another tool, prompt or URI, does not match the state's MAC.
+ */
+function bindingOf(caller: Caller | undefined, method: string, target: string): string {
+  return JSON.stringify([caller?.via ?? null, caller?.id ?? null, method, target]);
+}
+
+/** This request as one step of a parked flow: its retry fields, its signal and its own notification relay. */
+function flowRequest(
+  ctx: ServerContext,
+  relay: NonNullable<ToolCallContext['relay']>,
+  binding: string,
+): FlowRequest {
+  const retry = relay.extraParams ?? {};
+  return {
+    binding,
+    requestState: typeof retry.requestState === 'string' ? retry.requestState : undefined,
+    inputResponses: retry.inputResponses as Record<string, unknown> | undefined,
+    signal: ctx.mcpReq.signal,
+    ...(relay.onNotification === undefined ? {} : { onNotification: relay.onNotification }),
+    ...(relay.onProgress === undefined ? {} : { onProgress: relay.onProgress }),
+  };
+}
+
+/**
+ * The relay of a parked flow's upstream call: the retry fields are the gateway's (never sent to a 2025
+ * server), server requests go to the flow, and notifications to whichever request carries it.
+ */
+function withoutRetry(
+  relay: NonNullable<ToolCallContext['relay']>,
+  hooks: Pick<ParkedHooks, 'onServerRequest' | 'onNotification' | 'onProgress'>,
+): NonNullable<ToolCallContext['relay']> {
+  const { extraParams: _retry, ...rest } = relay;
+  return {
+    ...rest,
+    onServerRequest: hooks.onServerRequest,
+    onNotification: hooks.onNotification,
+    onProgress: hooks.onProgress,
+  };
 }
 
 /**

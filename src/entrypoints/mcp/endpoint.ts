@@ -20,6 +20,7 @@ import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 import { aggregateServer, callTool } from './aggregate-server.js';
 import type { AggregateServerOptions, McpSubscriptions, ToolNoise } from './aggregate-server.js';
 import { McpCatalogue } from './catalogue.js';
+import { parkedCalls } from './parked-calls.js';
 import { webRequest, writeWebResponse } from './web.js';
 
 export interface McpEntrypointOptions {
@@ -35,6 +36,10 @@ export interface McpEntrypointOptions {
   evictableAfterMs: number;
   /** Host names accepted in `Host` and `Origin` besides the loopback ones; `*` accepts any. Default none. */
   allowedHosts?: readonly string[];
+  /** How long a parked call waits for its 2026-07-28 client's input round, in ms. Default 60_000. */
+  inputWaitMs?: number;
+  /** Calls parked at once for their clients' input. Default 1_000. */
+  maxParkedCalls?: number;
 }
 
 export interface McpEntrypoint {
@@ -94,6 +99,10 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     catalogue,
     subscriptions,
     noise: { quiet: new Set(), logging: new Set() },
+    parked: parkedCalls({
+      ...(options.inputWaitMs === undefined ? {} : { waitMs: options.inputWaitMs }),
+      ...(options.maxParkedCalls === undefined ? {} : { maxParked: options.maxParkedCalls }),
+    }),
   };
   const checkOrigin = originCheck(options.allowedHosts ?? []);
 
@@ -356,6 +365,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     },
     async close() {
       clearInterval(sweep);
+      aggregate.parked.close();
       const open = [...sessions.values()];
       sessions.clear();
       await Promise.all([
