@@ -35,6 +35,8 @@ export interface McpEmulatorStats {
   sleeping: number;
   /** `ask_llm` / `ask_user` / `list_roots` calls cancelled by their client while it was asked for input. */
   cancelled: number;
+  /** `resources/read` requests answered (so callers can tell a cached read from one that reached us). */
+  reads: number;
 }
 
 /** Largest `sleep` and `progress` run, so a test typo cannot park a child for hours. */
@@ -62,8 +64,8 @@ const KNOWN_SYMBOLS = ['AAPL', 'ACME', 'AMZN', 'GOOG', 'MSFT', 'NVDA', 'TSLA'];
  * - `touch_resource` (bumps `emulator://watched`, sending `notifications/resources/updated`),
  *   `add_resource {name}` (`notifications/resources/list_changed`), `long_report` (`execution.taskSupport:
  *   required`, 2025-11-25 only: it must be run as a task, so a direct call is refused).
- * Resources: `emulator://stats`, `emulator://watched` (subscribable), template `quote://{symbol}` (symbols
- * complete). Prompts: `quote_brief {symbol}` (symbol completes), `daily_summary`. Logging.
+ * Resources: `emulator://stats` (cache hint: a minute, private), `emulator://watched` (subscribable; a minute,
+ * public), template `quote://{symbol}` (symbols complete; no hint); `stats.reads` counts the reads. Prompts: `quote_brief {symbol}` (symbol completes), `daily_summary`. Logging.
  */
 export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServerFactory {
   const random = options.random ?? Math.random;
@@ -77,6 +79,7 @@ export function createMcpEmulator(options: McpEmulatorOptions = {}): McpServerFa
     calls: 0,
     sleeping: 0,
     cancelled: 0,
+    reads: 0,
   };
   const addedTools: string[] = [];
   const addedResources: string[] = [];
@@ -411,17 +414,33 @@ function registerResources(
   addedResources: string[],
   watched: () => number,
 ): void {
+  // SEP-2549 hints (2026-07-28 results only): the counters are the caller's to keep, the watched text anyone's,
+  // each for a minute; the template sends none (the SDK says `ttlMs: 0`).
   server.registerResource(
     'stats',
     'emulator://stats',
-    { description: 'Counters of this process (JSON).', mimeType: 'application/json' },
-    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(stats) }] }),
+    {
+      description: 'Counters of this process (JSON).',
+      mimeType: 'application/json',
+      cacheHint: { ttlMs: 60_000, cacheScope: 'private' },
+    },
+    (uri) => {
+      stats.reads++;
+      return { contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(stats) }] };
+    },
   );
   server.registerResource(
     'watched',
     'emulator://watched',
-    { description: 'A text whose version `touch_resource` bumps (subscribe to it).', mimeType: 'text/plain' },
-    (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `version ${watched()}` }] }),
+    {
+      description: 'A text whose version `touch_resource` bumps (subscribe to it).',
+      mimeType: 'text/plain',
+      cacheHint: { ttlMs: 60_000, cacheScope: 'public' },
+    },
+    (uri) => {
+      stats.reads++;
+      return { contents: [{ uri: uri.href, mimeType: 'text/plain', text: `version ${watched()}` }] };
+    },
   );
   server.registerResource(
     'quote',
@@ -430,15 +449,18 @@ function registerResources(
       complete: { symbol: (value) => KNOWN_SYMBOLS.filter((s) => s.startsWith(value.toUpperCase())) },
     }),
     { description: 'The latest quote for a symbol (JSON).', mimeType: 'application/json' },
-    (uri, variables) => ({
-      contents: [
-        {
-          uri: uri.href,
-          mimeType: 'application/json',
-          text: JSON.stringify(quote(String(variables.symbol), stats.calls)),
-        },
-      ],
-    }),
+    (uri, variables) => {
+      stats.reads++;
+      return {
+        contents: [
+          {
+            uri: uri.href,
+            mimeType: 'application/json',
+            text: JSON.stringify(quote(String(variables.symbol), stats.calls)),
+          },
+        ],
+      };
+    },
   );
   server.registerTool(
     'touch_resource',

@@ -168,6 +168,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           allowedHosts: config.mcp.allowedHosts,
           inputWaitMs: config.mcp.inputWait,
           maxParkedCalls: config.mcp.maxParkedCalls,
+          store: caches.store,
+          servers: config.mcp.servers,
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =

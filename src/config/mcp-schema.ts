@@ -49,6 +49,14 @@ const common = {
     .default(['sampling', 'elicitation', 'roots']),
   /** Default deadline of a tool call on this server. */
   timeout: duration.default(30_000),
+  /**
+   * Caches this server's `resources/read` results at /mcp for `ttl` (`scope: principal`, the default, per
+   * caller; `shared` for everyone), instead of the SEP-2549 `ttlMs` / `cacheScope` the server sends with
+   * each result. 2025-era servers send no hint: without this their reads are never cached.
+   */
+  resourceCache: z
+    .strictObject({ ttl: duration, scope: z.enum(['principal', 'shared']).default('principal') })
+    .optional(),
   /** Per-tool policies, by the tool's name on the server (not the namespaced one). */
   tools: z.record(z.string().min(1), toolPolicy).default({}),
   /** Circuit breaker per tool (crashes, timeouts, protocol errors; not `isError` results); false turns it off. */

@@ -24,6 +24,7 @@ import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 
 import type { McpCatalogue } from './catalogue.js';
 import type { FlowRequest, ParkedCalls, ParkedHooks } from './parked-calls.js';
+import type { ResourceCache } from './resource-cache.js';
 import { headerRecord } from './web.js';
 
 /** Who a serving unit (a 2025 session, a 2026-07-28 request) belongs to. */
@@ -46,6 +47,8 @@ export interface AggregateServerOptions {
   noise: ToolNoise;
   /** Calls of 2025-era servers waiting for a 2026-07-28 client's input round (shared by every request). */
   parked: ParkedCalls;
+  /** `resources/read` results kept for their cache hints. */
+  resources: ResourceCache;
 }
 
 /** What one `tools/call` needs besides its params: who calls, how to reach it back, where it runs. */
@@ -242,13 +245,27 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     server.setRequestHandler('resources/read', async (request, ctx) => {
       const owner = catalogue.resourceOwner(request.params.uri);
       if (owner === undefined) throw resourceNotFound(request.params.uri);
-      const result = await forward(
-        owner.upstream,
-        'resources/read',
-        { ...request.params, uri: owner.name },
-        ctx,
-        request.params.uri,
-      );
+      const read = () =>
+        forward(
+          owner.upstream,
+          'resources/read',
+          { ...request.params, uri: owner.name },
+          ctx,
+          request.params.uri,
+        );
+      // A retried input round is one exchange with its server: never answered from (or into) the cache.
+      const retry = ctx.mcpReq.inputResponses !== undefined || ctx.mcpReq.requestState() !== undefined;
+      const result = retry
+        ? await read()
+        : await options.resources.read(
+            {
+              server: owner.upstream.name,
+              uri: owner.name,
+              principal: unit.caller?.id,
+              cacheControl: header(headerRecord(ctx.http?.req), 'cache-control'),
+            },
+            read,
+          );
       return exposeContents(result, owner.upstream.name, catalogue) as never;
     });
     if (capabilities.resources.subscribe === true) {

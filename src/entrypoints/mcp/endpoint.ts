@@ -10,17 +10,21 @@ import {
   validateOriginHeader,
 } from '@modelcontextprotocol/server';
 import type { CallToolRequestParams, McpHttpHandler, Server } from '@modelcontextprotocol/server';
+import { memoryCache } from '../../cache/memory.js';
+import type { CacheStore } from '../../cache/store.js';
+import type { McpConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import type { Reply } from '../../pipeline/types.js';
 import { written } from '../../server/exchange.js';
 import type { Endpoint, Exchange } from '../../server/exchange.js';
 import type { Caller } from '../../server/auth.js';
-import type { McpUpstream } from '../../upstreams/mcp/mcp-upstream.js';
+import type { McpCacheHint, McpUpstream } from '../../upstreams/mcp/mcp-upstream.js';
 import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 import { aggregateServer, callTool } from './aggregate-server.js';
 import type { AggregateServerOptions, McpSubscriptions, ToolNoise } from './aggregate-server.js';
 import { McpCatalogue } from './catalogue.js';
 import { parkedCalls } from './parked-calls.js';
+import { resourceCache } from './resource-cache.js';
 import { webRequest, writeWebResponse } from './web.js';
 
 export interface McpEntrypointOptions {
@@ -40,6 +44,10 @@ export interface McpEntrypointOptions {
   inputWaitMs?: number;
   /** Calls parked at once for their clients' input. Default 1_000. */
   maxParkedCalls?: number;
+  /** Where `resources/read` results are cached (the gateway's cache tier). Default: an in-process LRU. */
+  store?: CacheStore;
+  /** The servers' config, for their `resourceCache` policies. */
+  servers?: McpConfig['servers'];
 }
 
 export interface McpEntrypoint {
@@ -99,6 +107,10 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     catalogue,
     subscriptions,
     noise: { quiet: new Set(), logging: new Set() },
+    resources: resourceCache({
+      store: options.store ?? memoryCache(),
+      configured: configuredHints(options.servers ?? {}),
+    }),
     parked: parkedCalls({
       ...(options.inputWaitMs === undefined ? {} : { waitMs: options.inputWaitMs }),
       ...(options.maxParkedCalls === undefined ? {} : { maxParked: options.maxParkedCalls }),
@@ -250,6 +262,8 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       }
     });
     upstream.onResourceUpdated((uri) => {
+      // Dropped before anyone hears of the update, so no client re-reads the old contents from the cache.
+      aggregate.resources.invalidate(upstream.name, uri).catch(() => {});
       const exposed = catalogue.exposedUri(upstream.name, uri);
       for (const id of subscriptions.subscribers(upstream, uri)) {
         sessions
@@ -445,6 +459,17 @@ function sessionSubscriptions(): McpSubscriptions & {
       bySession.delete(session);
     },
   };
+}
+
+/** The servers' `resourceCache` policies as the cache hints they stand for. */
+function configuredHints(servers: McpConfig['servers']): Map<string, McpCacheHint> {
+  const hints = new Map<string, McpCacheHint>();
+  for (const [name, server] of Object.entries(servers)) {
+    const policy = server.resourceCache;
+    if (policy === undefined) continue;
+    hints.set(name, { ttlMs: policy.ttl, cacheScope: policy.scope === 'shared' ? 'public' : 'private' });
+  }
+  return hints;
 }
 
 /** The resource URIs a `subscriptions/listen` request's filter names. */
