@@ -1,5 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webRequest, writeWebResponse } from '../../src/entrypoints/mcp/web.js';
 import { emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
@@ -120,6 +124,86 @@ mcp:
       expect(await readsOf('fresh')).toBe(reads);
     } finally {
       await listening.close();
+    }
+  });
+});
+
+/**
+ * A 2026-07-28 HTTP server whose tool list carries a 1.5 s hint and changes without any `list_changed`
+ * (it announces none: `listChanged: false`), counting the `tools/list` requests it answers.
+ */
+async function silentListServer() {
+  const state = { names: ['first'], lists: 0 };
+  const handler = createMcpHandler(
+    () => {
+      const server = new McpServer(
+        { name: 'silent', version: '1.0.0' },
+        {
+          capabilities: { tools: { listChanged: false } },
+          cacheHints: { 'tools/list': { ttlMs: 1_500, cacheScope: 'public' } },
+        },
+      );
+      for (const name of state.names)
+        server.registerTool(name, { description: name }, () => ({ content: [] }));
+      return server;
+    },
+    { legacy: 'reject' },
+  );
+  const http = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const parsedBody: unknown =
+        chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString());
+      if ((parsedBody as { method?: string } | undefined)?.method === 'tools/list') state.lists++;
+      handler
+        .fetch(webRequest(req, AbortSignal.timeout(10_000)), { parsedBody })
+        .then((response) => writeWebResponse(response, res))
+        .catch(() => res.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    state,
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    async close() {
+      await handler.close();
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+describe('/mcp lists past their server’s SEP-2549 ttlMs', () => {
+  it('reloads a 2026-07-28 server’s list on the first list after its ttlMs, with no list_changed from it', async () => {
+    const upstream = await silentListServer();
+    const gw = await startGateway(`
+upstreams: {}
+mcp:
+  servers:
+    silent: { type: http, url: ${upstream.url}, era: 2026-07-28 }
+`);
+    const client = new Client(
+      { name: 'ttl', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`)));
+      const names = async () =>
+        (await client.listTools(undefined, { cacheMode: 'bypass' })).tools.map((tool) => tool.name);
+      expect(await names()).toEqual(['silent__first']);
+      const loaded = upstream.state.lists;
+      upstream.state.names.push('second');
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      expect(await names()).toEqual(['silent__first', 'silent__second']);
+      expect(upstream.state.lists).toBe(loaded + 1);
+      // Fresh again: held for another ttlMs.
+      expect(await names()).toEqual(['silent__first', 'silent__second']);
+      expect(upstream.state.lists).toBe(loaded + 1);
+    } finally {
+      await client.close();
+      await gw.close();
+      await upstream.close();
     }
   });
 });

@@ -344,6 +344,8 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     const { req } = x;
     const sessionId = req.headers['mcp-session-id'];
     const body = x.method === 'POST' ? await x.json(maxRequestBytes) : undefined;
+    // A list past its server's SEP-2549 ttlMs is reloaded before it is listed again (lazily: only lists wait).
+    if (isListRequest(body)) await Promise.all(registry.upstreams().map((u) => u.refreshExpiredLists()));
     catalogue.refresh();
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
@@ -470,6 +472,14 @@ function configuredHints(servers: McpConfig['servers']): Map<string, McpCacheHin
     hints.set(name, { ttlMs: policy.ttl, cacheScope: policy.scope === 'shared' ? 'public' : 'private' });
   }
   return hints;
+}
+
+/** The list methods, whose answers come from the servers' held lists. */
+const LIST_METHODS = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list']);
+
+function isListRequest(body: unknown): boolean {
+  const method = (body as { method?: unknown } | null | undefined)?.method;
+  return typeof method === 'string' && LIST_METHODS.has(method);
 }
 
 /** The resource URIs a `subscriptions/listen` request's filter names. */

@@ -22,6 +22,7 @@ export type CatalogSurface = Pick<
   | 'onToolsChanged'
   | 'onListChanged'
   | 'onResourceUpdated'
+  | 'refreshExpiredLists'
 >;
 
 /** Most items kept per list (a server must not grow our memory without bound). */
@@ -41,6 +42,10 @@ const KINDS: readonly McpListKind[] = ['tools', 'resources', 'resourceTemplates'
 export class Catalog {
   private lists: McpLists = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
   private readonly hints = new Map<McpListKind, McpCacheHint>();
+  /** When each list was last loaded (its hint's `ttlMs` counts from then). */
+  private readonly loadedAt = new Map<McpListKind, number>();
+  /** The pool's loader for a list the catalogue reloads on its own (undefined: no connection is ready). */
+  private reload: ((kind: McpListKind) => (() => Promise<LoadedList>) | undefined) | undefined;
   private facts: McpServerInfo | undefined;
   private readonly listListeners: Array<(kind: McpListKind) => void> = [];
   private readonly updateListeners: Array<(uri: string) => void> = [];
@@ -51,9 +56,11 @@ export class Catalog {
   /** The last `logging/setLevel` level, replayed to processes started later. */
   logLevel: string | undefined;
 
+  /** `now`: the clock list ages are measured with, in ms (injectable for tests). Default `performance.now`. */
   constructor(
     private readonly server: string,
     private readonly log: Logger,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** The `McpUpstream` methods an upstream answers from this catalogue, to spread into it. */
@@ -71,7 +78,30 @@ export class Catalog {
         }),
       onListChanged: (listener) => this.onListChanged(listener),
       onResourceUpdated: (listener) => this.onResourceUpdated(listener),
+      refreshExpiredLists: () => this.refreshExpired(),
     };
+  }
+
+  /** How the catalogue reloads a list past its `ttlMs` (the pool's own way to load one). */
+  reloadWith(loader: (kind: McpListKind) => (() => Promise<LoadedList>) | undefined): void {
+    this.reload = loader;
+  }
+
+  /**
+   * Reloads every list whose SEP-2549 `ttlMs` (above 0) has passed since it was loaded, and resolves once
+   * they are in: a 2026-07-28 server's hint bounds how long its list may be kept, and its `list_changed`
+   * reaches only listeners. Listeners hear of a reloaded list only when it changed. A reload that fails
+   * keeps the held list (logged) for another `ttlMs`.
+   */
+  async refreshExpired(): Promise<void> {
+    const now = this.now();
+    const due: Array<Promise<void>> = [];
+    for (const [kind, hint] of this.hints) {
+      if (hint.ttlMs <= 0 || now - (this.loadedAt.get(kind) ?? now) < hint.ttlMs) continue;
+      const running = this.reloading(kind, this.reload?.(kind), true);
+      if (running !== undefined) due.push(running);
+    }
+    await Promise.all(due);
   }
 
   info(): McpServerInfo | undefined {
@@ -115,22 +145,41 @@ export class Catalog {
 
   /** Reloads `kind` with `load` (undefined when no connection is ready: the next change retries). */
   refresh(kind: McpListKind, load: (() => Promise<LoadedList>) | undefined): void {
-    if (this.refreshing.has(kind)) {
-      this.again.add(kind);
-      return;
+    void this.reloading(kind, load, false);
+  }
+
+  /**
+   * The reload of `kind` running now, started with `load` if none is (never rejects: a failure is logged).
+   * `quiet` (a TTL reload) tells the listeners only when the list changed.
+   */
+  private reloading(
+    kind: McpListKind,
+    load: (() => Promise<LoadedList>) | undefined,
+    quiet: boolean,
+  ): Promise<void> | undefined {
+    const current = this.refreshing.get(kind);
+    if (current !== undefined) {
+      if (!quiet) this.again.add(kind);
+      return current;
     }
-    if (load === undefined) return;
+    if (load === undefined) return undefined;
     const running = load()
       .then((loaded) => {
+        const before = quiet ? JSON.stringify(this.lists[kind]) : undefined;
         this.store(kind, loaded);
-        this.announce(kind);
+        if (before === undefined || before !== JSON.stringify(this.lists[kind])) this.announce(kind);
       })
-      .catch((error: unknown) => this.log.warn({ err: error, list: kind }, 'MCP list refresh failed'))
+      .catch((error: unknown) => {
+        this.log.warn({ err: error, list: kind }, 'MCP list refresh failed');
+        // A server that cannot answer now is asked again one ttlMs later, not on every list request.
+        if (quiet) this.loadedAt.set(kind, this.now());
+      })
       .finally(() => {
         this.refreshing.delete(kind);
         if (this.again.delete(kind)) this.refresh(kind, load);
       });
     this.refreshing.set(kind, running);
+    return running;
   }
 
   /**
@@ -171,6 +220,7 @@ export class Catalog {
 
   private store(kind: McpListKind, loaded: LoadedList): void {
     (this.lists as Record<McpListKind, unknown[]>)[kind] = loaded.items.slice(0, MAX_ITEMS);
+    this.loadedAt.set(kind, this.now());
     if (loaded.hint === undefined) this.hints.delete(kind);
     else this.hints.set(kind, loaded.hint);
   }

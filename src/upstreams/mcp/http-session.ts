@@ -204,6 +204,8 @@ export function httpSession(name: string, config: HttpServerConfig, logger: Logg
     return {};
   };
 
+  catalog.reloadWith((kind) => async () => (await session()).loadList(kind, config.timeout));
+
   return {
     name,
     async start() {

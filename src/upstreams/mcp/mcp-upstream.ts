@@ -152,6 +152,11 @@ export interface McpUpstream {
   onListChanged(listener: (kind: McpListKind) => void): void;
   /** Calls `listener` on each `notifications/resources/updated` (for a URI some client subscribed to). */
   onResourceUpdated(listener: (uri: string) => void): void;
+  /**
+   * Reloads the lists whose SEP-2549 `ttlMs` has passed since they were loaded (2026-07-28 servers that
+   * sent one), resolving once they are in; a changed list is announced as by `list_changed`. Never throws.
+   */
+  refreshExpiredLists(): Promise<void>;
   /** Calls a tool. Throws GatewayError (`GW_MCP_SERVER_CRASHED`, `GW_UPSTREAM_*`); `isError` results resolve. */
   callTool(name: string, args: Record<string, unknown>, options: ToolCallOptions): Promise<CallToolResult>;
   /**

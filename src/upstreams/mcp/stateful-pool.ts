@@ -125,6 +125,14 @@ export function statefulPool(name: string, config: StdioServerConfig, logger: Lo
     return owned.ready;
   };
 
+  catalog.reloadWith((kind) => {
+    for (const owned of owners.values()) {
+      const session = owned.session;
+      if (session?.state === 'ready') return () => session.loadList(kind, config.pool.startTimeout);
+    }
+    return undefined;
+  });
+
   const on = async <T>(options: McpRequestOptions, send: (session: StdioSession) => Promise<T>): Promise<T> =>
     send(await sessionFor(options.session ?? ANONYMOUS));
 

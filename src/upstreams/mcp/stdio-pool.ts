@@ -167,6 +167,10 @@ export function stdioPool(
     const session = from.state === 'ready' ? from : ready();
     return session === undefined ? undefined : () => session.loadList(kind, config.pool.startTimeout);
   };
+  catalog.reloadWith((kind) => {
+    const session = ready();
+    return session === undefined ? undefined : () => session.loadList(kind, config.pool.startTimeout);
+  });
 
   /** A process exited unexpectedly (or was recycled): replace it when the pool fell below `min`. */
   const lost = (session: StdioSession) => {
