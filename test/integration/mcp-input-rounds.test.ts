@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emulatorServer, startGateway } from '../helpers/gateway.js';
@@ -7,6 +8,9 @@ const KEY_A = 'key-alice-0123456789abcdef';
 const KEY_B = 'key-bob-0123456789abcdef';
 /** The emulator pinned to 2025-11-25: its sampling / elicitation / roots are real requests during a call. */
 const LEGACY_EMULATOR = emulatorServer({ extra: 'era: 2025-11-25' });
+const FIXTURE = fileURLToPath(new URL('../fixtures/mcp-conformance-server.ts', import.meta.url));
+/** The conformance fixture over stdio as a 2025-era server (its prompt that asks for context included). */
+const LEGACY_FIXTURE = `{ type: stdio, command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(['--import', 'tsx', FIXTURE, '--stdio'])}, env: { MCP_FIXTURE_LEGACY_ONLY: "1" }, pool: { min: 1, max: 1 } }`;
 
 interface Rounds {
   resultType?: string;
@@ -38,10 +42,10 @@ async function modernClient(url: string, key: string, mode: 'auto' | 'manual'): 
       model: 'test-model',
     };
   });
-  client.setRequestHandler('elicitation/create', (request) => ({
-    action: 'accept',
-    content: { answer: `told: ${(request.params as { message: string }).message}` },
-  }));
+  client.setRequestHandler('elicitation/create', (request) => {
+    const told = `told: ${(request.params as { message: string }).message}`;
+    return { action: 'accept', content: { answer: told, context: told } };
+  });
   client.setRequestHandler('roots/list', () => ({ roots: [{ uri: 'file:///work/project' }] }));
   await client.connect(
     new StreamableHTTPClientTransport(new URL(`${url}/mcp`), {
@@ -88,6 +92,7 @@ mcp:
   servers:
     a: ${LEGACY_EMULATOR}
     b: ${LEGACY_EMULATOR}
+    conf: ${LEGACY_FIXTURE}
 `);
   }, 60_000);
   afterAll(async () => {
@@ -104,6 +109,14 @@ mcp:
     expect(textOf(elicited as Rounds)).toBe('told: who?');
     const roots = await alice.callTool({ name: 'a__list_roots', arguments: {} });
     expect(textOf(roots as Rounds)).toBe('file:///work/project');
+  });
+
+  it('parks a prompts/get the same way', async () => {
+    const alice = await client(KEY_A, 'auto');
+    const prompt = await alice.getPrompt({ name: 'conf__test_input_required_result_prompt' });
+    expect(prompt.messages).toEqual([
+      { role: 'user', content: { type: 'text', text: 'Context: told: What context should the prompt use?' } },
+    ]);
   });
 
   it('sends the server’s request as an inputRequest with a signed requestState, and resumes the parked call on the retry', async () => {
