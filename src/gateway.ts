@@ -266,6 +266,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     cacheStats: () => caches.stats(),
     inFlight: () => proxy.exchanges.size,
     ...(jobs === undefined ? {} : { jobsRunning: () => jobs.running() }),
+    ...(mcp === undefined ? {} : { mcpParked: () => mcp.parked() }),
   });
   // The dashboard: breaker transitions and MCP exits are kept all along (rare events); everything per
   // request is counted only while a page is open.

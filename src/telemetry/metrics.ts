@@ -23,6 +23,8 @@ export interface MetricsOptions {
   cacheStats?: () => { entries: number; bytes: number } | undefined;
   /** Jobs running in this instance, read when /metrics is scraped. */
   jobsRunning?: () => number;
+  /** `/mcp` calls parked for a 2026-07-28 client's input round, read when /metrics is scraped. */
+  mcpParked?: () => number;
   /** Node process metrics (event loop lag, heap, GC) with the `slipstream_` prefix. Default true. */
   processMetrics?: boolean;
 }
@@ -51,7 +53,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     ...refreshMetrics(registry),
     ...jobMetrics(registry, options.jobsRunning),
     ...fanoutMetrics(registry),
-    ...mcpMetrics(registry),
+    ...mcpMetrics(registry, options.mcpParked),
     ...llmMetrics(registry),
     ...limitMetrics(registry),
   ];

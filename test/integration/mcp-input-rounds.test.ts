@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emulatorServer, startGateway } from '../helpers/gateway.js';
+import { call, emulatorServer, startGateway } from '../helpers/gateway.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 
 const KEY_A = 'key-alice-0123456789abcdef';
@@ -206,6 +206,9 @@ mcp:
     const before = (await emulatorStats(alice, 'b')).cancelled;
     const parked = await callManually(alice, 'a__ask_user', { question: 'one' });
     expect(parked.resultType).toBe('input_required');
+    const gauge = async () =>
+      /^slipstream_mcp_parked_calls (\d+)$/m.exec(String((await call(`${gw.adminUrl}/metrics`)).body))?.[1];
+    expect(await gauge()).toBe('1');
     await expect(callManually(alice, 'b__ask_user', { question: 'two' })).rejects.toMatchObject({
       data: { code: 'GW_BULKHEAD_FULL' },
     });
@@ -224,5 +227,6 @@ mcp:
       },
     );
     expect(textOf(done)).toBe('first');
+    expect(await gauge()).toBe('0');
   });
 });

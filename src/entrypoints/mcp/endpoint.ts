@@ -54,6 +54,8 @@ export interface McpEntrypoint {
   readonly endpoint: Endpoint;
   /** `/mcp` sessions open now (the dashboard's count). */
   sessions(): number;
+  /** Calls parked now for a 2026-07-28 client's input round (`slipstream_mcp_parked_calls`). */
+  parked(): number;
   /** Shutdown, first step: ends the sessions' standalone SSE streams so connections can drain. */
   drain(): void;
   /** Shutdown, after in-flight requests: closes every session (the tool registry is closed by its owner). */
@@ -376,6 +378,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   return {
     endpoint: { route: 'mcp', protectedResource: '/mcp', handle },
     sessions: () => sessions.size,
+    parked: () => aggregate.parked.size(),
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
     },
