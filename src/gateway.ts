@@ -132,6 +132,15 @@ async function loadMcp() {
   return { toolRegistry, createMcpEntrypoint };
 }
 
+/** Signed `/mcp` session ids and forwarding, when `mcp.sessionSecret` is set (the schema then requires `server.advertise`). */
+function replicaSessions(config: Config) {
+  const secret = config.mcp?.sessionSecret;
+  const self = config.server.advertise;
+  if (secret === undefined || self === undefined) return {};
+  const replicas = config.server.replicas.length > 0 ? config.server.replicas : [self];
+  return { replicas: { secret, self, replicas } };
+}
+
 /** Builds (but does not start) a gateway. Every policy stack is composed here, once. */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger({ level: config.telemetry.log.level });
@@ -166,6 +175,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           sessionIdleMs: config.mcp.sessionIdle,
           evictableAfterMs: config.mcp.evictableAfter,
           allowedHosts: config.mcp.allowedHosts,
+          ...replicaSessions(config),
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =

@@ -132,6 +132,12 @@ export const mcpSchema = z
     evictableAfter: duration.default(60_000),
     /** A `/mcp` session unused this long is closed (the client gets 404 and opens a new one). */
     sessionIdle: duration.default(30 * 60_000),
+    /**
+     * Key signing `/mcp` session ids (HMAC-SHA256), the same on every replica; use `${ENV}`. With
+     * `server.advertise`, a session opened on one replica works through any other (docs/deploy.md).
+     * Unset: random ids, sessions served only where they were opened.
+     */
+    sessionSecret: z.string().min(32, 'a session secret must be at least 32 characters').optional(),
   })
   .superRefine((mcp, ctx) => {
     for (const [server, config] of Object.entries(mcp.servers)) {

@@ -21,6 +21,10 @@ import { aggregateServer, callTool } from './aggregate-server.js';
 import type { AggregateServerOptions, McpSubscriptions, ToolNoise } from './aggregate-server.js';
 import { McpCatalogue } from './catalogue.js';
 import { webRequest, writeWebResponse } from './web.js';
+import { sessionIds } from './session-id.js';
+import type { SessionIds } from './session-id.js';
+import { FORWARDED_HEADER, sessionForwarder } from './session-forwarder.js';
+import type { SessionForwarder } from './session-forwarder.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
@@ -35,6 +39,12 @@ export interface McpEntrypointOptions {
   evictableAfterMs: number;
   /** Host names accepted in `Host` and `Origin` besides the loopback ones; `*` accepts any. Default none. */
   allowedHosts?: readonly string[];
+  /**
+   * Sessions through any replica (`mcp.sessionSecret`, `server.advertise`, `server.replicas`): ids are
+   * signed and name this replica, and another replica's session is forwarded to it. Unset: random ids,
+   * every session local (one instance).
+   */
+  replicas?: { secret: string; self: string; replicas: readonly string[] };
 }
 
 export interface McpEntrypoint {
@@ -96,6 +106,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     noise: { quiet: new Set(), logging: new Set() },
   };
   const checkOrigin = originCheck(options.allowedHosts ?? []);
+  const cluster = options.replicas === undefined ? undefined : replicaSessions(options.replicas);
 
   const modern: McpHttpHandler = createMcpHandler(
     (ctx) => aggregateServer(aggregate, { era: 'modern', caller: callerOf(ctx.authInfo?.extra) }),
@@ -256,7 +267,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     const principal = caller?.id;
     const server = aggregateServer(aggregate, { era: 'legacy', caller });
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
+      sessionIdGenerator: cluster?.ids.mint ?? randomUUID,
       onsessioninitialized: (id) => {
         sessions.set(id, {
           server,
@@ -320,15 +331,24 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     checkOrigin(x.req.headers.host, x.req.headers.origin);
     const { req } = x;
     const sessionId = req.headers['mcp-session-id'];
-    const body = x.method === 'POST' ? await x.json(maxRequestBytes) : undefined;
+    const raw = x.method === 'POST' ? await x.body(maxRequestBytes) : undefined;
+    // Spec 2025-11-25 basic/transports: an unknown or expired session is 404; the client then starts a new one.
+    const notFound = (body: unknown) => rpcError(404, -32001, 'session not found', idOf(body));
+    // Only an id whose MAC checks out and that names a configured replica is forwarded, and only once: a
+    // forged id cannot make this replica call an address of the client's choosing. Any other id is simply
+    // not among this replica's sessions (404 below).
+    const owner = typeof sessionId === 'string' ? cluster?.ids.ownerOf(sessionId) : undefined;
+    if (cluster !== undefined && owner?.local === false && req.headers[FORWARDED_HEADER] === undefined) {
+      return cluster.forwarder.forward(x, owner.owner, raw, () =>
+        notFound(raw === undefined ? undefined : x.parse(raw)),
+      );
+    }
+    const body = raw === undefined ? undefined : x.parse(raw);
     catalogue.refresh();
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
       // Another caller's session does not exist for this one (no hint that the id is valid).
-      if (session === undefined || session.principal !== x.principal) {
-        // Spec: an unknown or expired session is 404; the client then starts a new one.
-        return rpcError(404, -32001, 'session not found', idOf(body));
-      }
+      if (session === undefined || session.principal !== x.principal) return notFound(body);
       sessions.delete(sessionId);
       sessions.set(sessionId, session);
       session.lastUsed = performance.now();
@@ -353,6 +373,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     sessions: () => sessions.size,
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
+      cluster?.forwarder.drain();
     },
     async close() {
       clearInterval(sweep);
@@ -360,9 +381,21 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       sessions.clear();
       await Promise.all([
         modern.close().catch(() => {}),
+        cluster?.forwarder.close(),
         ...open.map((session) => session.transport.close().catch(() => {})),
       ]);
     },
+  };
+}
+
+/** Signed session ids and the pools to every other replica (docs/deploy.md, sessions through any replica). */
+function replicaSessions(options: NonNullable<McpEntrypointOptions['replicas']>): {
+  ids: SessionIds;
+  forwarder: SessionForwarder;
+} {
+  return {
+    ids: sessionIds(options),
+    forwarder: sessionForwarder({ replicas: options.replicas.filter((r) => r !== options.self) }),
   };
 }
 

@@ -1,0 +1,119 @@
+// Relays a `/mcp` request for another replica's session to that replica, its SSE response streamed back.
+import { pipeline } from 'node:stream/promises';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { stripHopByHop } from '../../pipeline/headers.js';
+import type { Reply } from '../../pipeline/types.js';
+import { written } from '../../server/exchange.js';
+import type { Exchange, Outcome } from '../../server/exchange.js';
+
+/** Marks a request one replica sent another: the owner serves it or answers 404, and never forwards it again. */
+export const FORWARDED_HEADER = 'x-slipstream-forwarded';
+
+export interface SessionForwarderOptions {
+  /** Every other replica's address (`host:port`), each reached over plain HTTP on its data plane. */
+  replicas: readonly string[];
+  /** Longest wait for a connection to the owner; past it the owner counts as gone (404). Default 1 s. */
+  connectTimeoutMs?: number;
+}
+
+export interface SessionForwarder {
+  /**
+   * Sends `x`'s request (its body already read: `body`) to `owner` and streams the answer back. An owner
+   * that cannot be reached gets `gone()` (the 404 a client answers by opening a new session).
+   */
+  forward(x: Exchange, owner: string, body: Buffer | undefined, gone: () => Reply): Promise<Outcome>;
+  /** Shutdown, first step: ends the relayed standalone SSE streams (GET), as the owner does with its own. */
+  drain(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * One kept-alive undici Pool per replica, built at start-up. Pools have no connection cap of their own:
+ * every forwarded request holds one client connection on this replica, which `server.limits.maxConnections`
+ * bounds, and a cap would queue calls behind long-lived GET streams. There is no header or body timeout
+ * either: a GET stream may stay silent for as long as its session lives, and the owner enforces each tool
+ * call's deadline; the client going away aborts the hop.
+ */
+export function sessionForwarder(options: SessionForwarderOptions): SessionForwarder {
+  const pools = new Map(
+    options.replicas.map((address) => [
+      address,
+      new Pool(`http://${address}`, {
+        connections: null,
+        keepAliveTimeout: 30_000,
+        connectTimeout: options.connectTimeoutMs ?? 1_000,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      }),
+    ]),
+  );
+  /** Standalone GET streams being relayed, ended by `drain()`. */
+  const streams = new Set<Exchange['res']>();
+
+  const send = async (
+    x: Exchange,
+    pool: Pool,
+    body: Buffer | undefined,
+  ): Promise<Dispatcher.ResponseData | undefined> => {
+    try {
+      return await pool.request({
+        method: x.method,
+        path: `${x.path}${x.query}`,
+        headers: forwardedHeaders(x),
+        body,
+        signal: x.signal,
+      });
+    } catch (error) {
+      if (x.signal.aborted) throw x.signal.reason ?? error;
+      // Refused, reset or timed out before an answer: the owner crashed or drained away.
+      return undefined;
+    }
+  };
+
+  return {
+    async forward(x, owner, body, gone) {
+      const pool = pools.get(owner);
+      if (pool === undefined) return gone();
+      const answer = await send(x, pool, body);
+      if (answer === undefined) return gone();
+      x.res.writeHead(answer.statusCode, stripHopByHop(answer.headers));
+      // A stream's head goes out at once, as the owner sent it (a GET stream may stay silent for long).
+      if (String(answer.headers['content-type']).startsWith('text/event-stream')) x.res.flushHeaders();
+      if (x.method === 'GET') streams.add(x.res);
+      try {
+        // Frame by frame as the owner writes them (progress notifications, the GET stream's messages).
+        await pipeline(answer.body, x.res);
+      } catch {
+        // The owner died mid-stream or the client left: the client sees the stream cut, as from the owner.
+        x.res.destroy();
+      } finally {
+        streams.delete(x.res);
+      }
+      return written(x.res);
+    },
+    drain() {
+      for (const res of streams) res.end();
+    },
+    async close() {
+      await Promise.all([...pools.values()].map((pool) => pool.destroy()));
+    },
+  };
+}
+
+/**
+ * The client's headers for the owner: hop-by-hop ones dropped, its `Host` kept (the owner checks it as
+ * this replica did, spec 2025-11-25 basic/transports#security-warning), the request id shared, and the
+ * client's address added to `X-Forwarded-For`.
+ */
+function forwardedHeaders(x: Exchange): Record<string, string | string[]> {
+  const headers = stripHopByHop(x.req.headers) as Record<string, string | string[]>;
+  delete headers['content-length'];
+  if (x.req.headers.host !== undefined) headers.host = x.req.headers.host;
+  const remote = x.req.socket.remoteAddress ?? '';
+  const previous = x.req.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = previous === undefined ? remote : `${String(previous)}, ${remote}`;
+  headers['x-request-id'] = x.ctx.id;
+  headers[FORWARDED_HEADER] = '1';
+  return headers;
+}

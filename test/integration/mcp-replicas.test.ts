@@ -1,0 +1,283 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { request } from 'undici';
+import { spawnGateway, stopAll } from '../helpers/processes.js';
+import type { CliProcess } from '../helpers/processes.js';
+
+const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
+const SECRET = randomBytes(24).toString('hex');
+const ID = /^s1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
+
+/** A loopback HTTP server that counts the connections it accepts and answers 418 (a replica that must stay unasked). */
+async function listener(): Promise<{ server: Server; port: number; connections: () => number }> {
+  let connections = 0;
+  const server = createServer((_req, res) => res.writeHead(418).end());
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, connections: () => connections };
+}
+
+/** A port free right now (the two replicas must know each other's address before either starts). */
+async function freePort(): Promise<number> {
+  const { server, port } = await listener();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** An id signed with the replicas' secret, as the spec of the format says, naming `owner` (built here, not by the gateway). */
+function signedId(owner: string): string {
+  const signed = `s1.${Buffer.from(owner).toString('base64url')}.${randomBytes(16).toString('base64url')}`;
+  const mac = createHmac('sha256', SECRET).update(signed).digest().subarray(0, 16).toString('base64url');
+  return `${signed}.${mac}`;
+}
+
+const clients: Client[] = [];
+/** The real SDK client: a new session on `url`, or (with `sessionId`) one already open, used as is. */
+async function mcpClient(url: string, sessionId?: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), { sessionId });
+  const client = new Client({ name: 'replicas-test', version: '1.0.0' });
+  await client.connect(transport);
+  clients.push(client);
+  return client;
+}
+
+function sessionOf(client: Client): string {
+  return (client.transport as StreamableHTTPClientTransport).sessionId!;
+}
+
+const HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2025-11-25',
+};
+
+/** One raw JSON-RPC message to `/mcp` (for the parts the SDK client does not expose: GET, DELETE, bad ids). */
+function post(url: string, sessionId: string, message: unknown, extra: Record<string, string> = {}) {
+  return request(`${url}/mcp`, {
+    method: 'POST',
+    headers: { ...HEADERS, 'mcp-session-id': sessionId, ...extra },
+    body: JSON.stringify(message),
+  });
+}
+
+/** A session opened by hand (initialize, then initialized), with no standalone GET stream of its own yet. */
+async function rawSession(url: string): Promise<string> {
+  const init = await request(`${url}/mcp`, {
+    method: 'POST',
+    headers: HEADERS,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+  await init.body.text();
+  const id = String(init.headers['mcp-session-id']);
+  const initialized = await post(url, id, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  await initialized.body.text();
+  expect(initialized.statusCode).toBe(202);
+  return id;
+}
+
+const pingOf = (n: number) => ({ jsonrpc: '2.0', id: n, method: 'ping' });
+
+describe('legacy /mcp sessions through any replica (signed ids, forwarded to the owner)', () => {
+  let a: CliProcess;
+  let b: CliProcess;
+  /** Listed as a replica: a valid id naming it is forwarded there (the positive control). */
+  let trap: Awaited<ReturnType<typeof listener>>;
+  /** Not listed: nothing may ever reach it, whatever id names it. */
+  let stranger: Awaited<ReturnType<typeof listener>>;
+  let ownerA: string;
+
+  beforeAll(async () => {
+    trap = await listener();
+    stranger = await listener();
+    const [portA, portB] = [await freePort(), await freePort()];
+    ownerA = `127.0.0.1:${portA}`;
+    const replicas = [ownerA, `127.0.0.1:${portB}`, `127.0.0.1:${trap.port}`];
+    const config = (port: number) => `
+server:
+  listen: "127.0.0.1:${port}"
+  advertise: "127.0.0.1:${port}"
+  replicas: ${JSON.stringify(replicas)}
+telemetry: { log: { level: warn } }
+upstreams: {}
+mcp:
+  sessionSecret: \${MCP_SESSION_SECRET}
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 1, max: 1 }
+      timeout: 5s
+`;
+    const env = { MCP_SESSION_SECRET: SECRET };
+    [a, b] = await Promise.all([spawnGateway(config(portA), { env }), spawnGateway(config(portB), { env })]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close().catch(() => {})));
+    await stopAll();
+    trap?.server.close();
+    stranger?.server.close();
+  });
+
+  it('issues visible-ASCII ids that name the replica that opened them', async () => {
+    const client = await mcpClient(a.url);
+    const match = ID.exec(sessionOf(client));
+    expect(match).not.toBeNull();
+    expect(Buffer.from(match![1]!, 'base64url').toString()).toBe(ownerA);
+  });
+
+  it("serves tools/call through B on A's session, A's stdio process answering", async () => {
+    const onA = await mcpClient(a.url);
+    const throughB = await mcpClient(b.url, sessionOf(onA));
+    const ownB = await mcpClient(b.url);
+    const pid = async (client: Client) =>
+      ((await client.callTool({ name: 'emu__pid', arguments: {} })).structuredContent as { pid: number }).pid;
+    const pidA = await pid(onA);
+    expect(await pid(throughB)).toBe(pidA);
+    // B's own sessions use B's own process: the one above really went to A.
+    expect(await pid(ownB)).not.toBe(pidA);
+    const echo = await throughB.callTool({ name: 'emu__echo', arguments: { text: 'via B' } });
+    expect(echo.content).toEqual([{ type: 'text', text: 'via B' }]);
+  });
+
+  it('streams progress notifications of a call made through B as A sends them', async () => {
+    const onA = await mcpClient(a.url);
+    const throughB = await mcpClient(b.url, sessionOf(onA));
+    const seen: number[] = [];
+    const result = await throughB.callTool(
+      { name: 'emu__progress', arguments: { steps: 3, intervalMs: 30 } },
+      undefined,
+      { onprogress: (p) => seen.push(p.progress) },
+    );
+    expect(seen).toEqual([1, 2, 3]);
+    expect(result.structuredContent).toMatchObject({ steps: 3 });
+  });
+
+  it("relays A's standalone SSE stream (GET) through B: a tools/list_changed reaches it", async () => {
+    const id = await rawSession(a.url);
+    // The head comes at once, before any event: the stream is open (nothing is written on it until a change).
+    const stream = await request(`${b.url}/mcp`, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+      headersTimeout: 5_000,
+    });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toContain('text/event-stream');
+    let text = '';
+    const changed = new Promise<void>((resolve, reject) => {
+      stream.body.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes('notifications/tools/list_changed')) resolve();
+      });
+      stream.body.once('end', () => reject(new Error(`stream ended: ${text}`)));
+    });
+    // A second GET on the same session is refused by its owner (one standalone stream per session).
+    const second = await request(`${b.url}/mcp`, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+    });
+    await second.body.text();
+    expect(second.statusCode).toBe(409);
+    const add = await post(b.url, id, {
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'emu__add_tool', arguments: { name: 'late_tool' } },
+    });
+    await add.body.text();
+    expect(add.statusCode).toBe(200);
+    await changed;
+    stream.body.destroy();
+  });
+
+  it('ends the session on DELETE through B: A then answers 404 for it', async () => {
+    const id = await rawSession(a.url);
+    const ping = await post(a.url, id, pingOf(3));
+    await ping.body.text();
+    expect(ping.statusCode).toBe(200);
+    const deleted = await request(`${b.url}/mcp`, {
+      method: 'DELETE',
+      headers: { 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+    });
+    await deleted.body.text();
+    expect(deleted.statusCode).toBe(200);
+    const after = await post(a.url, id, pingOf(4));
+    expect(after.statusCode).toBe(404);
+    expect(await after.body.json()).toMatchObject({ error: { code: -32001 }, id: 4 });
+  });
+
+  it('forwards a validly signed id to the configured replica it names (the control for the next test)', async () => {
+    const before = trap.connections();
+    const reply = await post(b.url, signedId(`127.0.0.1:${trap.port}`), pingOf(5));
+    await reply.body.text();
+    expect(reply.statusCode).toBe(418);
+    expect(trap.connections()).toBeGreaterThan(before);
+  });
+
+  it('answers 404 at once for a tampered, forged or foreign id, contacting no one', async () => {
+    const before = { trap: trap.connections(), stranger: stranger.connections() };
+    const good = signedId(`127.0.0.1:${trap.port}`);
+    const other = good.at(-2) === 'A' ? 'B' : 'A';
+    const ids = [
+      // One character of the MAC changed.
+      `${good.slice(0, -2)}${other}${good.at(-1)}`,
+      // The owner swapped for another configured replica, the MAC kept.
+      good.replace(/^s1\.[^.]+/, `s1.${Buffer.from(ownerA).toString('base64url')}`),
+      // Signed with another key.
+      signedId(`127.0.0.1:${trap.port}`).replace(/\.[^.]+$/, `.${randomBytes(16).toString('base64url')}`),
+      // Another version.
+      good.replace(/^s1\./, 's2.'),
+      // Validly signed, but naming an address that is not a replica.
+      signedId(`127.0.0.1:${stranger.port}`),
+      'not-an-id',
+    ];
+    for (const [n, id] of ids.entries()) {
+      const reply = await post(b.url, id, pingOf(10 + n));
+      expect(reply.statusCode, id).toBe(404);
+      expect(await reply.body.json()).toMatchObject({ error: { code: -32001 }, id: 10 + n });
+    }
+    expect(trap.connections()).toBe(before.trap);
+    expect(stranger.connections()).toBe(before.stranger);
+  });
+
+  it('never forwards a request that was forwarded already: the receiver answers for itself (404)', async () => {
+    const before = trap.connections();
+    const onA = await mcpClient(a.url);
+    for (const id of [sessionOf(onA), signedId(`127.0.0.1:${trap.port}`)]) {
+      const reply = await post(b.url, id, pingOf(20), { 'x-slipstream-forwarded': '1' });
+      await reply.body.text();
+      expect(reply.statusCode).toBe(404);
+    }
+    expect(trap.connections()).toBe(before);
+    // The same session through B without the mark is forwarded and served.
+    const served = await post(b.url, sessionOf(onA), pingOf(21));
+    expect(served.statusCode).toBe(200);
+    await served.body.text();
+  });
+
+  it('answers 404 through B once A is killed, so the client initializes again', async () => {
+    const id = await rawSession(a.url);
+    const alive = await post(b.url, id, pingOf(30));
+    await alive.body.text();
+    expect(alive.statusCode).toBe(200);
+    await a.stop('SIGKILL');
+    const gone = await post(b.url, id, pingOf(31));
+    expect(gone.statusCode).toBe(404);
+    expect(await gone.body.json()).toMatchObject({ error: { code: -32001 }, id: 31 });
+    // B itself still serves: a new session there works.
+    const fresh = await mcpClient(b.url);
+    expect(ID.exec(sessionOf(fresh))).not.toBeNull();
+  });
+});
