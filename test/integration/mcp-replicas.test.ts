@@ -96,14 +96,18 @@ describe('legacy /mcp sessions through any replica (signed ids, forwarded to the
   /** Not listed: nothing may ever reach it, whatever id names it. */
   let stranger: Awaited<ReturnType<typeof listener>>;
   let ownerA: string;
+  let portA: number;
+  let config: (port: number) => string;
+  const env = { MCP_SESSION_SECRET: SECRET };
 
   beforeAll(async () => {
     trap = await listener();
     stranger = await listener();
-    const [portA, portB] = [await freePort(), await freePort()];
+    portA = await freePort();
+    const portB = await freePort();
     ownerA = `127.0.0.1:${portA}`;
     const replicas = [ownerA, `127.0.0.1:${portB}`, `127.0.0.1:${trap.port}`];
-    const config = (port: number) => `
+    config = (port: number) => `
 server:
   listen: "127.0.0.1:${port}"
   advertise: "127.0.0.1:${port}"
@@ -120,7 +124,6 @@ mcp:
       pool: { min: 1, max: 1 }
       timeout: 5s
 `;
-    const env = { MCP_SESSION_SECRET: SECRET };
     [a, b] = await Promise.all([spawnGateway(config(portA), { env }), spawnGateway(config(portB), { env })]);
   });
 
@@ -279,5 +282,57 @@ mcp:
     // B itself still serves: a new session there works.
     const fresh = await mcpClient(b.url);
     expect(ID.exec(sessionOf(fresh))).not.toBeNull();
+  });
+
+  it("ends the relayed GET stream when A drains, and answers 404 for A's sessions while A finishes its calls", async () => {
+    // A new process at A's address: the old one's sessions are unknown to it.
+    a = await spawnGateway(config(portA), { env });
+    const onA = await mcpClient(a.url);
+    const id = await rawSession(a.url);
+    const stream = await request(`${b.url}/mcp`, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+      headersTimeout: 5_000,
+    });
+    expect(stream.statusCode).toBe(200);
+    const ended = new Promise<string>((resolve) => {
+      stream.body.once('end', () => resolve('end'));
+      stream.body.once('error', (error) => resolve(`error: ${String(error)}`));
+      stream.body.resume();
+    });
+    // A call in flight keeps A draining (up to its grace) after SIGTERM.
+    const sleeping = onA.callTool({ name: 'emu__sleep', arguments: { ms: 1_500 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const exited = a.stop('SIGTERM');
+    expect(await ended).toBe('end');
+    const gone = await post(b.url, id, pingOf(40));
+    expect(gone.statusCode).toBe(404);
+    await gone.body.text();
+    expect((await sleeping).structuredContent).toMatchObject({ slept: 1_500 });
+    expect(await exited).toBe(0);
+  });
+
+  it('ends the GET streams B relays when B drains, A keeping the session', async () => {
+    a = await spawnGateway(config(portA), { env });
+    const id = await rawSession(a.url);
+    const stream = await request(`${b.url}/mcp`, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+      headersTimeout: 5_000,
+    });
+    expect(stream.statusCode).toBe(200);
+    const ended = new Promise<string>((resolve) => {
+      stream.body.once('end', () => resolve('end'));
+      stream.body.once('error', (error) => resolve(`error: ${String(error)}`));
+      stream.body.resume();
+    });
+    // Within the grace (10 s): B does not wait for a stream that would never end by itself.
+    const started = Date.now();
+    expect(await b.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(await ended).toBe('end');
+    const onA = await post(a.url, id, pingOf(50));
+    await onA.body.text();
+    expect(onA.statusCode).toBe(200);
   });
 });

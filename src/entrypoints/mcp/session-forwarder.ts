@@ -1,5 +1,5 @@
 // Relays a `/mcp` request for another replica's session to that replica, its SSE response streamed back.
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { stripHopByHop } from '../../pipeline/headers.js';
@@ -48,8 +48,9 @@ export function sessionForwarder(options: SessionForwarderOptions): SessionForwa
       }),
     ]),
   );
-  /** Standalone GET streams being relayed, ended by `drain()`. */
-  const streams = new Set<Exchange['res']>();
+  /** Standalone GET streams being relayed, ended by `drain()`: the owner's body, by client response. */
+  const streams = new Map<Exchange['res'], Dispatcher.ResponseData['body']>();
+  let draining = false;
 
   const send = async (
     x: Exchange,
@@ -77,28 +78,52 @@ export function sessionForwarder(options: SessionForwarderOptions): SessionForwa
       if (pool === undefined) return gone();
       const answer = await send(x, pool, body);
       if (answer === undefined) return gone();
+      const unavailable = await unavailableBody(answer);
+      // The owner is draining (a kept-alive connection still reaches it): tell the client at once that
+      // the session is gone, so it opens a new one on a replica that stays.
+      if (unavailable?.includes('"GW_SHUTTING_DOWN"') === true) return gone();
       x.res.writeHead(answer.statusCode, stripHopByHop(answer.headers));
+      if (unavailable !== undefined) {
+        x.res.end(unavailable);
+        return written(x.res);
+      }
       // A stream's head goes out at once, as the owner sent it (a GET stream may stay silent for long).
       if (String(answer.headers['content-type']).startsWith('text/event-stream')) x.res.flushHeaders();
-      if (x.method === 'GET') streams.add(x.res);
+      if (x.method === 'GET') streams.set(x.res, answer.body);
       try {
         // Frame by frame as the owner writes them (progress notifications, the GET stream's messages).
-        await pipeline(answer.body, x.res);
+        for await (const chunk of answer.body) {
+          if (!x.res.write(chunk)) await once(x.res, 'drain', { signal: x.signal });
+        }
+        x.res.end();
       } catch {
-        // The owner died mid-stream or the client left: the client sees the stream cut, as from the owner.
-        x.res.destroy();
+        // Drained here: the stream ends as the owner's own drain ends it. Otherwise the owner died
+        // mid-stream or the client left: the client sees the stream cut, as it would from the owner.
+        if (draining && streams.has(x.res)) x.res.end();
+        else x.res.destroy();
       } finally {
         streams.delete(x.res);
       }
       return written(x.res);
     },
     drain() {
-      for (const res of streams) res.end();
+      draining = true;
+      for (const body of streams.values()) body.destroy();
     },
     async close() {
       await Promise.all([...pools.values()].map((pool) => pool.destroy()));
     },
   };
+}
+
+/**
+ * The whole body of a 503 with a small declared length (the owner's own error reply), else undefined: a
+ * 503 `GW_SHUTTING_DOWN` says the owner is draining and its sessions are about to close.
+ */
+async function unavailableBody(answer: Dispatcher.ResponseData): Promise<string | undefined> {
+  if (answer.statusCode !== 503 || Number(answer.headers['content-length'] ?? Infinity) > 4_096)
+    return undefined;
+  return answer.body.text();
 }
 
 /**
