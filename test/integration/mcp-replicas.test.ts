@@ -6,9 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
+import { startWorkers } from '../helpers/workers.js';
+import type { Supervised } from '../helpers/workers.js';
 
 const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
 const SECRET = randomBytes(24).toString('hex');
@@ -334,5 +336,126 @@ mcp:
     const onA = await post(a.url, id, pingOf(50));
     await onA.body.text();
     expect(onA.statusCode).toBe(200);
+  });
+});
+
+describe('legacy /mcp sessions through any worker of serve --workers 2 (no secret configured)', () => {
+  let gw: Supervised;
+
+  beforeAll(async () => {
+    gw = await startWorkers(`
+upstreams: {}
+mcp:
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 2, max: 2 }
+      timeout: 5s
+`);
+  });
+
+  afterAll(() => gw?.process.stop());
+
+  /** One POST on a connection of its own: the supervisor hands connections to the workers in turn. */
+  const alone = async (id: string, message: unknown) => {
+    const response = await request(`${gw.url}/mcp`, {
+      method: 'POST',
+      headers: { ...HEADERS, 'mcp-session-id': id },
+      body: JSON.stringify(message),
+      reset: true,
+      dispatcher: new Agent(),
+    });
+    return {
+      status: response.statusCode,
+      worker: response.headers['x-slipstream-worker'],
+      body: await response.body.text(),
+    };
+  };
+
+  it('serves a session from whichever worker a connection reaches, the owner answering', async () => {
+    const id = await rawSession(gw.url);
+    const match = ID.exec(id);
+    expect(match).not.toBeNull();
+    const owner = Buffer.from(match![1]!, 'base64url').toString();
+    expect(owner).toMatch(/^\/[12]$/);
+    const replies = [];
+    for (let n = 0; n < 8; n++) {
+      replies.push(
+        await alone(id, {
+          jsonrpc: '2.0',
+          id: 100 + n,
+          method: 'tools/call',
+          params: { name: 'emu__pid', arguments: {} },
+        }),
+      );
+    }
+    expect(replies.map((r) => r.status)).toEqual(Array(8).fill(200));
+    // Every answer came from the owning worker (its header and its one stdio process).
+    expect(new Set(replies.map((r) => r.worker))).toEqual(new Set([owner.slice(1)]));
+    const pids = new Set(replies.map((r) => /"pid\\?":(\d+)/.exec(r.body)?.[1]));
+    expect([...pids]).toEqual([expect.stringMatching(/^\d+$/)]);
+  });
+
+  it('streams progress and the standalone GET through the other worker, and ends the session there', async () => {
+    const id = await rawSession(gw.url);
+    for (let n = 0; n < 2; n++) {
+      const progress = await request(`${gw.url}/mcp`, {
+        method: 'POST',
+        headers: { ...HEADERS, 'mcp-session-id': id },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 200 + n,
+          method: 'tools/call',
+          params: {
+            name: 'emu__progress',
+            arguments: { steps: 2, intervalMs: 10 },
+            _meta: { progressToken: n },
+          },
+        }),
+        reset: true,
+        dispatcher: new Agent(),
+      });
+      const text = await progress.body.text();
+      expect(progress.statusCode).toBe(200);
+      expect(text.match(/notifications\/progress/g)).toHaveLength(2);
+    }
+    // One standalone stream per session, whichever workers the two GETs reach: the second is refused (409).
+    const streams = [];
+    for (let n = 0; n < 2; n++) {
+      streams.push(
+        await request(`${gw.url}/mcp`, {
+          method: 'GET',
+          headers: {
+            accept: 'text/event-stream',
+            'mcp-session-id': id,
+            'mcp-protocol-version': '2025-11-25',
+          },
+          headersTimeout: 5_000,
+          reset: true,
+          dispatcher: new Agent(),
+        }),
+      );
+    }
+    expect(streams.map((s) => s.statusCode)).toEqual([200, 409]);
+    await streams[1]!.body.text();
+    streams[0]!.body.on('error', () => {}).destroy();
+    const tampered = await alone(
+      `${id.slice(0, -2)}${id.at(-2) === 'A' ? 'B' : 'A'}${id.at(-1)}`,
+      pingOf(300),
+    );
+    expect(tampered.status).toBe(404);
+    for (let n = 0; n < 2; n++) {
+      const deleted = await request(`${gw.url}/mcp`, {
+        method: 'DELETE',
+        headers: { 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+        reset: true,
+        dispatcher: new Agent(),
+      });
+      await deleted.body.text();
+      // The first DELETE ends it, wherever it lands; the second finds no session.
+      expect(deleted.statusCode).toBe(n === 0 ? 200 : 404);
+    }
   });
 });

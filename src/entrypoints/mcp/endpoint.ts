@@ -22,9 +22,9 @@ import type { AggregateServerOptions, McpSubscriptions, ToolNoise } from './aggr
 import { McpCatalogue } from './catalogue.js';
 import { webRequest, writeWebResponse } from './web.js';
 import { sessionIds } from './session-id.js';
-import type { SessionIds } from './session-id.js';
+import type { SessionIds, SessionIdsOptions, SessionOwner } from './session-id.js';
 import { FORWARDED_HEADER, sessionForwarder } from './session-forwarder.js';
-import type { SessionForwarder } from './session-forwarder.js';
+import type { RemoteOwner, SessionForwarder } from './session-forwarder.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
@@ -40,11 +40,17 @@ export interface McpEntrypointOptions {
   /** Host names accepted in `Host` and `Origin` besides the loopback ones; `*` accepts any. Default none. */
   allowedHosts?: readonly string[];
   /**
-   * Sessions through any replica (`mcp.sessionSecret`, `server.advertise`, `server.replicas`): ids are
-   * signed and name this replica, and another replica's session is forwarded to it. Unset: random ids,
-   * every session local (one instance).
+   * Sessions through any replica and any worker (`mcp.sessionSecret`, `server.advertise`,
+   * `server.replicas`, `serve --workers`): ids are signed and name this process, and a session another
+   * process owns is forwarded to it. Unset: random ids, every session local (one process).
    */
-  replicas?: { secret: string; self: string; replicas: readonly string[] };
+  cluster?: SessionClusterOptions;
+}
+
+/** Who else serves sessions, and the key every one of them signs ids with. */
+export interface SessionClusterOptions extends SessionIdsOptions {
+  /** Under `serve --workers N`: each sibling worker's Unix socket, by worker number. */
+  siblings?: ReadonlyMap<number, string>;
 }
 
 export interface McpEntrypoint {
@@ -106,7 +112,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     noise: { quiet: new Set(), logging: new Set() },
   };
   const checkOrigin = originCheck(options.allowedHosts ?? []);
-  const cluster = options.replicas === undefined ? undefined : replicaSessions(options.replicas);
+  const cluster = options.cluster === undefined ? undefined : sessionCluster(options.cluster);
 
   const modern: McpHttpHandler = createMcpHandler(
     (ctx) => aggregateServer(aggregate, { era: 'modern', caller: callerOf(ctx.authInfo?.extra) }),
@@ -334,12 +340,13 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     const raw = x.method === 'POST' ? await x.body(maxRequestBytes) : undefined;
     // Spec 2025-11-25 basic/transports: an unknown or expired session is 404; the client then starts a new one.
     const notFound = (body: unknown) => rpcError(404, -32001, 'session not found', idOf(body));
-    // Only an id whose MAC checks out and that names a configured replica is forwarded, and only once: a
-    // forged id cannot make this replica call an address of the client's choosing. Any other id is simply
-    // not among this replica's sessions (404 below).
+    // Only an id whose MAC checks out and that names a configured replica or a sibling worker is
+    // forwarded, at most once across replicas and once within the owner's machine: a forged id cannot
+    // make this process call an address of the client's choosing. Any other id is simply not among this
+    // process's sessions (404 below).
     const owner = typeof sessionId === 'string' ? cluster?.ids.ownerOf(sessionId) : undefined;
-    if (cluster !== undefined && owner?.local === false && req.headers[FORWARDED_HEADER] === undefined) {
-      return cluster.forwarder.forward(x, owner.owner, raw, () =>
+    if (cluster !== undefined && mayForward(owner, req.headers[FORWARDED_HEADER])) {
+      return cluster.forwarder.forward(x, owner, raw, () =>
         notFound(raw === undefined ? undefined : x.parse(raw)),
       );
     }
@@ -388,15 +395,27 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
   };
 }
 
-/** Signed session ids and the pools to every other replica (docs/deploy.md, sessions through any replica). */
-function replicaSessions(options: NonNullable<McpEntrypointOptions['replicas']>): {
-  ids: SessionIds;
-  forwarder: SessionForwarder;
-} {
+/** Signed session ids and the pools to every other replica and sibling worker (docs/deploy.md). */
+function sessionCluster(options: SessionClusterOptions): { ids: SessionIds; forwarder: SessionForwarder } {
   return {
     ids: sessionIds(options),
-    forwarder: sessionForwarder({ replicas: options.replicas.filter((r) => r !== options.self) }),
+    forwarder: sessionForwarder({
+      replicas: options.replicas.filter((r) => r !== options.self),
+      ...(options.siblings === undefined ? {} : { siblings: options.siblings }),
+    }),
   };
+}
+
+/**
+ * Whether a request for `owner`'s session goes on to it: a session of another replica when no replica
+ * forwarded the request yet, of a sibling worker when no sibling did (`x-slipstream-forwarded`).
+ */
+function mayForward(
+  owner: SessionOwner | undefined,
+  mark: string | string[] | undefined,
+): owner is RemoteOwner {
+  if (owner === undefined || 'local' in owner) return false;
+  return 'replica' in owner ? mark === undefined : mark !== 'worker';
 }
 
 /**

@@ -7,12 +7,20 @@ import type { Reply } from '../../pipeline/types.js';
 import { written } from '../../server/exchange.js';
 import type { Exchange, Outcome } from '../../server/exchange.js';
 
-/** Marks a request one replica sent another: the owner serves it or answers 404, and never forwards it again. */
+/**
+ * Marks a request one process sent another: `1` from another replica (the owner's machine may still pass
+ * it to the worker that owns the session), `worker` from a sibling worker (served or 404, never passed on).
+ */
 export const FORWARDED_HEADER = 'x-slipstream-forwarded';
+
+/** Where a session lives when it is not here (see `SessionOwner`). */
+export type RemoteOwner = { replica: string } | { worker: number };
 
 export interface SessionForwarderOptions {
   /** Every other replica's address (`host:port`), each reached over plain HTTP on its data plane. */
   replicas: readonly string[];
+  /** Under `serve --workers N`: the Unix socket of each sibling worker, by worker number. */
+  siblings?: ReadonlyMap<number, string>;
   /** Longest wait for a connection to the owner; past it the owner counts as gone (404). Default 1 s. */
   connectTimeoutMs?: number;
 }
@@ -20,33 +28,34 @@ export interface SessionForwarderOptions {
 export interface SessionForwarder {
   /**
    * Sends `x`'s request (its body already read: `body`) to `owner` and streams the answer back. An owner
-   * that cannot be reached gets `gone()` (the 404 a client answers by opening a new session).
+   * that cannot be reached, or is draining, gets `gone()` (the 404 a client answers by opening a new session).
    */
-  forward(x: Exchange, owner: string, body: Buffer | undefined, gone: () => Reply): Promise<Outcome>;
+  forward(x: Exchange, owner: RemoteOwner, body: Buffer | undefined, gone: () => Reply): Promise<Outcome>;
   /** Shutdown, first step: ends the relayed standalone SSE streams (GET), as the owner does with its own. */
   drain(): void;
   close(): Promise<void>;
 }
 
 /**
- * One kept-alive undici Pool per replica, built at start-up. Pools have no connection cap of their own:
- * every forwarded request holds one client connection on this replica, which `server.limits.maxConnections`
- * bounds, and a cap would queue calls behind long-lived GET streams. There is no header or body timeout
- * either: a GET stream may stay silent for as long as its session lives, and the owner enforces each tool
- * call's deadline; the client going away aborts the hop.
+ * One kept-alive undici Pool per replica and per sibling worker, built at start-up. Pools have no
+ * connection cap of their own: every forwarded request holds one client connection on this process,
+ * which `server.limits.maxConnections` bounds, and a cap would queue calls behind long-lived GET streams.
+ * There is no header or body timeout either: a GET stream may stay silent for as long as its session
+ * lives, and the owner enforces each tool call's deadline; the client going away aborts the hop.
  */
 export function sessionForwarder(options: SessionForwarderOptions): SessionForwarder {
-  const pools = new Map(
-    options.replicas.map((address) => [
-      address,
-      new Pool(`http://${address}`, {
-        connections: null,
-        keepAliveTimeout: 30_000,
-        connectTimeout: options.connectTimeoutMs ?? 1_000,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      }),
-    ]),
+  const pool = (origin: string, socketPath?: string) =>
+    new Pool(origin, {
+      connections: null,
+      keepAliveTimeout: 30_000,
+      connectTimeout: options.connectTimeoutMs ?? 1_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(socketPath === undefined ? {} : { socketPath }),
+    });
+  const replicas = new Map(options.replicas.map((address) => [address, pool(`http://${address}`)]));
+  const siblings = new Map(
+    [...(options.siblings ?? [])].map(([index, path]) => [index, pool('http://localhost', path)]),
   );
   /** Standalone GET streams being relayed, ended by `drain()`: the owner's body, by client response. */
   const streams = new Map<Exchange['res'], Dispatcher.ResponseData['body']>();
@@ -55,13 +64,14 @@ export function sessionForwarder(options: SessionForwarderOptions): SessionForwa
   const send = async (
     x: Exchange,
     pool: Pool,
+    mark: string,
     body: Buffer | undefined,
   ): Promise<Dispatcher.ResponseData | undefined> => {
     try {
       return await pool.request({
         method: x.method,
         path: `${x.path}${x.query}`,
-        headers: forwardedHeaders(x),
+        headers: forwardedHeaders(x, mark),
         body,
         signal: x.signal,
       });
@@ -74,9 +84,9 @@ export function sessionForwarder(options: SessionForwarderOptions): SessionForwa
 
   return {
     async forward(x, owner, body, gone) {
-      const pool = pools.get(owner);
-      if (pool === undefined) return gone();
-      const answer = await send(x, pool, body);
+      const to = 'replica' in owner ? replicas.get(owner.replica) : siblings.get(owner.worker);
+      if (to === undefined) return gone();
+      const answer = await send(x, to, 'replica' in owner ? '1' : 'worker', body);
       if (answer === undefined) return gone();
       const unavailable = await unavailableBody(answer);
       // The owner is draining (a kept-alive connection still reaches it): tell the client at once that
@@ -111,7 +121,7 @@ export function sessionForwarder(options: SessionForwarderOptions): SessionForwa
       for (const body of streams.values()) body.destroy();
     },
     async close() {
-      await Promise.all([...pools.values()].map((pool) => pool.destroy()));
+      await Promise.all([...replicas.values(), ...siblings.values()].map((p) => p.destroy()));
     },
   };
 }
@@ -131,7 +141,7 @@ async function unavailableBody(answer: Dispatcher.ResponseData): Promise<string 
  * this replica did, spec 2025-11-25 basic/transports#security-warning), the request id shared, and the
  * client's address added to `X-Forwarded-For`.
  */
-function forwardedHeaders(x: Exchange): Record<string, string | string[]> {
+function forwardedHeaders(x: Exchange, mark: string): Record<string, string | string[]> {
   const headers = stripHopByHop(x.req.headers) as Record<string, string | string[]>;
   delete headers['content-length'];
   if (x.req.headers.host !== undefined) headers.host = x.req.headers.host;
@@ -139,6 +149,6 @@ function forwardedHeaders(x: Exchange): Record<string, string | string[]> {
   const previous = x.req.headers['x-forwarded-for'];
   headers['x-forwarded-for'] = previous === undefined ? remote : `${String(previous)}, ${remote}`;
   headers['x-request-id'] = x.ctx.id;
-  headers[FORWARDED_HEADER] = '1';
+  headers[FORWARDED_HEADER] = mark;
   return headers;
 }

@@ -1,4 +1,4 @@
-// Signed 2025-11-25 `Mcp-Session-Id`s that name the replica owning the session (`s1.<owner>.<random>.<mac>`).
+// Signed 2025-11-25 `Mcp-Session-Id`s that name the process owning the session (`s1.<owner>.<random>.<mac>`).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 's1';
@@ -8,39 +8,58 @@ const RANDOM_BYTES = 16;
 const MAC_BYTES = 16;
 
 export interface SessionIdsOptions {
-  /** HMAC key shared by every replica (`mcp.sessionSecret`). */
+  /** HMAC key shared by every replica (`mcp.sessionSecret`), or by one machine's workers. */
   secret: string;
-  /** This replica's address as the others reach it (`server.advertise`). */
-  self: string;
-  /** Every replica's address, `self` included (`server.replicas`): the only owners an id may name. */
+  /** This replica's address as the others reach it (`server.advertise`); undefined: one machine only. */
+  self: string | undefined;
+  /** Every replica's address, `self` included (`server.replicas`): the only other owners an id may name. */
   replicas: readonly string[];
+  /** Under `serve --workers N`: this worker (1..N) and N. The owner then names the worker too. */
+  worker?: { index: number; count: number };
 }
 
-/** Where a verified session id says its session lives. */
-export type SessionOwner = { local: true } | { local: false; owner: string };
+/** Where a verified session id says its session lives: here, in a sibling worker, or on another replica. */
+export type SessionOwner = { local: true } | { worker: number } | { replica: string };
 
 export interface SessionIds {
-  /** A fresh id owned by this replica (the SDK transport's `sessionIdGenerator`). */
+  /** A fresh id owned by this process (the SDK transport's `sessionIdGenerator`). */
   readonly mint: () => string;
   /**
-   * The owner of `id` once its MAC checks out (in constant time) and it names a configured replica;
-   * undefined for anything else (a forged, tampered or foreign id, an unknown version), which is a 404
-   * without forwarding: a client cannot make the gateway call an address of its choosing.
+   * The owner of `id` once its MAC checks out (in constant time) and it names a configured replica or a
+   * worker of this machine; undefined for anything else (a forged, tampered or foreign id, an unknown
+   * version), which is a 404 without forwarding: a client cannot make the gateway call an address of its
+   * choosing.
    */
   ownerOf(id: string): SessionOwner | undefined;
 }
 
 /**
- * Session ids for replicas behind a load balancer (docs/deploy.md, "legacy `/mcp` sessions through any
- * replica"). `<owner>` is the owner's address in base64url, `<random>` 128 random bits, `<mac>` the
- * truncated HMAC-SHA256 of `s1.<owner>.<random>`: only base64url and dots, the visible ASCII that MCP
- * 2025-11-25 basic/transports requires of `Mcp-Session-Id`.
+ * Session ids for replicas behind a load balancer and for the workers of one machine (docs/deploy.md,
+ * "legacy `/mcp` sessions through any replica"). `<owner>` is `<address>` or, under `--workers`,
+ * `<address>/<worker>` (the address empty without `server.advertise`), in base64url; `<random>` 128 random
+ * bits; `<mac>` the truncated HMAC-SHA256 of `s1.<owner>.<random>`. Only base64url and dots: the visible
+ * ASCII that MCP 2025-11-25 basic/transports requires of `Mcp-Session-Id`.
  */
 export function sessionIds(options: SessionIdsOptions): SessionIds {
   const key = Buffer.from(options.secret, 'utf8');
+  const here = options.self ?? '';
   const known = new Set(options.replicas);
-  const ownSegment = Buffer.from(options.self, 'utf8').toString('base64url');
+  const { worker } = options;
+  const ownSegment = Buffer.from(worker === undefined ? here : `${here}/${worker.index}`).toString(
+    'base64url',
+  );
   const mac = (signed: string) => createHmac('sha256', key).update(signed).digest().subarray(0, MAC_BYTES);
+
+  /** A verified owner, as this process reaches it. */
+  const route = (owner: string): SessionOwner | undefined => {
+    const slash = owner.lastIndexOf('/');
+    const address = slash === -1 ? owner : owner.slice(0, slash);
+    if (address !== here) return known.has(address) ? { replica: address } : undefined;
+    const index = slash === -1 ? NaN : Number(owner.slice(slash + 1));
+    if (worker === undefined || !Number.isInteger(index) || index < 1 || index > worker.count)
+      return undefined;
+    return index === worker.index ? { local: true } : { worker: index };
+  };
 
   return {
     mint() {
@@ -55,8 +74,7 @@ export function sessionIds(options: SessionIdsOptions): SessionIds {
       if (given.length !== MAC_BYTES || given.toString('base64url') !== macSegment) return undefined;
       if (!timingSafeEqual(given, mac(`${version}.${ownerSegment}.${random}`))) return undefined;
       if (ownerSegment === ownSegment) return { local: true };
-      const owner = Buffer.from(ownerSegment!, 'base64url').toString('utf8');
-      return known.has(owner) ? { local: false, owner } : undefined;
+      return route(Buffer.from(ownerSegment!, 'base64url').toString('utf8'));
     },
   };
 }

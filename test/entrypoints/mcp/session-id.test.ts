@@ -3,8 +3,8 @@ import { sessionIds } from '../../../src/entrypoints/mcp/session-id.js';
 
 const SECRET = 's'.repeat(32);
 const REPLICAS = ['10.0.0.1:8080', '10.0.0.2:8080'];
-const a = sessionIds({ secret: SECRET, self: REPLICAS[0]!, replicas: REPLICAS });
-const b = sessionIds({ secret: SECRET, self: REPLICAS[1]!, replicas: REPLICAS });
+const a = sessionIds({ secret: SECRET, self: REPLICAS[0], replicas: REPLICAS });
+const b = sessionIds({ secret: SECRET, self: REPLICAS[1], replicas: REPLICAS });
 
 describe('signed /mcp session ids', () => {
   it('mints distinct ids of visible ASCII that their owner knows as its own', () => {
@@ -18,8 +18,8 @@ describe('signed /mcp session ids', () => {
 
   it('names the owner to every other replica sharing the secret, and to no one without it', () => {
     const id = a.mint();
-    expect(b.ownerOf(id)).toEqual({ local: false, owner: '10.0.0.1:8080' });
-    const stranger = sessionIds({ secret: 't'.repeat(32), self: REPLICAS[1]!, replicas: REPLICAS });
+    expect(b.ownerOf(id)).toEqual({ replica: '10.0.0.1:8080' });
+    const stranger = sessionIds({ secret: 't'.repeat(32), self: REPLICAS[1], replicas: REPLICAS });
     expect(stranger.ownerOf(id)).toBeUndefined();
   });
 
@@ -41,5 +41,33 @@ describe('signed /mcp session ids', () => {
     expect(b.ownerOf(`${version}.${owner}.${random}.${mac.slice(0, -1)}${sameBytes}`)).toBeUndefined();
     expect(b.ownerOf(`${id}.x`)).toBeUndefined();
     expect(b.ownerOf(`s2.${owner}.${random}.${mac}`)).toBeUndefined();
+  });
+
+  it("names the worker under --workers: a sibling's session goes to it, another replica's worker to that replica", () => {
+    /** Worker `index` of 2, on replica `self` (null: a machine without an advertised address). */
+    const worker = (index: number, self: string | null = REPLICAS[0]!) =>
+      sessionIds({
+        secret: SECRET,
+        self: self ?? undefined,
+        replicas: self === null ? [] : REPLICAS,
+        worker: { index, count: 2 },
+      });
+    const id = worker(2).mint();
+    expect(Buffer.from(id.split('.')[1]!, 'base64url').toString()).toBe('10.0.0.1:8080/2');
+    expect(worker(2).ownerOf(id)).toEqual({ local: true });
+    expect(worker(1).ownerOf(id)).toEqual({ worker: 2 });
+    expect(b.ownerOf(id)).toEqual({ replica: '10.0.0.1:8080' });
+    // One machine without an advertised address: the workers only.
+    const machine = worker(1, null).mint();
+    expect(Buffer.from(machine.split('.')[1]!, 'base64url').toString()).toBe('/1');
+    expect(worker(2, null).ownerOf(machine)).toEqual({ worker: 1 });
+    // A worker number past N is no one.
+    const outOfRange = sessionIds({
+      secret: SECRET,
+      self: undefined,
+      replicas: [],
+      worker: { index: 3, count: 3 },
+    });
+    expect(worker(1, null).ownerOf(outOfRange.mint())).toBeUndefined();
   });
 });
