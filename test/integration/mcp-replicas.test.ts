@@ -69,10 +69,12 @@ function post(url: string, sessionId: string, message: unknown, extra: Record<st
 }
 
 /** A session opened by hand (initialize, then initialized), with no standalone GET stream of its own yet. */
-async function rawSession(url: string): Promise<string> {
+async function rawSession(url: string, alone = false): Promise<string> {
+  // `alone`: on a connection of its own, so the supervisor of `--workers` hands it to the next worker.
   const init = await request(`${url}/mcp`, {
     method: 'POST',
     headers: HEADERS,
+    ...(alone ? { reset: true, dispatcher: new Agent() } : {}),
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
@@ -456,6 +458,67 @@ mcp:
       await deleted.body.text();
       // The first DELETE ends it, wherever it lands; the second finds no session.
       expect(deleted.statusCode).toBe(n === 0 ? 200 : 404);
+    }
+  });
+});
+
+describe('a session of one worker of replica A used through replica B (two hops)', () => {
+  let a: Supervised;
+  let b: CliProcess;
+
+  beforeAll(async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const replicas = [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`];
+    const config = (port: number) => `
+server:
+  listen: "127.0.0.1:${port}"
+  advertise: "127.0.0.1:${port}"
+  replicas: ${JSON.stringify(replicas)}
+  workerHeader: true
+telemetry: { log: { level: warn } }
+upstreams: {}
+mcp:
+  sessionSecret: "${SECRET}"
+  servers:
+    emu:
+      type: stdio
+      command: ${JSON.stringify(process.execPath)}
+      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
+      pool: { min: 2, max: 2 }
+      timeout: 5s
+`;
+    [a, b] = await Promise.all([startWorkers(config(portA)), spawnGateway(config(portB))]);
+  });
+
+  afterAll(async () => {
+    await a?.process.stop();
+    await b?.stop();
+  });
+
+  it("reaches the owning worker through B whichever of A's workers B's connection lands on", async () => {
+    // A session of each worker: the supervisor hands connections to the workers in turn.
+    const byOwner = new Map<string, string>();
+    for (let tries = 0; tries < 8 && byOwner.size < 2; tries++) {
+      const id = await rawSession(a.url, true);
+      byOwner.set(Buffer.from(ID.exec(id)![1]!, 'base64url').toString(), id);
+    }
+    const owners = [...byOwner.keys()].sort();
+    expect(owners).toEqual([`${a.url.slice(7)}/1`, `${a.url.slice(7)}/2`]);
+    const ids = owners.map((owner) => byOwner.get(owner)!);
+    for (const [n, id] of ids.entries()) {
+      for (let k = 0; k < 3; k++) {
+        const reply = await post(b.url, id, {
+          jsonrpc: '2.0',
+          id: 400 + k,
+          method: 'tools/call',
+          params: { name: 'emu__echo', arguments: { text: `via B ${k}` } },
+        });
+        const text = await reply.body.text();
+        expect(reply.statusCode).toBe(200);
+        expect(text).toContain(`via B ${k}`);
+        // Answered by the worker the id names.
+        expect(reply.headers['x-slipstream-worker']).toBe(owners[n]!.split('/')[1]);
+      }
     }
   });
 });
