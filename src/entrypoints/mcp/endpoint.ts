@@ -343,8 +343,9 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     // Only an id whose MAC checks out and that names a configured replica or a sibling worker is
     // forwarded, at most once across replicas and once within the owner's machine: a forged id cannot
     // make this process call an address of the client's choosing. Any other id is simply not among this
-    // process's sessions (404 below).
-    const owner = typeof sessionId === 'string' ? cluster?.ids.ownerOf(sessionId) : undefined;
+    // process's sessions (404 below). A session found here was minted here: only the others cost an HMAC.
+    const owner =
+      typeof sessionId === 'string' && !sessions.has(sessionId) ? cluster?.ids.ownerOf(sessionId) : undefined;
     if (cluster !== undefined && mayForward(owner, req.headers[FORWARDED_HEADER])) {
       return cluster.forwarder.forward(x, owner, raw, () =>
         notFound(raw === undefined ? undefined : x.parse(raw)),
