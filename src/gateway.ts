@@ -1,4 +1,5 @@
 // The composition root: builds upstreams, stores, stacks and endpoints from a validated config; one lifecycle list.
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { cacheKey } from './cache/keys.js';
 import type { KeySpec } from './cache/keys.js';
@@ -25,7 +26,7 @@ import type { ResponseOwners } from './entrypoints/llm/response-owners.js';
 import { responsesFormat } from './entrypoints/llm/responses.js';
 import { sessionsEndpoint } from './entrypoints/llm/sessions.js';
 import { storedResponsesEndpoint } from './entrypoints/llm/stored-responses.js';
-import type { McpEntrypoint } from './entrypoints/mcp/endpoint.js';
+import type { McpEntrypoint, SessionClusterOptions } from './entrypoints/mcp/endpoint.js';
 import { protectedResourceEndpoint } from './entrypoints/protected-resource.js';
 import { jobsEndpoint } from './entrypoints/jobs.js';
 import { proxyEndpoint } from './entrypoints/proxy.js';
@@ -84,6 +85,12 @@ export interface GatewayOptions {
   admin?: boolean;
   /** Bind the data listener with `SO_REUSEPORT`, one socket per worker (only where the runtime honours it). */
   reusePort?: boolean;
+  /**
+   * Under `serve --workers N`: N, the directory where each worker also listens on `worker-<n>.sock`
+   * (so a sibling reaches the `/mcp` sessions this one owns), and the machine's session secret for a
+   * config without `mcp.sessionSecret`.
+   */
+  siblings?: { count: number; dir: string; secret: string };
 }
 
 export interface Gateway {
@@ -132,6 +139,30 @@ async function loadMcp() {
   return { toolRegistry, createMcpEntrypoint };
 }
 
+/** A `--workers` worker's Unix socket, where its siblings reach the `/mcp` sessions it owns. */
+function siblingSocket(dir: string, worker: number): string {
+  return join(dir, `worker-${worker}.sock`);
+}
+
+/**
+ * Signed `/mcp` session ids and forwarding (docs/deploy.md): across replicas with `mcp.sessionSecret`
+ * (the schema then requires `server.advertise`), and between the workers of `serve --workers N`.
+ * Undefined for one process without a secret: random ids, as ever.
+ */
+function sessionCluster(config: Config, options: GatewayOptions): SessionClusterOptions | undefined {
+  const machine = options.siblings;
+  const secret = config.mcp?.sessionSecret ?? machine?.secret;
+  if (secret === undefined) return undefined;
+  const self = config.server.advertise;
+  const replicas =
+    self === undefined ? [] : config.server.replicas.length > 0 ? config.server.replicas : [self];
+  if (machine === undefined) return { secret, self, replicas };
+  const index = options.worker ?? 1;
+  const siblings = new Map<number, string>();
+  for (let n = 1; n <= machine.count; n++) if (n !== index) siblings.set(n, siblingSocket(machine.dir, n));
+  return { secret, self, replicas, worker: { index, count: machine.count }, siblings };
+}
+
 /** Builds (but does not start) a gateway. Every policy stack is composed here, once. */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger({ level: config.telemetry.log.level });
@@ -170,6 +201,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           maxParkedCalls: config.mcp.maxParkedCalls,
           store: caches.store,
           servers: config.mcp.servers,
+          cluster: sessionCluster(config, options),
         });
   const providers = config.llm === undefined ? undefined : llmProviders(config.llm);
   const transcripts =
@@ -332,6 +364,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     async listen() {
       for (const stage of lifecycle) await Promise.all(stage.map(async (c) => c.start?.()));
       const url = await proxy.listen({ ...config.server.listen, reusePort: options.reusePort ?? false });
+      if (mcp !== undefined && options.siblings !== undefined)
+        await proxy.listenLocal(siblingSocket(options.siblings.dir, options.worker ?? 1));
       const adminUrl = serveAdmin ? await admin.listen(config.admin.listen) : undefined;
       ready = true;
       logger.info(

@@ -18,6 +18,11 @@ export interface StartMessage {
   readonly port?: number;
   /** Bind with `SO_REUSEPORT` (one socket per worker) instead of sharing the primary's handle. */
   readonly reusePort: boolean;
+  /**
+   * With `mcp:`: the directory (mode 0700) where every worker also listens on `worker-<n>.sock`, and the
+   * key signing `/mcp` session ids when the config sets no `mcp.sessionSecret` (one per supervisor run).
+   */
+  readonly sessions?: { readonly dir: string; readonly secret: string };
 }
 
 /** Supervisor → worker: a question with an id; the worker answers with a {@link Answer} of the same id. */

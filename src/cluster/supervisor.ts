@@ -1,6 +1,10 @@
 // The `serve --workers N` supervisor (the cluster primary): keeps N workers serving, drains them, one admin listener.
 import cluster from 'node:cluster';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -100,6 +104,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   const balancing = (await reusePortAvailable(config.server.listen.host)) ? 'reuseport' : 'round-robin';
   logStartupNotes(config, options.workers, logger);
   prepareSharedFiles(config);
+  const sessions = config.mcp === undefined ? undefined : sessionSockets(config);
   // Advanced serialization: a metric's value may be NaN or ±Infinity, which JSON would turn into null.
   cluster.setupPrimary({ serialization: 'advanced' });
 
@@ -119,6 +124,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
       configFile: options.configFile,
       reusePort: balancing === 'reuseport',
       ...(resolvedPort === undefined ? {} : { port: resolvedPort }),
+      ...(sessions === undefined ? {} : { sessions }),
     }),
     ready(_index, url) {
       if (pickPortFirst) resolvedPort ??= Number(new URL(url).port);
@@ -135,6 +141,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   } catch (error) {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    if (sessions !== undefined) rmSync(sessions.dir, { recursive: true, force: true });
     throw error;
   }
   const admin = createListener({
@@ -147,6 +154,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   logger.info({ url, adminUrl, workers: options.workers, balancing }, 'slipstream listening');
   const done = supervision.done.then(async (code) => {
     await admin.close(0);
+    if (sessions !== undefined) rmSync(sessions.dir, { recursive: true, force: true });
     logger.info({ exitCode: code }, 'stopped');
     return code;
   });
@@ -442,6 +450,17 @@ function ownMetrics(slots: readonly Slot[]) {
   };
 }
 
+/**
+ * Where the workers reach each other's `/mcp` sessions: a fresh directory (mode 0700, so only this user
+ * connects) under `$XDG_RUNTIME_DIR` (else the temp dir) holding one Unix socket per worker, and the key
+ * signing session ids: the config's `mcp.sessionSecret`, or a random one for this run (ids then outlive
+ * no restart of the supervisor, as sessions do not either).
+ */
+function sessionSockets(config: Config): { dir: string; secret: string } {
+  const dir = mkdtempSync(join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), 'slipstream-'));
+  return { dir, secret: config.mcp?.sessionSecret ?? randomBytes(32).toString('base64url') };
+}
+
 /** One log line each for what N processes change: per-worker caches and buckets, MCP processes, `/mcp` sessions. */
 function logStartupNotes(config: Config, workers: number, logger: Logger): void {
   if (config.cache.store === 'memory') {
@@ -461,10 +480,10 @@ function logStartupNotes(config: Config, workers: number, logger: Logger): void 
     );
   }
   if (config.mcp !== undefined) {
-    logger.warn(
+    logger.info(
       { workers },
-      '/mcp sessions live in the worker that opened them: a request that reaches another worker gets 404 and ' +
-        'the client must initialize again; use --workers 1 for stateful /mcp clients (docs/deploy.md)',
+      '/mcp sessions live in the worker that opened them: a request that reaches another worker is forwarded ' +
+        'to it over a local Unix socket (one hop; docs/deploy.md)',
     );
   }
 }

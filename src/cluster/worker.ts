@@ -41,6 +41,9 @@ export async function runWorker(): Promise<void> {
     worker: start.worker,
     admin: false,
     reusePort: start.reusePort,
+    ...(start.sessions === undefined
+      ? {}
+      : { siblings: { count: start.workers, dir: start.sessions.dir, secret: start.sessions.secret } }),
   });
   const onMessage = (message: unknown) => {
     if (isQuestion(message)) void answer(gateway, message);

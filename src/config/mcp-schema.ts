@@ -148,6 +148,12 @@ export const mcpSchema = z
     inputWait: duration.default(60_000),
     /** Calls parked at once waiting for their clients' input; one more is cancelled with `GW_BULKHEAD_FULL`. */
     maxParkedCalls: z.number().int().min(1).max(100_000).default(1_000),
+    /**
+     * Key signing `/mcp` session ids (HMAC-SHA256), the same on every replica; use `${ENV}`. With
+     * `server.advertise`, a session opened on one replica works through any other (docs/deploy.md).
+     * Unset: random ids, sessions served only where they were opened.
+     */
+    sessionSecret: z.string().min(32, 'a session secret must be at least 32 characters').optional(),
   })
   .superRefine((mcp, ctx) => {
     for (const [server, config] of Object.entries(mcp.servers)) {

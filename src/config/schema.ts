@@ -40,6 +40,11 @@ function listen(defaultHost: string, defaultPort: number) {
     .default({ host: defaultHost, port: defaultPort });
 }
 
+/** A replica's data-plane address as the other replicas reach it: `host:port` (`10.0.0.11:8080`). */
+const replicaAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected "host:port", e.g. "10.0.0.11:8080"');
+
 const oauth2 = z.strictObject({
   type: z.literal('oauth2'),
   tokenUrl: httpUrl,
@@ -312,6 +317,16 @@ export const configSchema = z
          * the gateway is laid out).
          */
         workerHeader: z.boolean().default(false),
+        /**
+         * This replica's data-plane address as the other replicas reach it (`host:port`), named in the
+         * `/mcp` session ids it issues. Needs `mcp.sessionSecret`. Often `${SLIPSTREAM_ADVERTISE}`.
+         */
+        advertise: replicaAddress.optional(),
+        /**
+         * Every replica's advertised address, this one's included: a `/mcp` session opened on one is
+         * forwarded to it from any other (docs/deploy.md). Owners not listed are never contacted.
+         */
+        replicas: z.array(replicaAddress).max(1_000).default([]),
       })
       .prefault({}),
     admin: z
@@ -478,6 +493,29 @@ export const configSchema = z
         code: 'custom',
         path: ['jobs', 'store'],
         message: 'store "redis" needs jobs.redis.url (or cache.redis.url)',
+      });
+    }
+    const { advertise, replicas } = config.server;
+    const secret = config.mcp?.sessionSecret;
+    if (secret !== undefined && advertise === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mcp', 'sessionSecret'],
+        message: "needs server.advertise (this replica's address, named in its session ids)",
+      });
+    }
+    if (secret === undefined && (advertise !== undefined || replicas.length > 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', advertise !== undefined ? 'advertise' : 'replicas'],
+        message: 'needs mcp.sessionSecret (the key that signs /mcp session ids, shared by every replica)',
+      });
+    }
+    if (advertise !== undefined && replicas.length > 0 && !replicas.includes(advertise)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'advertise'],
+        message: `"${advertise}" is not in server.replicas: the other replicas would refuse its sessions`,
       });
     }
     if (config.cache.store !== 'memory' && config.cache.redis === undefined) {

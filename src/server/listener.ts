@@ -1,7 +1,9 @@
 // A listener: one node:http server, its router and its exchanges, Node's own errors in the GW shape, and its drain.
+import { chmodSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
-import type { AddressInfo, ListenOptions, Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo, ListenOptions, Server as NetServer, Socket } from 'node:net';
 import { GatewayError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { Exchanges } from './exchange.js';
@@ -47,6 +49,11 @@ export interface Listener {
    * bound to the port (`SO_REUSEPORT`): the kernel spreads connections over them, no cluster primary in between.
    */
   listen(address: { host: string; port: number; reusePort?: boolean }): Promise<string>;
+  /**
+   * Also serves on the Unix socket `path` (mode 0600), the same router and limits: how a `--workers`
+   * worker reaches a sibling (the `/mcp` session it owns). Closed with the listener.
+   */
+  listenLocal(path: string): Promise<void>;
   /**
    * Stops accepting, lets requests in flight finish for up to `graceMs`, ends what still runs (streams get
    * their format's error event), then closes every connection.
@@ -152,8 +159,9 @@ function rawError(socket: Socket, status: number, code: ErrorCode, message: stri
 function limitPerPeer(server: Server, max: number, exempt: (address: string) => boolean): void {
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
-    const peer = socket.remoteAddress ?? '';
-    if (exempt(peer)) return;
+    // A Unix socket's peer is a sibling worker of this user (`listenLocal`), not a client address.
+    const peer = socket.remoteAddress;
+    if (peer === undefined || exempt(peer)) return;
     const count = open.get(peer) ?? 0;
     if (count >= max) {
       socket.destroy();
@@ -231,6 +239,8 @@ export function createListener(options: ListenerOptions): Listener {
     rawError(socket, 400, 'GW_BAD_REQUEST', 'CONNECT is not supported: Slipstream is not a forward proxy');
   });
 
+  /** The Unix socket listener of `listenLocal`, if any. */
+  let local: NetServer | undefined;
   return {
     server,
     exchanges,
@@ -248,8 +258,21 @@ export function createListener(options: ListenerOptions): Listener {
           resolve(`http://${host}:${bound.port}`);
         });
       }),
+    listenLocal: (path) =>
+      new Promise<void>((resolve, reject) => {
+        // A crashed predecessor in this slot left its socket file behind (the directory is ours alone).
+        rmSync(path, { force: true });
+        local = createNetServer((socket) => server.emit('connection', socket));
+        local.once('error', reject);
+        local.listen(path, () => {
+          local!.off('error', reject);
+          chmodSync(path, 0o600);
+          resolve();
+        });
+      }),
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      local?.close();
       await exchanges.drain(graceMs);
       server.closeAllConnections();
       await closed;

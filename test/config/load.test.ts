@@ -232,4 +232,35 @@ routes:
     });
     expect(problems(route('{ ttl: 5s, refreshAhead: 1 }'))[0]).toMatch(/routes\[0\]\.cache\.refreshAhead/);
   });
+
+  it('checks /mcp sessions across replicas: a secret needs an advertised address that is a replica', () => {
+    const replicas = (server: string, mcp: string) =>
+      `server: ${server}\nupstreams: {}\nmcp:\n  servers: {}\n${mcp}`;
+    const secret = '  sessionSecret: ${MCP_SECRET}\n';
+    const env = { MCP_SECRET: 'k'.repeat(32) };
+    const config = parseConfig(
+      replicas('{ advertise: "10.0.0.1:8080", replicas: ["10.0.0.1:8080", "10.0.0.2:8080"] }', secret),
+      FILE,
+      env,
+    );
+    expect(config.mcp?.sessionSecret).toBe('k'.repeat(32));
+    expect(config.server.replicas).toEqual(['10.0.0.1:8080', '10.0.0.2:8080']);
+    expect(problems(replicas('{}', secret), env)).toEqual([
+      "slipstream.yaml:5:18 mcp.sessionSecret: needs server.advertise (this replica's address, named in its session ids)",
+    ]);
+    expect(problems(replicas('{ replicas: ["10.0.0.1:8080"] }', ''))).toEqual([
+      'slipstream.yaml:1:21 server.replicas: needs mcp.sessionSecret (the key that signs /mcp session ids, shared by every replica)',
+    ]);
+    expect(
+      problems(replicas('{ advertise: "10.0.0.3:8080", replicas: ["10.0.0.1:8080"] }', secret), env),
+    ).toEqual([
+      'slipstream.yaml:1:22 server.advertise: "10.0.0.3:8080" is not in server.replicas: the other replicas would refuse its sessions',
+    ]);
+    expect(problems(replicas('{ advertise: "http://x" }', secret), env)[0]).toMatch(
+      /server\.advertise: expected "host:port"/,
+    );
+    expect(problems(replicas('{ advertise: "10.0.0.1:8080" }', secret), { MCP_SECRET: 'short' })[0]).toMatch(
+      /mcp\.sessionSecret: a session secret must be at least 32 characters/,
+    );
+  });
 });

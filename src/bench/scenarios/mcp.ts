@@ -1,4 +1,7 @@
 // Benchmark `mcp`: a tool call straight over stdio (the floor), through /mcp, through REST, and spawn-per-call (seed 000).
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -24,6 +27,11 @@ export interface McpPaths<T> {
   mcpModern: T;
   /** Plain HTTP `POST /tools/emu/echo` through Slipstream. */
   rest: T;
+  /**
+   * `mcpRaw`'s calls on the same session sent to a second replica, which forwards each to the session's
+   * owner (docs/deploy.md): the cost of the forwarding hop.
+   */
+  mcpForwarded: T;
 }
 
 export interface McpBenchResult extends ScenarioResult {
@@ -36,6 +44,8 @@ export interface McpBenchResult extends ScenarioResult {
     mcpRawAddedP50Us: number;
     mcpModernAddedP50Us: number;
     restAddedP50Us: number;
+    /** `mcpForwarded` p50 over `mcpRaw` p50: what the hop through a second replica multiplies. */
+    forwardedP50Ratio: number;
   };
   throughput: McpPaths<LoadResult>;
   /** Seed 000's pattern: spawn the server, initialize, call, exit; a few calls only. */
@@ -48,6 +58,15 @@ const POOL_SIZE = 4;
 const CONCURRENCY = 16;
 const SPAWN_CALLS = 20;
 const TARGETS = { addedP50Us: 300, callsPerS: 3_000, speedup: 100 };
+
+/** A loopback port free right now: the two replicas name each other before either starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** How to run the emulator: compiled JS when running compiled, else the TypeScript file through tsx. */
 function emulatorCommand(): { command: string; args: string[] } {
@@ -88,19 +107,30 @@ export async function runMcpBench(options: ScenarioOptions): Promise<McpBenchRes
   const closers: Array<() => Promise<void>> = [];
   try {
     const { command, args } = emulatorCommand();
-    const gateway = await startGatewayChild(
-      `upstreams: {}
+    // Two replicas naming each other: the gateway under test, and one that only forwards to it (its own
+    // pool of one process serves nothing here).
+    const ports = [await freePort(), await freePort()];
+    const secret = randomBytes(24).toString('hex');
+    const replica = (port: number, pool: number) => `server:
+  listen: "127.0.0.1:${port}"
+  advertise: "127.0.0.1:${port}"
+  replicas: ${JSON.stringify(ports.map((p) => `127.0.0.1:${p}`))}
+  limits: { maxConnectionsPerIp: 1000000 }
+upstreams: {}
 mcp:
+  sessionSecret: "${secret}"
   servers:
     emu:
       type: stdio
       command: ${JSON.stringify(command)}
       args: ${JSON.stringify(args)}
-      pool: { min: ${POOL_SIZE}, max: ${POOL_SIZE} }
-`,
-      { adminPort: options.adminPort },
-    );
-    children.push(gateway);
+      pool: { min: ${pool}, max: ${pool} }
+`;
+    const [gateway, forwarder] = await Promise.all([
+      startGatewayChild(replica(ports[0]!, POOL_SIZE), { adminPort: options.adminPort }),
+      startGatewayChild(replica(ports[1]!, 1)),
+    ]);
+    children.push(gateway, forwarder);
     assertLoopback(gateway.url);
 
     const direct = await Promise.all(Array.from({ length: POOL_SIZE }, stdioClient));
@@ -125,9 +155,14 @@ mcp:
     clients.push(viaMcp);
     let rpcId = 1_000_000;
     /** Plain JSON-RPC `tools/call` POSTs on /mcp with these headers; `meta` goes into the params. */
-    const jsonRpcCalls = (connections: number, headers: Record<string, string>, meta = '') => {
+    const jsonRpcCalls = (
+      connections: number,
+      headers: Record<string, string>,
+      meta = '',
+      url = gateway.url,
+    ) => {
       const http = httpTask(
-        gateway.url,
+        url,
         () => ({
           method: 'POST',
           path: '/mcp',
@@ -143,8 +178,8 @@ mcp:
       closers.push(() => http.close());
       return http.task;
     };
-    const mcpRaw = (connections: number) =>
-      jsonRpcCalls(connections, { 'mcp-session-id': mcpTransport.sessionId ?? '' });
+    const mcpRaw = (connections: number, url = gateway.url) =>
+      jsonRpcCalls(connections, { 'mcp-session-id': mcpTransport.sessionId ?? '' }, '', url);
     // Spec 2026-07-28 basic/transports: each request stands alone, its protocol version and client facts
     // in `_meta`, its method and name repeated in headers.
     const envelope =
@@ -175,6 +210,7 @@ mcp:
       mcpRaw: mcpRaw(connections),
       mcpModern: mcpModern(connections),
       rest: rest(connections),
+      mcpForwarded: mcpRaw(connections, forwarder.url),
     });
 
     const measure = (task: Task, mode: LoadMode, ms: number) =>
@@ -187,6 +223,7 @@ mcp:
           mcpRaw: (ms) => measure(paths.mcpRaw, mode, ms),
           mcpModern: (ms) => measure(paths.mcpModern, mode, ms),
           rest: (ms) => measure(paths.rest, mode, ms),
+          mcpForwarded: (ms) => measure(paths.mcpForwarded, mode, ms),
         },
         durationMs,
       );
@@ -215,12 +252,21 @@ mcp:
     const mcpRawAddedP50Us = p50(latency.mcpRaw) - p50(latency.stdio);
     const mcpModernAddedP50Us = p50(latency.mcpModern) - p50(latency.stdio);
     const speedupOverSpawn = p50(spawnPerCall) / Math.max(1, p50(latency.mcp));
+    const forwardedP50Ratio =
+      Math.round((p50(latency.mcpForwarded) / Math.max(1, p50(latency.mcpRaw))) * 100) / 100;
     return {
       scenario: 'mcp',
       durationMs,
       poolSize: POOL_SIZE,
       concurrency: CONCURRENCY,
-      latency: { ...latency, mcpAddedP50Us, mcpRawAddedP50Us, mcpModernAddedP50Us, restAddedP50Us },
+      latency: {
+        ...latency,
+        mcpAddedP50Us,
+        mcpRawAddedP50Us,
+        mcpModernAddedP50Us,
+        restAddedP50Us,
+        forwardedP50Ratio,
+      },
       throughput,
       spawnPerCall,
       speedupOverSpawn: Math.round(speedupOverSpawn * 10) / 10,
@@ -317,11 +363,12 @@ export const mcpScenario: Scenario<McpBenchResult> = {
       pick(paths.mcpRaw),
       pick(paths.mcpModern),
       pick(paths.rest),
+      pick(paths.mcpForwarded),
     ];
     return [
       `mcp (seed 000): echo tool, ${r.poolSize}-process pool; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
       ...formatTable(
-        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', '/mcp 2026 (raw)', 'via REST'],
+        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', '/mcp 2026 (raw)', 'via REST', 'via B (raw)'],
         [
           row('p50 us at concurrency 1', r.latency, (x) => x.latencyUs.p50),
           row('p99 us at concurrency 1', r.latency, (x) => x.latencyUs.p99),
@@ -330,6 +377,7 @@ export const mcpScenario: Scenario<McpBenchResult> = {
       ),
       `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC), +${r.latency.mcpModernAddedP50Us} us (2026-07-28 stateless); REST +${r.latency.restAddedP50Us} us`,
       `  /mcp (SDK client) is ${r.speedupOverSpawn}x faster than spawn-per-call`,
+      `  a session's call through another replica (forwarded to the owner): ${r.latency.forwardedP50Ratio}x the p50 of the same call on the owner`,
       ...formatTargets(r.targets),
     ].join('\n');
   },

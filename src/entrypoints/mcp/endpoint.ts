@@ -26,6 +26,10 @@ import { McpCatalogue } from './catalogue.js';
 import { parkedCalls } from './parked-calls.js';
 import { resourceCache } from './resource-cache.js';
 import { webRequest, writeWebResponse } from './web.js';
+import { sessionIds } from './session-id.js';
+import type { SessionIds, SessionIdsOptions, SessionOwner } from './session-id.js';
+import { FORWARDED_HEADER, sessionForwarder } from './session-forwarder.js';
+import type { RemoteOwner, SessionForwarder } from './session-forwarder.js';
 
 export interface McpEntrypointOptions {
   registry: ToolRegistry;
@@ -48,6 +52,18 @@ export interface McpEntrypointOptions {
   store?: CacheStore;
   /** The servers' config, for their `resourceCache` policies. */
   servers?: McpConfig['servers'];
+  /**
+   * Sessions through any replica and any worker (`mcp.sessionSecret`, `server.advertise`,
+   * `server.replicas`, `serve --workers`): ids are signed and name this process, and a session another
+   * process owns is forwarded to it. Unset: random ids, every session local (one process).
+   */
+  cluster?: SessionClusterOptions;
+}
+
+/** Who else serves sessions, and the key every one of them signs ids with. */
+export interface SessionClusterOptions extends SessionIdsOptions {
+  /** Under `serve --workers N`: each sibling worker's Unix socket, by worker number. */
+  siblings?: ReadonlyMap<number, string>;
 }
 
 export interface McpEntrypoint {
@@ -119,6 +135,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     }),
   };
   const checkOrigin = originCheck(options.allowedHosts ?? []);
+  const cluster = options.cluster === undefined ? undefined : sessionCluster(options.cluster);
 
   const modern: McpHttpHandler = createMcpHandler(
     (ctx) => aggregateServer(aggregate, { era: 'modern', caller: callerOf(ctx.authInfo?.extra) }),
@@ -281,7 +298,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     const principal = caller?.id;
     const server = aggregateServer(aggregate, { era: 'legacy', caller });
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
+      sessionIdGenerator: cluster?.ids.mint ?? randomUUID,
       onsessioninitialized: (id) => {
         sessions.set(id, {
           server,
@@ -345,17 +362,28 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     checkOrigin(x.req.headers.host, x.req.headers.origin);
     const { req } = x;
     const sessionId = req.headers['mcp-session-id'];
-    const body = x.method === 'POST' ? await x.json(maxRequestBytes) : undefined;
+    const raw = x.method === 'POST' ? await x.body(maxRequestBytes) : undefined;
+    // Spec 2025-11-25 basic/transports: an unknown or expired session is 404; the client then starts a new one.
+    const notFound = (body: unknown) => rpcError(404, -32001, 'session not found', idOf(body));
+    // Only an id whose MAC checks out and that names a configured replica or a sibling worker is
+    // forwarded, at most once across replicas and once within the owner's machine: a forged id cannot
+    // make this process call an address of the client's choosing. Any other id is simply not among this
+    // process's sessions (404 below). A session found here was minted here: only the others cost an HMAC.
+    const owner =
+      typeof sessionId === 'string' && !sessions.has(sessionId) ? cluster?.ids.ownerOf(sessionId) : undefined;
+    if (cluster !== undefined && mayForward(owner, req.headers[FORWARDED_HEADER])) {
+      return cluster.forwarder.forward(x, owner, raw, () =>
+        notFound(raw === undefined ? undefined : x.parse(raw)),
+      );
+    }
+    const body = raw === undefined ? undefined : x.parse(raw);
     // A list past its server's SEP-2549 ttlMs is reloaded before it is listed again (lazily: only lists wait).
     if (isListRequest(body)) await Promise.all(registry.upstreams().map((u) => u.refreshExpiredLists()));
     catalogue.refresh();
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
       // Another caller's session does not exist for this one (no hint that the id is valid).
-      if (session === undefined || session.principal !== x.principal) {
-        // Spec: an unknown or expired session is 404; the client then starts a new one.
-        return rpcError(404, -32001, 'session not found', idOf(body));
-      }
+      if (session === undefined || session.principal !== x.principal) return notFound(body);
       sessions.delete(sessionId);
       sessions.set(sessionId, session);
       session.lastUsed = performance.now();
@@ -381,6 +409,7 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
     parked: () => aggregate.parked.size(),
     drain() {
       for (const session of sessions.values()) session.transport.closeStandaloneSSEStream();
+      cluster?.forwarder.drain();
     },
     async close() {
       clearInterval(sweep);
@@ -389,10 +418,34 @@ export function createMcpEntrypoint(options: McpEntrypointOptions): McpEntrypoin
       sessions.clear();
       await Promise.all([
         modern.close().catch(() => {}),
+        cluster?.forwarder.close(),
         ...open.map((session) => session.transport.close().catch(() => {})),
       ]);
     },
   };
+}
+
+/** Signed session ids and the pools to every other replica and sibling worker (docs/deploy.md). */
+function sessionCluster(options: SessionClusterOptions): { ids: SessionIds; forwarder: SessionForwarder } {
+  return {
+    ids: sessionIds(options),
+    forwarder: sessionForwarder({
+      replicas: options.replicas.filter((r) => r !== options.self),
+      ...(options.siblings === undefined ? {} : { siblings: options.siblings }),
+    }),
+  };
+}
+
+/**
+ * Whether a request for `owner`'s session goes on to it: a session of another replica when no replica
+ * forwarded the request yet, of a sibling worker when no sibling did (`x-slipstream-forwarded`).
+ */
+function mayForward(
+  owner: SessionOwner | undefined,
+  mark: string | string[] | undefined,
+): owner is RemoteOwner {
+  if (owner === undefined || 'local' in owner) return false;
+  return 'replica' in owner ? mark === undefined : mark !== 'worker';
 }
 
 /**

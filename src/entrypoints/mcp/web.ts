@@ -33,6 +33,9 @@ export function writeWebResponse(response: Response, res: ServerResponse): void 
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => (headers[name] = value));
   res.writeHead(response.status, headers);
+  // Node holds the head until the first body write: a standalone GET stream may stay silent for long,
+  // and its client (or a replica relaying it) waits for the head to know the stream is open.
+  if (headers['content-type']?.startsWith('text/event-stream') === true) res.flushHeaders();
   if (response.body === null) {
     res.end();
     return;
