@@ -1,13 +1,16 @@
 // Two builds of Slipstream in one run: the same workloads through each, interleaved, beside the bare proxy.
 //
 //   npm run build && node --import tsx bench/ab-builds.ts --before ../other-checkout [--duration 4s] [--json FILE]
+//     [--parts proxy,llm,mcp] [--workloads proxy]
 //
 // `--before` is another checkout with `npm ci` done (its `bin/slipstream.js` runs its own `dist/`); the
 // "after" build is this one. Both gateways get the same config and each its own pinned core in turn (CPU 1,
 // upstreams on CPU 0); every path is measured in two interleaved halves and the better half kept, so a
 // drift of the machine's speed during the run moves both builds alike. Workloads: a zero-delay GET (the
 // proxy path), a 10-token streamed chat completion (the LLM relay), and a REST call of a stdio MCP tool
-// (the tool stack over a 4-process pool); latency at concurrency 1, throughput closed-loop.
+// (the tool stack over a 4-process pool); latency at concurrency 1, throughput closed-loop. `--parts` narrows
+// the config to some of the three (`--workloads`, default the same parts, the workloads run), to find which
+// part of the config costs what.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +26,11 @@ import { parseDurationMs } from '../src/config/units.js';
 
 type Measured = LoadResult & { cpuUsPerRequest?: number };
 
+type Part = 'proxy' | 'llm' | 'mcp';
+
 interface Workload {
   name: string;
+  part: Part;
   request: HttpTaskRequest;
   concurrency: number;
   /** Gateway path only: the bare proxy forwards plain HTTP and cannot call an MCP tool. */
@@ -32,9 +38,10 @@ interface Workload {
 }
 
 const WORKLOADS: readonly Workload[] = [
-  { name: 'proxy GET', request: { path: '/bench' }, concurrency: 64, bare: true },
+  { name: 'proxy GET', part: 'proxy', request: { path: '/bench' }, concurrency: 64, bare: true },
   {
     name: 'chat stream',
+    part: 'llm',
     request: {
       method: 'POST',
       path: '/v1/chat/completions',
@@ -46,6 +53,7 @@ const WORKLOADS: readonly Workload[] = [
   },
   {
     name: 'MCP tool (REST)',
+    part: 'mcp',
     request: {
       method: 'POST',
       path: '/tools/emu/echo',
@@ -67,6 +75,8 @@ async function main(): Promise<void> {
   if (beforeDir === undefined)
     throw new Error('usage: bench/ab-builds.ts --before <checkout> [--duration 4s]');
   const durationMs = parseDurationMs(argument('--duration') ?? '4s') ?? 4_000;
+  const parts = new Set((argument('--parts') ?? 'proxy,llm,mcp').split(',') as Part[]);
+  const workloads = new Set((argument('--workloads') ?? [...parts].join(',')).split(',') as Part[]);
   const here = fileURLToPath(new URL('..', import.meta.url));
   const clis = {
     before: resolve(beforeDir, 'bin/slipstream.js'),
@@ -85,18 +95,27 @@ async function main(): Promise<void> {
     const llm = await start(startChild(['emulate', 'llm'], { cpu: 0, cli: clis.after }));
     const mcpServer = resolve(here, 'dist/emulators/mcp-server.js');
     // Keys both builds know (the older one has no `server.limits`; 64 connections stay under the default cap).
-    const config = `server: { listen: "127.0.0.1:0" }
-upstreams:
+    const sections: Record<Part, string> = {
+      proxy: `upstreams:
   emu: { url: "${http.url}", pool: { connections: 64 } }
 routes:
   - { name: emu, match: { prefix: /bench }, upstream: emu }
-llm:
+`,
+      llm: `llm:
   providers:
     emu: { baseUrl: "${llm.url}/v1", models: { m: emu-small }, pool: { connections: 64 } }
-mcp:
+`,
+      mcp: `mcp:
   servers:
     emu: { type: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(mcpServer)}], pool: { min: 4, max: 4 } }
-`;
+`,
+    };
+    const config =
+      'server: { listen: "127.0.0.1:0" }\n' +
+      (['proxy', 'llm', 'mcp'] as Part[])
+        .filter((part) => parts.has(part))
+        .map((part) => sections[part])
+        .join('');
     const gateways = {
       before: await start(startGatewayChild(config, { cpu: 1, cli: clis.before })),
       after: await start(startGatewayChild(config, { cpu: 1, cli: clis.after })),
@@ -135,7 +154,7 @@ mcp:
       }
     };
     const rows: Array<Record<string, unknown>> = [];
-    for (const workload of WORKLOADS) {
+    for (const workload of WORKLOADS.filter((w) => workloads.has(w.part))) {
       for (const mode of [
         { kind: 'closed', concurrency: 1 },
         { kind: 'closed', concurrency: workload.concurrency },
@@ -154,7 +173,8 @@ mcp:
     }
     report(rows);
     const json = argument('--json');
-    if (json !== undefined) await writeFile(json, JSON.stringify({ durationMs, clis, rows }, null, 2));
+    if (json !== undefined)
+      await writeFile(json, JSON.stringify({ durationMs, clis, parts: [...parts], rows }, null, 2));
   } finally {
     await Promise.all(children.map((c) => c.stop()));
   }
