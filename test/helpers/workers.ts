@@ -1,6 +1,6 @@
 // Drives `serve --workers N` in integration tests: start it, ask which worker served, read its merged metrics.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -28,7 +28,12 @@ export async function startWorkers(
   const child = await spawnCli(['serve', '-c', file, '--workers', String(workers)], {
     startTimeoutMs: 90_000,
     ...(options.node === undefined ? {} : { node: options.node }),
+  }).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   });
+  // The config's folder goes with the supervisor (a test may still read `file` until it stops it).
+  child.child.once('exit', () => void rm(dir, { recursive: true, force: true }));
   return { process: child, url: child.url, adminUrl: String(child.listening.adminUrl), file };
 }
 

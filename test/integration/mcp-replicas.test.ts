@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
 import { startWorkers } from '../helpers/workers.js';
@@ -92,6 +93,24 @@ async function rawSession(url: string, alone = false): Promise<string> {
 
 const pingOf = (n: number) => ({ jsonrpc: '2.0', id: n, method: 'ping' });
 
+/** The standalone SSE stream (GET) of session `id`, asked of the gateway at `url`. */
+function standaloneStream(url: string, id: string) {
+  return request(`${url}/mcp`, {
+    method: 'GET',
+    headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
+    headersTimeout: 5_000,
+  });
+}
+
+/** How a stream's body ends: `end`, or `error: ...`. */
+function endOf(stream: Dispatcher.ResponseData): Promise<string> {
+  return new Promise<string>((resolve) => {
+    stream.body.once('end', () => resolve('end'));
+    stream.body.once('error', (error) => resolve(`error: ${String(error)}`));
+    stream.body.resume();
+  });
+}
+
 describe('legacy /mcp sessions through any replica (signed ids, forwarded to the owner)', () => {
   let a: CliProcess;
   let b: CliProcess;
@@ -175,11 +194,7 @@ mcp:
   it("relays A's standalone SSE stream (GET) through B: a tools/list_changed reaches it", async () => {
     const id = await rawSession(a.url);
     // The head comes at once, before any event: the stream is open (nothing is written on it until a change).
-    const stream = await request(`${b.url}/mcp`, {
-      method: 'GET',
-      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
-      headersTimeout: 5_000,
-    });
+    const stream = await standaloneStream(b.url, id);
     expect(stream.statusCode).toBe(200);
     expect(stream.headers['content-type']).toContain('text/event-stream');
     let text = '';
@@ -293,17 +308,9 @@ mcp:
     a = await spawnGateway(config(portA), { env });
     const onA = await mcpClient(a.url);
     const id = await rawSession(a.url);
-    const stream = await request(`${b.url}/mcp`, {
-      method: 'GET',
-      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
-      headersTimeout: 5_000,
-    });
+    const stream = await standaloneStream(b.url, id);
     expect(stream.statusCode).toBe(200);
-    const ended = new Promise<string>((resolve) => {
-      stream.body.once('end', () => resolve('end'));
-      stream.body.once('error', (error) => resolve(`error: ${String(error)}`));
-      stream.body.resume();
-    });
+    const ended = endOf(stream);
     // A call in flight keeps A draining (up to its grace) after SIGTERM.
     const sleeping = onA.callTool({ name: 'emu__sleep', arguments: { ms: 1_500 } });
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -319,17 +326,9 @@ mcp:
   it('ends the GET streams B relays when B drains, A keeping the session', async () => {
     a = await spawnGateway(config(portA), { env });
     const id = await rawSession(a.url);
-    const stream = await request(`${b.url}/mcp`, {
-      method: 'GET',
-      headers: { accept: 'text/event-stream', 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' },
-      headersTimeout: 5_000,
-    });
+    const stream = await standaloneStream(b.url, id);
     expect(stream.statusCode).toBe(200);
-    const ended = new Promise<string>((resolve) => {
-      stream.body.once('end', () => resolve('end'));
-      stream.body.once('error', (error) => resolve(`error: ${String(error)}`));
-      stream.body.resume();
-    });
+    const ended = endOf(stream);
     // Within the grace (10 s): B does not wait for a stream that would never end by itself.
     const started = Date.now();
     expect(await b.stop('SIGTERM')).toBe(0);
