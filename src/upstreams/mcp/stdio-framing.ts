@@ -85,6 +85,7 @@ export class StdioReadBuffer {
 /** The SDK transport's fields this module replaces or reads (private in its typings, stable in 2.x). */
 interface TransportInternals {
   _readBuffer?: unknown;
+  _serverParams?: { maxBufferSize?: number };
   _process?: { stdin?: Writable | null };
   send: StdioClientTransport['send'];
 }
@@ -102,7 +103,7 @@ interface TransportInternals {
 export function tuneStdioTransport(transport: StdioClientTransport): void {
   const internals = transport as unknown as TransportInternals;
   if (internals._readBuffer !== undefined && typeof internals._readBuffer === 'object') {
-    internals._readBuffer = new StdioReadBuffer();
+    internals._readBuffer = new StdioReadBuffer(internals._serverParams?.maxBufferSize);
   }
   const send = internals.send.bind(transport);
   internals.send = (message) => {

@@ -1,11 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { ReadBuffer } from '@modelcontextprotocol/client';
+import type { JSONRPCMessage } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mcpSchema } from '../../../src/config/mcp-schema.js';
 import type { StdioServerConfig } from '../../../src/config/mcp-schema.js';
 import type { McpUpstream } from '../../../src/upstreams/mcp/mcp-upstream.js';
-import { StdioReadBuffer } from '../../../src/upstreams/mcp/stdio-framing.js';
+import { StdioReadBuffer, tuneStdioTransport } from '../../../src/upstreams/mcp/stdio-framing.js';
 import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
 
 const MALFORMED = fileURLToPath(new URL('../../fixtures/malformed-mcp-server.ts', import.meta.url));
@@ -96,5 +98,38 @@ describe('stdio framing', () => {
       ),
     );
     for (const result of results) expect(result.content).toEqual([{ type: 'text', text: 'good' }]);
+  });
+
+  it('sends the messages of one event-loop turn to the process in one write, in order', async () => {
+    // `cat` in Node: every line comes back, so the transport reads what the child was sent.
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['-e', 'process.stdin.pipe(process.stdout)'],
+    });
+    tuneStdioTransport(transport);
+    const received: JSONRPCMessage[] = [];
+    transport.onmessage = (message) => received.push(message);
+    await transport.start();
+    try {
+      const stdin = (transport as unknown as { _process: { stdin: Record<string, unknown> } })._process.stdin;
+      const writes: number[] = [];
+      for (const method of ['_write', '_writev'] as const) {
+        const original = stdin[method] as (...args: unknown[]) => void;
+        stdin[method] = function (this: unknown, chunks: unknown, ...rest: unknown[]) {
+          writes.push(method === '_writev' ? (chunks as unknown[]).length : 1);
+          return original.call(this, chunks, ...rest);
+        };
+      }
+      const sent = Array.from({ length: 5 }, (_, id) => ({ jsonrpc: '2.0' as const, id, method: 'ping' }));
+      await Promise.all(sent.map((message) => transport.send(message)));
+      const until = Date.now() + 5_000;
+      while (received.length < sent.length && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(writes).toEqual([5]);
+      expect(received).toEqual(sent);
+    } finally {
+      await transport.close();
+    }
   });
 });
