@@ -112,6 +112,7 @@ routes:
     };
     const config =
       'server: { listen: "127.0.0.1:0" }\n' +
+      (parts.has('proxy') ? '' : 'upstreams: {}\n') +
       (['proxy', 'llm', 'mcp'] as Part[])
         .filter((part) => parts.has(part))
         .map((part) => sections[part])

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { StdioServerConfig } from '../../config/mcp-schema.js';
 import { GatewayError } from '../../errors.js';
 import { McpClient, declaredCapabilities } from './mcp-client.js';
+import { tuneStdioTransport } from './stdio-framing.js';
 import type { LoadedList, LoadedLists } from './mcp-client.js';
 import type { McpListKind, McpRequestOptions, McpServerInfo } from './mcp-upstream.js';
 
@@ -50,6 +51,7 @@ export class StdioSession {
       cwd: config.cwd,
       stderr: 'pipe',
     });
+    tuneStdioTransport(this.transport);
     const log = options.logger.child({ mcpServer: options.server });
     this.mcp = new McpClient({
       server: options.server,
