@@ -49,6 +49,35 @@ function post(url: string, body: unknown = {}) {
   });
 }
 
+/** A plain 2026-07-28 `tools/call` (spec 2026-07-28 basic/transports: no session needed); its JSON-RPC answer. */
+async function modernToolCall(url: string, name: string, id: number, args: Record<string, unknown> = {}) {
+  const rpc = await call(`${url}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: args,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientInfo': { name: 'test', version: '1.0.0' },
+        },
+      },
+    }),
+  });
+  return typeof rpc.body === 'string' ? JSON.parse(rpc.body.replace(/^[\s\S]*?data: /, '')) : rpc.body;
+}
+
 describe('an MCP server that cannot be started does not stop the gateway', () => {
   let dir: string;
   let gw: CliProcess;
@@ -117,33 +146,7 @@ mcp:
   });
 
   it("answers a /mcp call of a down server's tool with GW_MCP_SERVER_DOWN, not an unknown tool", async () => {
-    // A plain 2026-07-28 request (spec 2026-07-28 basic/transports): no session needed.
-    const rpc = await call(`${gw.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'missing__echo',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 7,
-        method: 'tools/call',
-        params: {
-          name: 'missing__echo',
-          arguments: {},
-          _meta: {
-            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-            'io.modelcontextprotocol/clientCapabilities': {},
-            'io.modelcontextprotocol/clientInfo': { name: 'test', version: '1.0.0' },
-          },
-        },
-      }),
-    });
-    const body =
-      typeof rpc.body === 'string' ? JSON.parse(rpc.body.replace(/^[\s\S]*?data: /, '')) : rpc.body;
+    const body = await modernToolCall(gw.url, 'missing__echo', 7);
     expect(body.id).toBe(7);
     expect(body.error.data.code).toBe('GW_MCP_SERVER_DOWN');
     expect(body.error.message).toContain('"missing" is down');
@@ -204,5 +207,36 @@ mcp:
       expect(reply.body.error?.code).not.toBe('GW_BREAKER_OPEN');
       return reply.status === 200;
     });
+  });
+});
+
+describe('a down server with namespacing off', () => {
+  let gw: CliProcess;
+
+  beforeAll(async () => {
+    gw = await spawnGateway(`
+upstreams: {}
+mcp:
+  namespacing: false
+  servers:
+    ok: ${emulatorServer()}
+    missing: { type: stdio, command: "/nonexistent/slipstream-test-server", pool: { min: 1, max: 1 } }
+`);
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('answers a name no listed tool has with GW_MCP_SERVER_DOWN (it may be the down server\'s), not "unknown tool"', async () => {
+    const body = await modernToolCall(gw.url, 'search_files', 8);
+    expect(body.id).toBe(8);
+    expect(body.error.data.code).toBe('GW_MCP_SERVER_DOWN');
+    expect(body.error.message).toContain('no listed tool is named "search_files"');
+    expect(body.error.message).toContain('"missing" is down');
+    // The servers that are up still serve their bare names.
+    const echo = await modernToolCall(gw.url, 'echo', 9, { text: 'still here' });
+    expect(echo.error).toBeUndefined();
+    expect(echo.result.content).toEqual([{ type: 'text', text: 'still here' }]);
   });
 });

@@ -22,9 +22,9 @@ export interface OutageBackoff {
 /** Most causes followed when describing an error (a cycle must not loop). */
 const MAX_CAUSES = 5;
 
-/** The error a call to a down server gets: 503 `GW_MCP_SERVER_DOWN`, naming the server and the reason. */
-export function serverDownError(server: string, down: McpServerDown): GatewayError {
-  return new GatewayError('GW_MCP_SERVER_DOWN', `MCP server "${server}" is down: ${down.reason}`, {
+/** The error a call to a down server gets: 503 `GW_MCP_SERVER_DOWN`, naming the server and the reason (after `before`). */
+export function serverDownError(server: string, down: McpServerDown, before = ''): GatewayError {
+  return new GatewayError('GW_MCP_SERVER_DOWN', `${before}MCP server "${server}" is down: ${down.reason}`, {
     retryAfterS: down.retryAfterS,
     data: { server },
   });

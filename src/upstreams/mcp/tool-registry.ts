@@ -71,8 +71,9 @@ export interface ToolRegistry {
   taskOnly(name: string): string | undefined;
   /**
    * For a name no listed tool has: the 503 `GW_MCP_SERVER_DOWN` of the server it is namespaced under, when
-   * that server is down (its tools are not known yet, so "unknown tool" would mislead). Undefined
-   * otherwise, and for servers with namespacing off (a bare name belongs to no server until it is listed).
+   * that server is down (its tools are not known yet, so "unknown tool" would mislead), else of a server
+   * with namespacing off that is down (a bare name could be one of its tools: the message says it may not
+   * be). Undefined when no such server is down.
    */
   downServerOf(name: string): GatewayError | undefined;
   /** Every upstream, in config order (for resources, prompts, completions and logging). */
@@ -225,13 +226,18 @@ export function toolRegistry(config: McpConfig, options: ToolRegistryOptions): T
         : `tool "${name}" of MCP server "${server}" requires task-augmented execution (execution.taskSupport: "required"), which Slipstream does not relay`;
     },
     downServerOf(name) {
+      let bare: GatewayError | undefined;
       for (const { upstream } of upstreams) {
-        if (!isNamespaced(config, upstream.name) || !name.startsWith(exposedName(upstream.name, '')))
-          continue;
         const down = upstream.stats().down;
-        if (down !== undefined) return serverDownError(upstream.name, down);
+        if (down === undefined) continue;
+        if (!isNamespaced(config, upstream.name)) {
+          // A bare name could be any such server's: the first one down answers, saying it may not be its.
+          bare ??= serverDownError(upstream.name, down, `no listed tool is named "${name}", and `);
+        } else if (name.startsWith(exposedName(upstream.name, ''))) {
+          return serverDownError(upstream.name, down);
+        }
       }
-      return undefined;
+      return bare;
     },
     upstreams: () => upstreams.map(({ upstream }) => upstream),
     exposedName,
