@@ -2,18 +2,17 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
+import { emulatorServer } from '../helpers/gateway.js';
 import { spawnGateway, stopAll } from '../helpers/processes.js';
 import type { CliProcess } from '../helpers/processes.js';
 import { startWorkers } from '../helpers/workers.js';
 import type { Supervised } from '../helpers/workers.js';
 
-const EMULATOR = fileURLToPath(new URL('../../emulators/mcp-server.ts', import.meta.url));
 const SECRET = randomBytes(24).toString('hex');
 const ID = /^s1\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/;
 
@@ -140,12 +139,7 @@ upstreams: {}
 mcp:
   sessionSecret: \${MCP_SESSION_SECRET}
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 1, max: 1 }
-      timeout: 5s
+    emu: ${emulatorServer({ pool: '{ min: 1, max: 1 }', extra: 'timeout: 5s' })}
 `;
     [a, b] = await Promise.all([spawnGateway(config(portA), { env }), spawnGateway(config(portB), { env })]);
   });
@@ -348,12 +342,7 @@ describe('legacy /mcp sessions through any worker of serve --workers 2 (no secre
 upstreams: {}
 mcp:
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 2, max: 2 }
-      timeout: 5s
+    emu: ${emulatorServer({ pool: '{ min: 2, max: 2 }', extra: 'timeout: 5s' })}
 `);
   });
 
@@ -479,12 +468,7 @@ upstreams: {}
 mcp:
   sessionSecret: "${SECRET}"
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(process.execPath)}
-      args: ["--import", "tsx", ${JSON.stringify(EMULATOR)}]
-      pool: { min: 2, max: 2 }
-      timeout: 5s
+    emu: ${emulatorServer({ pool: '{ min: 2, max: 2 }', extra: 'timeout: 5s' })}
 `;
     [a, b] = await Promise.all([startWorkers(config(portA)), spawnGateway(config(portB))]);
   });
