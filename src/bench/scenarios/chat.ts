@@ -13,6 +13,7 @@ import { startChild, startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
 import { latencyHistogram } from '../histogram.js';
 import type { LatencyHistogram, LatencySummary } from '../histogram.js';
+import { cpuTimeMs } from '../cpu-time.js';
 import { assertLoopback } from '../http-task.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import { formatEmbeddings, measureEmbeddings } from './embeddings.js';
@@ -71,14 +72,21 @@ interface Paths<T> {
   gateway: T;
 }
 
+/** The two proxies of a comparison (the direct path has no proxy process to measure). */
+type ProxyPaths<T> = Pick<Paths<T>, 'bare' | 'gateway'>;
+
 export interface ConcurrentResult {
   streams: number;
   completed: number;
-  /** Streams that never waited longer than gap + 100 ms for a chunk. */
+  /** Streams that never waited longer than gap + 100 ms for a chunk (the mean of the path's runs). */
   stallFree: number;
-  /** Longest wait for a chunk beyond the emulator's gap, over all streams. */
+  /** Longest wait for a chunk beyond the emulator's gap, over all streams of all runs. */
   worstExtraGapMs: number;
   errors: number;
+  /** The proxy process's CPU time per stream (20 chunks), from `/proc`, mean of the runs; undefined off Linux. */
+  cpuMsPerStream?: number;
+  /** Each run's stall-free count, in the order they ran. */
+  runs?: number[];
 }
 
 const TOKENS = 20;
@@ -257,13 +265,50 @@ async function measureRelay(emulator: string, urls: Paths<string>, ms: number) {
   };
 }
 
+/**
+ * The concurrent-stream burst through the bare proxy and through Slipstream, each twice, in the order
+ * bare, gateway, gateway, bare. Near the point where the core saturates, the stall-free count swings
+ * with everything that ran before on the machine (a burst run second scored 0-450 where the same path
+ * run first scored 750-1,500, in either order): one run each, always in the same order, compared the
+ * order, not the proxies. The CPU each proxy process spends per stream is the steadier figure.
+ */
+async function measureConcurrentPair(
+  proxies: ProxyPaths<ChildHandle>,
+  streams: number,
+): Promise<ProxyPaths<ConcurrentResult>> {
+  const runs: ProxyPaths<ConcurrentResult[]> = { bare: [], gateway: [] };
+  for (const path of ['bare', 'gateway', 'gateway', 'bare'] as const) {
+    runs[path].push(await measureConcurrent(proxies[path], streams));
+  }
+  return { bare: combine(runs.bare), gateway: combine(runs.gateway) };
+}
+
+function combine(runs: readonly ConcurrentResult[]): ConcurrentResult {
+  const mean = (pick: (r: ConcurrentResult) => number) =>
+    runs.reduce((sum, r) => sum + pick(r), 0) / runs.length;
+  const cpu = runs.map((r) => r.cpuMsPerStream);
+  return {
+    streams: runs[0]!.streams,
+    completed: Math.round(mean((r) => r.completed)),
+    stallFree: Math.round(mean((r) => r.stallFree)),
+    worstExtraGapMs: Math.max(...runs.map((r) => r.worstExtraGapMs)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    ...(cpu.every((c) => c !== undefined)
+      ? { cpuMsPerStream: Math.round(mean((r) => r.cpuMsPerStream!) * 1_000) / 1_000 }
+      : {}),
+    runs: runs.map((r) => r.stallFree),
+  };
+}
+
 /** Opens `streams` concurrent streams through `proxy` (after a warm-up round) and checks none of them stalls. */
-async function measureConcurrent(proxy: string, streams: number): Promise<ConcurrentResult> {
-  const pool = new Pool(proxy, { connections: streams });
+async function measureConcurrent(proxy: ChildHandle, streams: number): Promise<ConcurrentResult> {
+  const pool = new Pool(proxy.url, { connections: streams });
   let completed = 0;
   let stallFree = 0;
   let errors = 0;
   let worst = 0;
+  let cpuBefore: number | undefined;
+  let cpuAfter: number | undefined;
   try {
     // Warm-up round: opens every client and provider connection, so the measured round sees streams, not
     // 4,000 TCP handshakes at once (the gateway pre-warms only `pool.warm` connections).
@@ -272,6 +317,7 @@ async function measureConcurrent(proxy: string, streams: number): Promise<Concur
         streamOnce(pool, SURFACES.chat, `w-${i}`, 1, 0).catch(() => undefined),
       ),
     );
+    cpuBefore = cpuTimeMs(proxy.child.pid!);
     await Promise.all(
       Array.from({ length: streams }, async (_, i) => {
         try {
@@ -292,10 +338,15 @@ async function measureConcurrent(proxy: string, streams: number): Promise<Concur
         }
       }),
     );
+    cpuAfter = cpuTimeMs(proxy.child.pid!);
   } finally {
     await pool.close();
   }
-  return { streams, completed, stallFree, worstExtraGapMs: Math.round(worst), errors };
+  const cpu =
+    cpuBefore === undefined || cpuAfter === undefined
+      ? {}
+      : { cpuMsPerStream: (cpuAfter - cpuBefore) / streams };
+  return { streams, completed, stallFree, worstExtraGapMs: Math.round(worst), errors, ...cpu };
 }
 
 /** Seed 001's pattern: one SQLite transaction per streamed delta. */
@@ -402,10 +453,7 @@ llm:
 
     const measured = await measureRelay(emulator.url, urls, Math.max(500, options.durationMs));
     const relay = { ttfbUs: measured.chat.ttfbUs, chunkUs: measured.chat.chunkUs, curves: measured.curves };
-    const concurrent = {
-      bare: await measureConcurrent(bare.url, CONCURRENT_STREAMS),
-      gateway: await measureConcurrent(gateway.url, CONCURRENT_STREAMS),
-    };
+    const concurrent = await measureConcurrentPair({ bare, gateway }, CONCURRENT_STREAMS);
     const embeddings = await measureEmbeddings(
       emulator.url,
       gateway.url,
@@ -556,7 +604,7 @@ function formatChat(r: ChatBenchResult): string {
     x.gateway[key],
   ];
   const streams = (name: string, x: ConcurrentResult) =>
-    `  ${x.streams} concurrent streams through ${name}: ${x.completed} completed, ${x.stallFree} stall-free, worst extra gap ${x.worstExtraGapMs} ms, ${x.errors} errors`;
+    `  ${x.streams} concurrent streams through ${name} (runs: ${x.runs?.join(', ') ?? '-'} stall-free): ${x.completed} completed, ${x.stallFree} stall-free on average, worst extra gap ${x.worstExtraGapMs} ms, ${x.errors} errors, ${x.cpuMsPerStream ?? '-'} ms of CPU per stream`;
   const lines = [
     '',
     `chat: ${TOKENS}-token streams, ${GAP_MS} ms between tokens; emulator on one core, bare proxy and gateway on the other`,
