@@ -1,11 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import type { JSONRPCMessage } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mcpSchema } from '../../../src/config/mcp-schema.js';
 import type { StdioServerConfig } from '../../../src/config/mcp-schema.js';
 import type { McpUpstream } from '../../../src/upstreams/mcp/mcp-upstream.js';
+import { resultSchemaFor } from '../../../src/upstreams/mcp/mcp-client.js';
 import { tuneStdioTransport } from '../../../src/upstreams/mcp/stdio-framing.js';
 import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
 
@@ -70,6 +72,50 @@ describe('stdio framing', () => {
       expect(received).toEqual(sent);
     } finally {
       await transport.close();
+    }
+  });
+
+  it('still refuses a result that is not a CallToolResult (the result check the SDK would make, made once per era)', async () => {
+    const config = mcpSchema.parse({
+      servers: {
+        bad: {
+          type: 'stdio',
+          command: process.execPath,
+          args: ['--import', 'tsx', MALFORMED],
+          era: '2025-11-25',
+          pool: { min: 1, max: 1 },
+        },
+      },
+    }).servers.bad as StdioServerConfig;
+    const upstream = stdioPool('bad', config, pino({ level: 'silent' }));
+    opened.push(upstream);
+    await upstream.start();
+    const call = () =>
+      upstream.callTool('invalid', {}, { signal: AbortSignal.timeout(10_000), idempotent: false });
+    await expect(call()).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
+    await expect(call()).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
+  });
+});
+
+describe('resultSchemaFor', () => {
+  it("is the SDK codec's own result check, built once per era and method", async () => {
+    const client = new Client({ name: 't', version: '1' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: ['--import', 'tsx', MALFORMED],
+    });
+    await client.connect(transport);
+    try {
+      const schema = resultSchemaFor(client, 'tools/call');
+      expect(schema).toBeDefined();
+      expect(resultSchemaFor(client, 'tools/call')).toBe(schema);
+      const check = (value: unknown) => schema!['~standard'].validate(value) as { issues?: unknown[] };
+      expect(check({ content: [{ type: 'text', text: 'ok' }] }).issues).toBeUndefined();
+      expect(check({ content: 'not an array' }).issues).toHaveLength(1);
+      // A method the era does not define: the SDK keeps its own refusal.
+      expect(resultSchemaFor(client, 'server/discover')).toBeUndefined();
+    } finally {
+      await client.close();
     }
   });
 });
