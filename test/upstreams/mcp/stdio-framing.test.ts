@@ -18,22 +18,28 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((u) => u.close()));
 });
 
+/** A started one-process pool of the malformed fixture (2025 era), closed after the test. */
+async function malformedPool(): Promise<McpUpstream> {
+  const config = mcpSchema.parse({
+    servers: {
+      bad: {
+        type: 'stdio',
+        command: process.execPath,
+        args: ['--import', 'tsx', MALFORMED],
+        era: '2025-11-25',
+        pool: { min: 1, max: 1 },
+      },
+    },
+  }).servers.bad as StdioServerConfig;
+  const upstream = stdioPool('bad', config, pino({ level: 'silent' }));
+  opened.push(upstream);
+  await upstream.start();
+  return upstream;
+}
+
 describe('stdio framing', () => {
   it('never delivers a malformed response from a server process to the call it names', async () => {
-    const config = mcpSchema.parse({
-      servers: {
-        bad: {
-          type: 'stdio',
-          command: process.execPath,
-          args: ['--import', 'tsx', MALFORMED],
-          era: '2025-11-25',
-          pool: { min: 1, max: 1 },
-        },
-      },
-    }).servers.bad as StdioServerConfig;
-    const upstream = stdioPool('bad', config, pino({ level: 'silent' }));
-    opened.push(upstream);
-    await upstream.start();
+    const upstream = await malformedPool();
     const results = await Promise.all(
       Array.from({ length: 5 }, () =>
         upstream.callTool('echo', {}, { signal: AbortSignal.timeout(10_000), idempotent: false }),
@@ -76,20 +82,7 @@ describe('stdio framing', () => {
   });
 
   it('still refuses a result that is not a CallToolResult (the result check the SDK would make, made once per era)', async () => {
-    const config = mcpSchema.parse({
-      servers: {
-        bad: {
-          type: 'stdio',
-          command: process.execPath,
-          args: ['--import', 'tsx', MALFORMED],
-          era: '2025-11-25',
-          pool: { min: 1, max: 1 },
-        },
-      },
-    }).servers.bad as StdioServerConfig;
-    const upstream = stdioPool('bad', config, pino({ level: 'silent' }));
-    opened.push(upstream);
-    await upstream.start();
+    const upstream = await malformedPool();
     const call = () =>
       upstream.callTool('invalid', {}, { signal: AbortSignal.timeout(10_000), idempotent: false });
     await expect(call()).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
