@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -18,6 +19,33 @@ import { REDIS_URL, serviceAvailable, startPrivateRedis } from '../helpers/servi
 import type { PrivateRedis } from '../helpers/services.js';
 
 const up = await serviceAvailable('Redis', REDIS_URL);
+
+/**
+ * Resolves once the Redis on `port` stops answering: a raw `PING` gets no reply within 100 ms (the reply it
+ * gets later is dropped with its socket). Redis answers a PING in well under a millisecond when awake.
+ */
+async function untilAsleep(port: number, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const socket = connect(port, '127.0.0.1');
+    const answered = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 100);
+      socket.once('data', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.once('error', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.write('PING\r\n');
+    });
+    socket.destroy();
+    if (!answered) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`Redis on port ${port} never went to sleep`);
+}
 
 function entry(body: Buffer, ttlMs = 10_000, overrides: Partial<CacheEntry> = {}): CacheEntry {
   return makeEntry(Date.now(), ttlMs, {
@@ -239,7 +267,8 @@ describe.skipIf(!up)('tiered cache store with Redis going away (private redis-se
         connection: slow,
       });
       stuck = promisify(execFile)('redis-cli', ['-p', String(redis.port), 'DEBUG', 'SLEEP', '2']);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Not a fixed pause: on a loaded machine redis-cli may need longer than that to send its command.
+      await untilAsleep(redis.port);
       const started = Date.now();
       expect(await store.get('stuck-0')).toBeUndefined();
       expect(Date.now() - started).toBeLessThan(1_000); // the 300 ms timeout, not Redis's 2 s stall
