@@ -23,7 +23,7 @@ import { resultOf } from '../../upstreams/mcp/tool-result.js';
 import type { ToolRegistry } from '../../upstreams/mcp/tool-registry.js';
 
 import type { McpCatalogue } from './catalogue.js';
-import type { FlowRequest, ParkedCalls, ParkedHooks } from './parked-calls.js';
+import type { FlowRequest, InputRequiredResult, ParkedCalls, ParkedHooks } from './parked-calls.js';
 import type { ResourceCache } from './resource-cache.js';
 import { headerRecord } from './web.js';
 
@@ -215,21 +215,13 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
     };
     try {
       const upstream = modern ? toolUpstream(registry, request.params.name) : undefined;
-      if (upstream === undefined || !parks(upstream, relay))
-        return await callTool(registry, request.params, call);
-      const flow = flowRequest(ctx, relay, bindingOf(unit.caller, 'tools/call', request.params.name));
-      return (await options.parked
-        .serve(flow, (hooks) =>
-          callTool(registry, request.params, {
-            ...call,
-            signal: hooks.signal,
-            relay: withoutRetry(relay, hooks),
-          }),
-        )
-        .catch((error: unknown) => {
-          // The call's own failures are JSON-RPC errors already; the park's are GatewayErrors.
-          throw error instanceof GatewayError ? rpcFailure(error) : error;
-        })) as never;
+      const target = { method: 'tools/call', name: request.params.name };
+      return (await parkable(upstream, ctx, relay, target, (relay, signal) =>
+        callTool(registry, request.params, { ...call, signal, relay }),
+      ).catch((error: unknown) => {
+        // The call's own failures are JSON-RPC errors already; the park's are GatewayErrors.
+        throw error instanceof GatewayError ? rpcFailure(error) : error;
+      })) as never;
     } finally {
       await settled();
     }
@@ -355,6 +347,25 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
   }
 
   /**
+   * Runs one request to `upstream` with `relay`: straight, or, when a 2026-07-28 client reaches a 2025-era
+   * server that may ask it for input, as a parked flow bound to the caller and `target` (the method and the
+   * tool, prompt or URI it names), each step running `run` with the flow's relay and signal. Without a
+   * target (or an upstream) it always runs straight.
+   */
+  const parkable = <T>(
+    upstream: McpUpstream | undefined,
+    ctx: ServerContext,
+    relay: NonNullable<ToolCallContext['relay']>,
+    target: { method: string; name: string } | undefined,
+    run: (relay: NonNullable<ToolCallContext['relay']>, signal: AbortSignal) => Promise<T>,
+  ): Promise<T | InputRequiredResult> => {
+    if (!modern || upstream === undefined || target === undefined || !parks(upstream, relay))
+      return run(relay, ctx.mcpReq.signal);
+    const flow = flowRequest(ctx, relay, bindingOf(unit.caller, target.method, target.name));
+    return options.parked.serve(flow, (hooks) => run(withoutRetry(relay, hooks), hooks.signal));
+  };
+
+  /**
    * Sends a request to its owner with this unit's relaying; maps failures to JSON-RPC errors. A 2025-era
    * server asking a 2026-07-28 client for input during `prompts/get` or `resources/read` parks the request
    * as a `tools/call` does (`target` binds the retry to it).
@@ -377,12 +388,8 @@ export function aggregateServer(options: AggregateServerOptions, unit: McpServin
       });
     };
     try {
-      if (!modern || target === undefined || !parks(upstream, relaying.relay))
-        return withoutEnvelope(await send(relaying.relay, ctx.mcpReq.signal));
-      const flow = flowRequest(ctx, relaying.relay, bindingOf(unit.caller, method, target));
-      const result = await options.parked.serve(flow, (hooks) =>
-        send(withoutRetry(relaying.relay, hooks), hooks.signal),
-      );
+      const bound = target === undefined ? undefined : { method, name: target };
+      const result = await parkable(upstream, ctx, relaying.relay, bound, send);
       return withoutEnvelope(result as Record<string, unknown>);
     } catch (error) {
       throw rpcFailure(toGatewayError(error));
