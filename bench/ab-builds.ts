@@ -144,9 +144,9 @@ routes:
       const task = httpTask(target.url, request, { connections });
       try {
         await runLoad({ task: task.task, mode, durationMs: Math.min(1_000, ms / 4) });
-        const before = cpuTimeMs(target.child.pid!);
+        const before = cpuTimeMs(target.child.pid);
         const result: Measured = await runLoad({ task: task.task, mode, durationMs: ms });
-        const after = cpuTimeMs(target.child.pid!);
+        const after = cpuTimeMs(target.child.pid);
         if (before !== undefined && after !== undefined && result.ok > 0)
           result.cpuUsPerRequest = Math.round(((after - before) * 1_000) / result.ok);
         return result;

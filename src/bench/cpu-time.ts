@@ -6,9 +6,11 @@ const TICKS_PER_S = 100;
 
 /**
  * CPU time (user + system) process `pid` has used so far, in ms (10 ms resolution), from
- * `/proc/<pid>/stat` (fields 14 and 15, `utime` and `stime`). Undefined off Linux or once the process is gone.
+ * `/proc/<pid>/stat` (fields 14 and 15, `utime` and `stime`). Undefined off Linux, once the process is gone,
+ * or without a pid (a child that never started).
  */
-export function cpuTimeMs(pid: number): number | undefined {
+export function cpuTimeMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -317,7 +317,7 @@ async function measureConcurrent(proxy: ChildHandle, streams: number): Promise<C
         streamOnce(pool, SURFACES.chat, `w-${i}`, 1, 0).catch(() => undefined),
       ),
     );
-    cpuBefore = cpuTimeMs(proxy.child.pid!);
+    cpuBefore = cpuTimeMs(proxy.child.pid);
     await Promise.all(
       Array.from({ length: streams }, async (_, i) => {
         try {
@@ -338,7 +338,7 @@ async function measureConcurrent(proxy: ChildHandle, streams: number): Promise<C
         }
       }),
     );
-    cpuAfter = cpuTimeMs(proxy.child.pid!);
+    cpuAfter = cpuTimeMs(proxy.child.pid);
   } finally {
     await pool.close();
   }

@@ -3,7 +3,7 @@ import { Client, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { startChild, startGatewayChild } from '../child.js';
 import type { ChildHandle } from '../child.js';
-import { cpuTimeMs } from '../cpu.js';
+import { cpuTimeMs } from '../cpu-time.js';
 import { assertLoopback } from '../http-task.js';
 import { runLoad } from '../load.js';
 import type { LoadResult, Task } from '../load.js';
