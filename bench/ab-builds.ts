@@ -15,16 +15,15 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChild, startGatewayChild } from '../src/bench/child.js';
-import { cpuTimeMs } from '../src/bench/cpu-time.js';
 import type { ChildHandle } from '../src/bench/child.js';
 import { httpTask } from '../src/bench/http-task.js';
 import type { HttpTaskRequest } from '../src/bench/http-task.js';
-import { measureInterleaved, runLoad } from '../src/bench/load.js';
-import type { LoadMode, LoadResult } from '../src/bench/load.js';
+import { measureInterleaved, runLoadWithCpu } from '../src/bench/load.js';
+import type { LoadMode, LoadResultWithCpu } from '../src/bench/load.js';
 import { formatTable } from '../src/bench/scenario.js';
 import { parseDurationMs } from '../src/config/units.js';
 
-type Measured = LoadResult & { cpuUsPerRequest?: number };
+type Measured = LoadResultWithCpu;
 
 type Part = 'proxy' | 'llm' | 'mcp';
 
@@ -143,13 +142,8 @@ routes:
       const connections = mode.kind === 'closed' ? mode.concurrency : 1;
       const task = httpTask(target.url, request, { connections });
       try {
-        await runLoad({ task: task.task, mode, durationMs: Math.min(1_000, ms / 4) });
-        const before = cpuTimeMs(target.child.pid);
-        const result: Measured = await runLoad({ task: task.task, mode, durationMs: ms });
-        const after = cpuTimeMs(target.child.pid);
-        if (before !== undefined && after !== undefined && result.ok > 0)
-          result.cpuUsPerRequest = Math.round(((after - before) * 1_000) / result.ok);
-        return result;
+        const warmupMs = Math.min(1_000, ms / 4);
+        return await runLoadWithCpu({ task: task.task, mode, durationMs: ms, warmupMs }, target.child.pid);
       } finally {
         await task.close();
       }

@@ -9,14 +9,14 @@ import { startBenchAuth } from '../auth-fixture.js';
 import { cpuTimeMs } from '../cpu-time.js';
 import { openDashboardFeed } from '../dashboard-feed.js';
 import { httpTask } from '../http-task.js';
-import { measureInterleaved, runLoad } from '../load.js';
+import { measureInterleaved, runLoadWithCpu } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import type { Scenario, ScenarioOptions, ScenarioResult, Target } from '../scenario.js';
 
 // Kept for scenarios written against this file; new code imports them from ../scenario.js.
 export { target };
 export type { Target };
-import type { LoadMode, LoadResult } from '../load.js';
+import type { LoadMode, LoadResult, LoadResultWithCpu } from '../load.js';
 
 export interface ProxyBenchOptions {
   /** Duration of each measured run, in ms. Default 5,000. */
@@ -44,7 +44,7 @@ export interface DashboardPaths<T> {
 }
 
 /** A measurement, with the CPU time the measured process spent per request where /proc tells it. */
-export type Measured = LoadResult & { cpuUsPerRequest?: number };
+export type Measured = LoadResultWithCpu;
 
 /**
  * The same gateway taking an API key, and one verifying a JWT, each with a per-principal rate limit checked
@@ -157,13 +157,7 @@ ${extra}`,
       );
       const warmupMs = (options.warm ?? true) ? Math.min(1_000, ms / 4) : 0;
       try {
-        const cpuBefore = options.pid === undefined ? undefined : cpuTimeMs(options.pid);
-        const result: Measured = await runLoad({ task: http.task, mode, durationMs: ms, warmupMs });
-        const cpuAfter = options.pid === undefined ? undefined : cpuTimeMs(options.pid);
-        if (cpuBefore !== undefined && cpuAfter !== undefined && result.requests > 0) {
-          result.cpuUsPerRequest = Math.round(((cpuAfter - cpuBefore) * 1_000 * 10) / result.requests) / 10;
-        }
-        return result;
+        return await runLoadWithCpu({ task: http.task, mode, durationMs: ms, warmupMs }, options.pid);
       } finally {
         await http.close();
       }
