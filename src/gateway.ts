@@ -333,7 +333,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     limits: connectionLimits(config),
     maxJsonDepth: config.server.limits.maxJsonDepth,
     isDraining: () => draining,
-    auth,
+    // Without `auth` every caller is anonymous: no authenticator to await on each request.
+    ...(config.auth === undefined ? {} : { auth }),
     ...(rateLimits === undefined ? {} : { rateLimits }),
     overheadHeader: config.server.overheadHeader,
     ...(config.server.workerHeader ? { workerHeader: String(options.worker ?? 1) } : {}),

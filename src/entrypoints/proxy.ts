@@ -62,7 +62,11 @@ export function proxyEndpoint(options: ProxyOptions = {}): Endpoint {
         body: await requestBody(x.req, route, idempotent && route.bufferBodies),
         idempotent,
         principal: x.principal,
-        signal: x.signal,
+        // An accessor, so the request's AbortSignal is made only if a policy asks for it: the deadline
+        // and the transport use the request's `Cancel` itself (`carriesOwnCancel`).
+        get signal() {
+          return x.signal;
+        },
       };
       const reply = await route.handler(call);
       return route.coder(

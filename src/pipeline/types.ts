@@ -1,5 +1,6 @@
 // The pipeline's vocabulary: a Call goes in, a Reply comes out, Policies wrap Handlers.
 import type { Readable } from 'node:stream';
+import type { Cancel } from './cancel.js';
 
 /** Header map as undici and node:http both accept it. */
 export type Headers = Record<string, string | string[] | undefined>;
@@ -25,11 +26,11 @@ export interface RequestContext {
   /** The client's address (the connection's peer), for per-address limits. */
   readonly clientIp?: string;
   /**
-   * The controller behind the request's own signal, when the entrypoint made one. The deadline policy
-   * arms its timer on it directly when a call still carries that signal, instead of chaining a second
-   * controller per request (a measurable share of the proxy's per-request cost).
+   * The request's own cancellation, when the entrypoint made one (see `Cancel`). A call that still carries
+   * it unmade (`carriesOwnCancel`) is aborted through it directly: the deadline policy arms its timer on
+   * it and the HTTP transport hands it to undici, so a proxied request never builds an AbortSignal.
    */
-  readonly controller?: AbortController;
+  readonly cancel?: Cancel;
 }
 
 /** What every call carries, whatever its kind. */

@@ -1,5 +1,6 @@
 // Deadline policy: one total deadline per call, covering queueing, retries and the streamed response body.
 import { GatewayError } from '../errors.js';
+import { carriesOwnCancel } from '../pipeline/cancel.js';
 import type { AnyPolicy } from '../pipeline/types.js';
 
 export interface DeadlineOptions {
@@ -15,26 +16,27 @@ export interface DeadlineOptions {
 export function deadline(options: DeadlineOptions): AnyPolicy {
   const { timeoutMs } = options;
   return (next) => async (call) => {
-    // The request's own signal: abort it directly. Any other (a coalesced call's): chain a controller to it.
-    const own = call.ctx.controller !== undefined && call.ctx.controller.signal === call.signal;
-    const controller = own ? call.ctx.controller : new AbortController();
-    const onParentAbort = () => controller.abort(call.signal.reason);
-    if (!own) {
+    // The request's own cancellation is aborted directly. A call with some other signal (a coalesced
+    // call's) gets a controller chained to that signal.
+    const cancel = carriesOwnCancel(call) ? call.ctx.cancel : undefined;
+    const chained = cancel === undefined ? new AbortController() : undefined;
+    const onParentAbort = () => chained?.abort(call.signal.reason);
+    if (chained !== undefined) {
       if (call.signal.aborted) onParentAbort();
       else call.signal.addEventListener('abort', onParentAbort, { once: true });
     }
     const timer = setTimeout(() => {
-      controller.abort(
+      (cancel ?? chained!).abort(
         new GatewayError('GW_UPSTREAM_TIMEOUT', `no complete response within ${timeoutMs} ms`),
       );
     }, timeoutMs);
     const cleanup = () => {
       clearTimeout(timer);
-      if (!own) call.signal.removeEventListener('abort', onParentAbort);
+      if (chained !== undefined) call.signal.removeEventListener('abort', onParentAbort);
     };
     let streaming = false;
     try {
-      const reply = await next(own ? call : { ...call, signal: controller.signal });
+      const reply = await next(chained === undefined ? call : { ...call, signal: chained.signal });
       const body = reply.body;
       if (body !== null && !Buffer.isBuffer(body) && !body.readableEnded) {
         streaming = true;
@@ -44,9 +46,8 @@ export function deadline(options: DeadlineOptions): AnyPolicy {
       return reply;
     } catch (error) {
       // The transport may surface a generic abort; report the deadline that caused it.
-      if (controller.signal.aborted && controller.signal.reason instanceof GatewayError) {
-        throw controller.signal.reason;
-      }
+      const state = cancel ?? chained!.signal;
+      if (state.aborted && state.reason instanceof GatewayError) throw state.reason;
       throw error;
     } finally {
       if (!streaming) cleanup();

@@ -1,6 +1,7 @@
 // What every entrypoint does with an incoming request: give it an id and a context, read its body within bounds.
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.js';
+import type { Cancel } from '../pipeline/cancel.js';
 import type { RequestContext } from '../pipeline/types.js';
 
 let requestCounter = 0;
@@ -15,23 +16,24 @@ export function requestId(headers: IncomingMessage['headers']): string {
 }
 
 /**
- * A fresh request context for `route` (a metrics label: never a client-chosen string). `controller`, when
- * given, is the request's own abort controller (see `RequestContext.controller`).
+ * A fresh request context for `route` (a metrics label: never a client-chosen string). `cancel`, when
+ * given, is the request's own cancellation (see `RequestContext.cancel`).
  */
 export function requestContext(
   headers: IncomingMessage['headers'],
   route: string,
-  controller?: AbortController,
+  cancel?: Cancel,
   clientIp?: string,
 ): RequestContext {
+  // One shape for every context (no optional fields spread in), so the code reading them stays monomorphic.
   return {
     id: requestId(headers),
     route,
     startedAt: performance.now(),
     upstreamMs: 0,
     attempts: 0,
-    ...(controller === undefined ? {} : { controller }),
-    ...(clientIp === undefined ? {} : { clientIp }),
+    cancel,
+    clientIp,
   };
 }
 

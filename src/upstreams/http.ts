@@ -2,6 +2,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
+import { transportSignal } from '../pipeline/cancel.js';
 import { discard } from '../pipeline/compose.js';
 import type { Call, Handler, Headers, Reply } from '../pipeline/types.js';
 import { events, publish } from '../telemetry/events.js';
@@ -92,14 +93,15 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
         method: call.method,
         headers,
         body: call.body,
-        signal: call.signal,
+        // The request's cheap cancellation while the call carries it (no AbortSignal per request).
+        signal: transportSignal(call),
       });
       const durationMs = performance.now() - started;
       call.ctx.upstreamMs += durationMs;
       publish(events.attemptEnd, { call, status: response.statusCode, errorCode: undefined, durationMs });
       return { status: response.statusCode, headers: response.headers, body: response.body };
     } catch (error) {
-      const failure = upstreamError(error, name, call.signal, config);
+      const failure = upstreamError(error, name, transportSignal(call), config);
       const durationMs = performance.now() - started;
       call.ctx.upstreamMs += durationMs;
       publish(events.attemptEnd, { call, status: undefined, errorCode: failure.code, durationMs });
@@ -160,7 +162,7 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
 function upstreamError(
   error: unknown,
   upstream: string,
-  signal: AbortSignal,
+  signal: { readonly aborted: boolean; readonly reason: unknown },
   config: UpstreamConfig,
 ): GatewayError {
   if (error instanceof GatewayError) return error;

@@ -1,9 +1,10 @@
 import { PassThrough } from 'node:stream';
 import { getEventListeners } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Call, Reply } from '../../src/pipeline/types.js';
 import { deadline } from '../../src/policies/deadline.js';
-import { makeCall, makeReply } from '../helpers/calls.js';
+import { Cancel, carriesOwnCancel } from '../../src/pipeline/cancel.js';
+import { callCarrying, makeCall, makeReply } from '../helpers/calls.js';
 
 /** A handler that never answers until its signal aborts, like a hung upstream behind undici. */
 const hung = (call: Call) =>
@@ -59,27 +60,27 @@ describe('deadline policy', () => {
     expect(seen!.aborted).toBe(false);
   });
 
-  it("arms its timer on the request's own controller instead of chaining another", async () => {
-    const controller = new AbortController();
-    const base = makeCall({ signal: controller.signal });
-    const call = { ...base, ctx: { ...base.ctx, controller } };
+  it("arms its timer on the request's own cancellation instead of chaining another", async () => {
+    const cancel = new Cancel();
     let seen: AbortSignal | undefined;
-    const pending = deadline({ timeoutMs: 20 })((inner) => ((seen = inner.signal), hung(inner)))(call);
+    const pending = deadline({ timeoutMs: 20 })((inner) => ((seen = inner.signal), hung(inner)))(
+      callCarrying(cancel),
+    );
     await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
-    expect(seen).toBe(controller.signal);
-    expect(controller.signal.reason).toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(seen).toBe(cancel.signal);
+    expect(cancel.signal.reason).toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
   });
 
   it('chains a controller of its own for a call that carries some other signal (a coalesced call)', async () => {
-    const request = new AbortController();
+    const request = new Cancel();
     const shared = new AbortController();
-    const base = makeCall({ signal: shared.signal });
-    const call = { ...base, ctx: { ...base.ctx, controller: request } };
+    // A policy's `{ ...call, signal }`: the spread turns the accessor into a value, then replaces it.
+    const call = { ...callCarrying(request), signal: shared.signal };
     let seen: AbortSignal | undefined;
     const pending = deadline({ timeoutMs: 20 })((inner) => ((seen = inner.signal), hung(inner)))(call);
     await expect(pending).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
     expect(seen).not.toBe(shared.signal);
-    expect([request.signal.aborted, shared.signal.aborted]).toEqual([false, false]);
+    expect([request.aborted, shared.signal.aborted]).toEqual([false, false]);
   });
 
   it('names its timeout in the error', async () => {
@@ -103,13 +104,26 @@ describe('deadline policy', () => {
     const shared = new AbortController();
     await deadline({ timeoutMs: 1_000 })(async () => makeReply(200))(makeCall({ signal: shared.signal }));
     expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
-    const controller = new AbortController();
-    const base = makeCall({ signal: controller.signal });
-    await deadline({ timeoutMs: 1_000 })(async () => makeReply(200))({
-      ...base,
-      ctx: { ...base.ctx, controller },
-    });
-    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    const cancel = new Cancel();
+    await deadline({ timeoutMs: 1_000 })(async () => makeReply(200))(callCarrying(cancel));
+    expect(getEventListeners(cancel.signal, 'abort')).toHaveLength(0);
+  });
+
+  it("aborts a call carrying its request's own cancellation through it, without making an AbortSignal", async () => {
+    const cancel = new Cancel();
+    const made = vi.spyOn(cancel, 'signal', 'get');
+    let carried = false;
+    const failure = deadline({ timeoutMs: 30 })(
+      (call) =>
+        new Promise<Reply>((_resolve, reject) => {
+          carried = carriesOwnCancel(call);
+          cancel.once('abort', () => reject(new Error('aborted')));
+        }),
+    )(callCarrying(cancel));
+    await expect(failure).rejects.toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(carried).toBe(true);
+    expect(cancel.reason).toMatchObject({ code: 'GW_UPSTREAM_TIMEOUT' });
+    expect(made).not.toHaveBeenCalled();
   });
 
   it('returns a reply without a body as is', async () => {
