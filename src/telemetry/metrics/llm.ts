@@ -12,6 +12,8 @@ import type {
   TranscriptQueuedEvent,
   TranscriptStoreErrorEvent,
 } from '../events.js';
+import { HotCounter, HotHistogram } from './hot.js';
+import type { CounterCell, HistogramCell } from './hot.js';
 import type { Subscription } from './subscription.js';
 
 /** Seconds, from 10 us (an inter-chunk gap on loopback) to 30 s (a slow first token). */
@@ -36,14 +38,14 @@ export function llmMetrics(registry: Registry): Subscription[] {
     buckets: STREAM_BUCKETS,
     registers,
   });
-  const gap = new Histogram({
+  const gap = new HotHistogram({
     name: 'slipstream_llm_chunk_gap_seconds',
     help: 'Time between consecutive chunks relayed on one stream.',
     labelNames: ['provider', 'format'] as const,
     buckets: STREAM_BUCKETS,
     registers,
   });
-  const chunks = new Counter({
+  const chunks = new HotCounter({
     name: 'slipstream_llm_chunks_total',
     help: 'Chunks relayed to clients.',
     labelNames: ['provider', 'format'] as const,
@@ -101,8 +103,8 @@ export function llmMetrics(registry: Registry): Subscription[] {
     registers,
   });
 
-  // Per chunk: two Map lookups (format, then provider: no key string built) and the cached children.
-  const chunkChildren = new Map<string, Map<string, { gap: Histogram; count: Counter }>>();
+  // Per chunk: two Map lookups (format, then provider: no key string built) and two cell updates (`hot.ts`).
+  const chunkChildren = new Map<string, Map<string, { gap: HistogramCell; count: CounterCell }>>();
   return [
     [
       events.llmChunk,
@@ -115,10 +117,7 @@ export function llmMetrics(registry: Registry): Subscription[] {
         }
         let child = byProvider.get(e.provider);
         if (child === undefined) {
-          child = {
-            gap: gap.labels(e.provider, e.format) as unknown as Histogram,
-            count: chunks.labels(e.provider, e.format) as unknown as Counter,
-          };
+          child = { gap: gap.labels(e.provider, e.format), count: chunks.labels(e.provider, e.format) };
           byProvider.set(e.provider, child);
         }
         child.gap.observe(e.gapMs / 1000);

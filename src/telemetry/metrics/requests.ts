@@ -1,8 +1,10 @@
 // Request and upstream-attempt metrics: counts and latency per route, attempts per upstream, pool connections.
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { events } from '../events.js';
 import type { AttemptEndEvent, FanoutMemberRemovedEvent, RequestEndEvent } from '../events.js';
+import { HotCounter, HotHistogram } from './hot.js';
+import type { CounterCell, HistogramCell } from './hot.js';
 import { LATENCY_BUCKETS } from './subscription.js';
 import type { Subscription } from './subscription.js';
 
@@ -19,8 +21,8 @@ export interface UpstreamConnectionStats {
 /**
  * `slipstream_requests_total`, `slipstream_request_duration_seconds`, the per-attempt upstream latency,
  * the pool connections gauge (read from `upstreamStats` at scrape time) and the requests in flight (read
- * from `inFlight`). Label children are cached by label tuple, so recording a request costs two Map lookups
- * and two observations.
+ * from `inFlight`). Label cells are cached by label tuple, so recording a request costs a Map lookup and
+ * two updates that hash nothing (`hot.ts`).
  */
 export function requestMetrics(
   registry: Registry,
@@ -38,20 +40,20 @@ export function requestMetrics(
       },
     });
   }
-  const requests = new Counter({
+  const requests = new HotCounter({
     name: 'slipstream_requests_total',
     help: 'Client requests by route, method and status.',
     labelNames: ['route', 'method', 'status'] as const,
     registers,
   });
-  const requestDuration = new Histogram({
+  const requestDuration = new HotHistogram({
     name: 'slipstream_request_duration_seconds',
     help: 'Time from receiving a request to sending its response headers.',
     labelNames: ['route', 'status'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new HotHistogram({
     name: 'slipstream_upstream_request_duration_seconds',
     help: 'Time to upstream response headers per attempt; status is the HTTP status or the error code.',
     labelNames: ['upstream', 'status'] as const,
@@ -73,9 +75,9 @@ export function requestMetrics(
     },
   });
 
-  // Label children, cached: `labels()` builds a key string and looks it up on every call.
-  const requestChildren = new Map<string, { count: Counter; duration: Histogram }>();
-  const attemptChildren = new Map<string, Histogram>();
+  // Label cells, cached by one key string (`labels()` would join the values and look them up again).
+  const requestChildren = new Map<string, { count: CounterCell; duration: HistogramCell }>();
+  const attemptChildren = new Map<string, HistogramCell>();
   return [
     [
       events.requestEnd,
@@ -86,8 +88,8 @@ export function requestMetrics(
         let child = requestChildren.get(key);
         if (child === undefined) {
           child = {
-            count: requests.labels(e.ctx.route, e.method, status) as unknown as Counter,
-            duration: requestDuration.labels(e.ctx.route, status) as unknown as Histogram,
+            count: requests.labels(e.ctx.route, e.method, status),
+            duration: requestDuration.labels(e.ctx.route, status),
           };
           requestChildren.set(key, child);
         }
@@ -103,7 +105,7 @@ export function requestMetrics(
         const key = `${e.call.upstream}\0${status}`;
         let child = attemptChildren.get(key);
         if (child === undefined) {
-          child = upstreamDuration.labels(e.call.upstream, status) as unknown as Histogram;
+          child = upstreamDuration.labels(e.call.upstream, status);
           attemptChildren.set(key, child);
         }
         child.observe(e.durationMs / 1000);
