@@ -102,6 +102,7 @@ function keepNotificationsFirst(transport: Transport): void {
 
 /** The SDK's per-era wire codec, as far as the result check below uses it (internal to the SDK, stable in 2.4). */
 interface WireCodec {
+  readonly era: string;
   validateResult(
     method: string,
     raw: unknown,
@@ -109,6 +110,17 @@ interface WireCodec {
 }
 type ResultSchema = StandardSchemaV1<unknown, unknown>;
 const resultSchemas = new WeakMap<WireCodec, Map<string, ResultSchema | null>>();
+
+/**
+ * Methods whose 2026-07-28 result the SDK's decoder (`decodeResult`) has already parsed against the wire
+ * schema of the same shape before it runs the request's result check: a second parse of the same result
+ * would only repeat it (about a tenth of the gateway's CPU per tool call on that era). Their check is a
+ * pass-through; `test/upstreams/mcp/stdio-framing.test.ts` proves a malformed result is still refused.
+ */
+const DECODER_CHECKED = new Set(['tools/call']);
+const PASS_THROUGH: ResultSchema = {
+  '~standard': { version: 1, vendor: 'slipstream', validate: (value) => ({ value }) },
+};
 
 /**
  * The result check the SDK applies to `method` on `client`'s negotiated era, built once per era and method.
@@ -135,19 +147,21 @@ export function resultSchemaFor(client: Client, method: string): ResultSchema | 
     schema =
       !probe.ok && probe.reason === 'not-in-era'
         ? null
-        : {
-            '~standard': {
-              version: 1,
-              vendor: 'slipstream',
-              validate(value) {
-                const outcome = codec.validateResult(method, value);
-                if (outcome.ok) return { value: outcome.value };
-                const message =
-                  outcome.reason === 'invalid' ? (outcome.message ?? 'invalid') : `not-in-era: ${method}`;
-                return { issues: [{ message }] };
+        : codec.era === '2026-07-28' && DECODER_CHECKED.has(method)
+          ? PASS_THROUGH
+          : {
+              '~standard': {
+                version: 1,
+                vendor: 'slipstream',
+                validate(value) {
+                  const outcome = codec.validateResult(method, value);
+                  if (outcome.ok) return { value: outcome.value };
+                  const message =
+                    outcome.reason === 'invalid' ? (outcome.message ?? 'invalid') : `not-in-era: ${method}`;
+                  return { issues: [{ message }] };
+                },
               },
-            },
-          };
+            };
     byMethod.set(method, schema);
   }
   return schema ?? undefined;

@@ -18,15 +18,15 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((u) => u.close()));
 });
 
-/** A started one-process pool of the malformed fixture (2025 era), closed after the test. */
-async function malformedPool(): Promise<McpUpstream> {
+/** A started one-process pool of the malformed fixture (2025 era unless told), closed after the test. */
+async function malformedPool(era: '2025-11-25' | '2026-07-28' = '2025-11-25'): Promise<McpUpstream> {
   const config = mcpSchema.parse({
     servers: {
       bad: {
         type: 'stdio',
         command: process.execPath,
         args: ['--import', 'tsx', MALFORMED],
-        era: '2025-11-25',
+        era,
         pool: { min: 1, max: 1 },
       },
     },
@@ -87,6 +87,16 @@ describe('stdio framing', () => {
       upstream.callTool('invalid', {}, { signal: AbortSignal.timeout(10_000), idempotent: false });
     await expect(call()).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
     await expect(call()).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
+  });
+
+  it('still refuses it on 2026-07-28, where the SDK decoder makes the check and the result check passes through', async () => {
+    const upstream = await malformedPool('2026-07-28');
+    expect(upstream.info()?.era).toBe('modern');
+    const call = (name: string) =>
+      upstream.callTool(name, {}, { signal: AbortSignal.timeout(10_000), idempotent: false });
+    await expect(call('invalid')).rejects.toMatchObject({ code: 'GW_UPSTREAM_PROTOCOL' });
+    // A well-formed result after three malformed lines still comes through, as on 2025 connections.
+    await expect(call('echo')).resolves.toMatchObject({ content: [{ type: 'text', text: 'good' }] });
   });
 });
 
