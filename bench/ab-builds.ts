@@ -1,7 +1,7 @@
 // Two builds of Slipstream in one run: the same workloads through each, interleaved, beside the bare proxy.
 //
 //   npm run build && node --import tsx bench/ab-builds.ts --before ../other-checkout [--duration 4s] [--json FILE]
-//     [--parts proxy,llm,mcp] [--workloads proxy]
+//     [--parts proxy,llm,mcp] [--workloads proxy] [--after-era 2025-11-25|auto|2026-07-28]
 //
 // `--before` is another checkout with `npm ci` done (its `bin/slipstream.js` runs its own `dist/`); the
 // "after" build is this one. Both gateways get the same config and each its own pinned core in turn (CPU 1,
@@ -10,7 +10,10 @@
 // proxy path), a 10-token streamed chat completion (the LLM relay), and a REST call of a stdio MCP tool
 // (the tool stack over a 4-process pool); latency at concurrency 1, throughput closed-loop. `--parts` narrows
 // the config to some of the three (`--workloads`, default the same parts, the workloads run), to find which
-// part of the config costs what.
+// part of the config costs what. The MCP server speaks both eras; a build before the v2 SDK (88e4eae) speaks only
+// 2025-11-25, so the after build's pool is pinned to that era too (`--after-era`, default `2025-11-25`) and the
+// comparison is of the two gateways, not of the two protocol eras (`bench mcp` shows what the 2026-07-28 era
+// costs, against a floor of its own era).
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
   const durationMs = parseDurationMs(argument('--duration') ?? '4s') ?? 4_000;
   const parts = new Set((argument('--parts') ?? 'proxy,llm,mcp').split(',') as Part[]);
   const workloads = new Set((argument('--workloads') ?? [...parts].join(',')).split(',') as Part[]);
+  const afterEra = argument('--after-era') ?? '2025-11-25';
   const here = fileURLToPath(new URL('..', import.meta.url));
   const clis = {
     before: resolve(beforeDir, 'bin/slipstream.js'),
@@ -118,7 +122,7 @@ routes:
         .join('');
     const gateways = {
       before: await start(startGatewayChild(config, { cpu: 1, cli: clis.before })),
-      after: await start(startGatewayChild(config, { cpu: 1, cli: clis.after })),
+      after: await start(startGatewayChild(withEra(config, afterEra), { cpu: 1, cli: clis.after })),
     };
     const bareFor = {
       'proxy GET': await start(
@@ -169,10 +173,15 @@ routes:
     report(rows);
     const json = argument('--json');
     if (json !== undefined)
-      await writeFile(json, JSON.stringify({ durationMs, clis, parts: [...parts], rows }, null, 2));
+      await writeFile(json, JSON.stringify({ durationMs, clis, parts: [...parts], afterEra, rows }, null, 2));
   } finally {
     await Promise.all(children.map((c) => c.stop()));
   }
+}
+
+/** The config with the MCP server's `era` set (a key the builds before the v2 SDK do not know). */
+function withEra(config: string, era: string): string {
+  return config.replace('pool: { min: 4, max: 4 } }', `pool: { min: 4, max: 4 }, era: "${era}" }`);
 }
 
 function report(rows: ReadonlyArray<Record<string, unknown>>): void {

@@ -1,8 +1,10 @@
-// Benchmark `mcp`: a tool call straight over stdio (the floor), through /mcp, through REST, and spawn-per-call (seed 000).
+// Benchmark `mcp`: a tool call straight over stdio (the floors, one per era), through /mcp, through REST, and spawn-per-call (seed 000).
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Client as ClientV2 } from '@modelcontextprotocol/client';
+import { StdioClientTransport as StdioClientTransportV2 } from '@modelcontextprotocol/client/stdio';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -15,10 +17,16 @@ import type { LoadMode, LoadResult, Task } from '../load.js';
 import { formatTable, formatTargets, target } from '../scenario.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../scenario.js';
 
-/** The four ways to make the call. */
+/**
+ * The ways to make the call. The server speaks both eras; the gateway's pools are pinned, `emu` to
+ * 2025-11-25 (the era of the v1 SDK floor, and of every figure before the v2 SDK) and `emu26` to 2026-07-28,
+ * so each path is compared with the floor of its own upstream era.
+ */
 export interface McpPaths<T> {
-  /** SDK client straight to a warm stdio process: the floor. */
+  /** v1 SDK client straight to a warm stdio process (2025-11-25): the floor. */
   stdio: T;
+  /** v2 SDK client pinned to 2026-07-28 straight to a warm stdio process: the floor of that era. */
+  stdio2026: T;
   /** SDK client (streamable HTTP) through Slipstream's /mcp. */
   mcp: T;
   /** Plain JSON-RPC `tools/call` POSTs on the same /mcp session: Slipstream's cost without the SDK client's. */
@@ -27,6 +35,8 @@ export interface McpPaths<T> {
   mcpModern: T;
   /** Plain HTTP `POST /tools/emu/echo` through Slipstream. */
   rest: T;
+  /** The same REST call to the pool that speaks 2026-07-28 upstream (`POST /tools/emu26/echo`). */
+  rest2026: T;
   /**
    * `mcpRaw`'s calls on the same session sent to a second replica, which forwards each to the session's
    * owner (docs/deploy.md): the cost of the forwarding hop.
@@ -44,6 +54,8 @@ export interface McpBenchResult extends ScenarioResult {
     mcpRawAddedP50Us: number;
     mcpModernAddedP50Us: number;
     restAddedP50Us: number;
+    /** `rest2026` p50 over the 2026-07-28 floor's. */
+    rest2026AddedP50Us: number;
     /** `mcpForwarded` p50 over `mcpRaw` p50: what the hop through a second replica multiplies. */
     forwardedP50Ratio: number;
   };
@@ -84,12 +96,35 @@ async function stdioClient(): Promise<Client> {
   return client;
 }
 
+/** A v2 SDK client pinned to 2026-07-28 on its own emulator process. */
+async function stdioClient2026(): Promise<ClientV2> {
+  const { command, args } = emulatorCommand();
+  const client = new ClientV2(
+    { name: 'bench', version: '1.0.0' },
+    { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  await client.connect(new StdioClientTransportV2({ command, args, stderr: 'ignore' }));
+  return client;
+}
+
+/** One `echo` call on one client: the v1 and v2 SDK clients take their options in different places. */
+type EchoCall = (name: string, signal: AbortSignal) => Promise<Record<string, unknown>>;
+
+const v1Echo =
+  (client: Client): EchoCall =>
+  (name, signal) =>
+    client.callTool({ name, arguments: { text: 'ping' } }, undefined, { signal });
+
+const v2Echo =
+  (client: ClientV2): EchoCall =>
+  (name, signal) =>
+    client.callTool({ name, arguments: { text: 'ping' } }, { signal });
+
 /** A task calling `echo` on the given clients in turn; a protocol error or an isError result fails it. */
-function callTask(clients: readonly Client[], name: string): Task {
+function callTask(calls: readonly EchoCall[], name: string): Task {
   let i = 0;
   return async (signal) => {
-    const client = clients[i++ % clients.length]!;
-    const result = await client.callTool({ name, arguments: { text: 'ping' } }, undefined, { signal });
+    const result = await calls[i++ % calls.length]!(name, signal);
     return result.isError === true ? { ok: false, code: 'TOOL_ERROR' } : { ok: true };
   };
 }
@@ -103,7 +138,7 @@ function callTask(clients: readonly Client[], name: string): Task {
 export async function runMcpBench(options: ScenarioOptions): Promise<McpBenchResult> {
   const { durationMs } = options;
   const children: ChildHandle[] = [];
-  const clients: Client[] = [];
+  const clients: Array<{ close(): Promise<void> }> = [];
   const closers: Array<() => Promise<void>> = [];
   try {
     const { command, args } = emulatorCommand();
@@ -124,6 +159,13 @@ mcp:
       type: stdio
       command: ${JSON.stringify(command)}
       args: ${JSON.stringify(args)}
+      era: "2025-11-25"
+      pool: { min: ${pool}, max: ${pool} }
+    emu26:
+      type: stdio
+      command: ${JSON.stringify(command)}
+      args: ${JSON.stringify(args)}
+      era: "2026-07-28"
       pool: { min: ${pool}, max: ${pool} }
 `;
     const [gateway, forwarder] = await Promise.all([
@@ -135,6 +177,8 @@ mcp:
 
     const direct = await Promise.all(Array.from({ length: POOL_SIZE }, stdioClient));
     clients.push(...direct);
+    const direct2026 = await Promise.all(Array.from({ length: POOL_SIZE }, stdioClient2026));
+    clients.push(...direct2026);
     // The SDK client on undici's fetch with its own keep-alive Agent: Node 20's global fetch costs ~1 ms
     // more per call on this machine, all of it client-side (measured while building this scenario).
     // The transport hands its one long-lived AbortSignal to every fetch, and undici's fetch removes its
@@ -190,12 +234,12 @@ mcp:
         { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'emu__echo' },
         envelope,
       );
-    const rest = (connections: number) => {
+    const rest = (connections: number, server = 'emu') => {
       const http = httpTask(
         gateway.url,
         {
           method: 'POST',
-          path: '/tools/emu/echo',
+          path: `/tools/${server}/echo`,
           headers: { 'content-type': 'application/json' },
           body: '{"text":"ping"}',
         },
@@ -205,11 +249,13 @@ mcp:
       return http.task;
     };
     const tasks = (connections: number): McpPaths<Task> => ({
-      stdio: callTask(direct, 'echo'),
-      mcp: callTask([viaMcp], 'emu__echo'),
+      stdio: callTask(direct.map(v1Echo), 'echo'),
+      stdio2026: callTask(direct2026.map(v2Echo), 'echo'),
+      mcp: callTask([v1Echo(viaMcp)], 'emu__echo'),
       mcpRaw: mcpRaw(connections),
       mcpModern: mcpModern(connections),
       rest: rest(connections),
+      rest2026: rest(connections, 'emu26'),
       mcpForwarded: mcpRaw(connections, forwarder.url),
     });
 
@@ -219,10 +265,12 @@ mcp:
       measureInterleaved(
         {
           stdio: (ms) => measure(paths.stdio, mode, ms),
+          stdio2026: (ms) => measure(paths.stdio2026, mode, ms),
           mcp: (ms) => measure(paths.mcp, mode, ms),
           mcpRaw: (ms) => measure(paths.mcpRaw, mode, ms),
           mcpModern: (ms) => measure(paths.mcpModern, mode, ms),
           rest: (ms) => measure(paths.rest, mode, ms),
+          rest2026: (ms) => measure(paths.rest2026, mode, ms),
           mcpForwarded: (ms) => measure(paths.mcpForwarded, mode, ms),
         },
         durationMs,
@@ -249,6 +297,7 @@ mcp:
     const p50 = (r: LoadResult) => r.latencyUs.p50;
     const mcpAddedP50Us = p50(latency.mcp) - p50(latency.stdio);
     const restAddedP50Us = p50(latency.rest) - p50(latency.stdio);
+    const rest2026AddedP50Us = p50(latency.rest2026) - p50(latency.stdio2026);
     const mcpRawAddedP50Us = p50(latency.mcpRaw) - p50(latency.stdio);
     const mcpModernAddedP50Us = p50(latency.mcpModern) - p50(latency.stdio);
     const speedupOverSpawn = p50(spawnPerCall) / Math.max(1, p50(latency.mcp));
@@ -265,6 +314,7 @@ mcp:
         mcpRawAddedP50Us,
         mcpModernAddedP50Us,
         restAddedP50Us,
+        rest2026AddedP50Us,
         forwardedP50Ratio,
       },
       throughput,
@@ -364,18 +414,30 @@ export const mcpScenario: Scenario<McpBenchResult> = {
       pick(paths.mcpModern),
       pick(paths.rest),
       pick(paths.mcpForwarded),
+      pick(paths.stdio2026),
+      pick(paths.rest2026),
     ];
     return [
-      `mcp (seed 000): echo tool, ${r.poolSize}-process pool; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
+      `mcp (seed 000): echo tool, ${r.poolSize}-process pools; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
+      "  the first six columns reach a 2025-11-25 upstream (the v1 SDK floor's era); the last two, 2026-07-28",
       ...formatTable(
-        ['stdio floor', '/mcp (SDK)', '/mcp (raw)', '/mcp 2026 (raw)', 'via REST', 'via B (raw)'],
+        [
+          'stdio floor',
+          '/mcp (SDK)',
+          '/mcp (raw)',
+          '/mcp 2026 (raw)',
+          'via REST',
+          'via B (raw)',
+          'stdio floor 2026',
+          'REST 2026',
+        ],
         [
           row('p50 us at concurrency 1', r.latency, (x) => x.latencyUs.p50),
           row('p99 us at concurrency 1', r.latency, (x) => x.latencyUs.p99),
           row(`calls/s at concurrency ${r.concurrency}`, r.throughput, (x) => x.throughputPerS),
         ],
       ),
-      `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC), +${r.latency.mcpModernAddedP50Us} us (2026-07-28 stateless); REST +${r.latency.restAddedP50Us} us`,
+      `  added p50: /mcp +${r.latency.mcpAddedP50Us} us (SDK client), +${r.latency.mcpRawAddedP50Us} us (plain JSON-RPC), +${r.latency.mcpModernAddedP50Us} us (2026-07-28 stateless); REST +${r.latency.restAddedP50Us} us; REST to a 2026-07-28 upstream +${r.latency.rest2026AddedP50Us} us over its floor`,
       `  /mcp (SDK client) is ${r.speedupOverSpawn}x faster than spawn-per-call`,
       `  a session's call through another replica (forwarded to the owner): ${r.latency.forwardedP50Ratio}x the p50 of the same call on the owner`,
       ...formatTargets(r.targets),
