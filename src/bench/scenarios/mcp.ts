@@ -419,18 +419,12 @@ export const mcpScenario: Scenario<McpBenchResult> = {
     ];
     return [
       `mcp (seed 000): echo tool, ${r.poolSize}-process pools; spawn-per-call p50 ${(r.spawnPerCall.latencyUs.p50 / 1000).toFixed(1)} ms`,
-      "  the first six columns reach a 2025-11-25 upstream (the v1 SDK floor's era); the last two, 2026-07-28",
+      '  floor: the v1 SDK client straight over stdio; /mcp SDK: the same client through /mcp; raw: plain',
+      '  JSON-RPC POSTs on a session (/mcp 2026: stateless, with the 2026-07-28 envelope); via B: through a',
+      "  second replica. The first six reach a 2025-11-25 upstream (the floor's era); the last two a",
+      '  2026-07-28 upstream, beside a v2 SDK client straight over stdio in that era.',
       ...formatTable(
-        [
-          'stdio floor',
-          '/mcp (SDK)',
-          '/mcp (raw)',
-          '/mcp 2026 (raw)',
-          'via REST',
-          'via B (raw)',
-          'stdio floor 2026',
-          'REST 2026',
-        ],
+        ['floor', '/mcp SDK', '/mcp raw', '/mcp 2026', 'REST', 'via B', 'floor 2026', 'REST 2026'],
         [
           row('p50 us at concurrency 1', r.latency, (x) => x.latencyUs.p50),
           row('p99 us at concurrency 1', r.latency, (x) => x.latencyUs.p99),
