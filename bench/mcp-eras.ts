@@ -4,7 +4,7 @@
 //
 // Each gateway runs a 4-process stdio pool of the emulator (which speaks both eras) on CPU 1; the REST `echo`
 // call runs at concurrency 16, the gateways in alternating order round by round. Per gateway: the median
-// calls/s and the CPU per call of the gateway ("gw") and of its four children ("server"), from /proc, so
+// calls/s and the CPU per call of the gateway ("gw") and of its four children ("srv"), from /proc, so
 // the era's cost shows on both sides of the pipe. `--before` adds another checkout's build with the same
 // config and no `era` key (a build before the v2 SDK knows none and speaks 2025-11-25).
 import { readFileSync } from 'node:fs';
@@ -81,7 +81,7 @@ mcp:
           const [g0, c0] = [cpuTimeMs(pid), sum(children.map(cpuTimeMs))];
           const result = await runLoad({ task: task.task, mode, durationMs: seconds * 1_000 });
           const [g1, c1] = [cpuTimeMs(pid), sum(children.map(cpuTimeMs))];
-          const calls = result.throughputPerS * seconds;
+          const calls = result.requests;
           samples[at]!.push({
             rate: result.throughputPerS,
             gatewayUs: (((g1 ?? 0) - (g0 ?? 0)) * 1_000) / calls,
@@ -93,7 +93,7 @@ mcp:
       }
     }
     const lines = formatTable(
-      ['calls/s', 'gw us/call', 'server us/call'],
+      ['calls/s', 'gw us/call', 'srv us/call'],
       builds.map((build, at) => [
         build.name,
         Math.round(median(samples[at]!.map((s) => s.rate))),

@@ -52,14 +52,7 @@ export interface LoadResult {
  * the queueing delay shows in the percentiles instead of being hidden (coordinated omission, Gil Tene).
  */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  if ((options.warmupMs ?? 0) > 0) {
-    await measure({
-      ...options,
-      durationMs: options.warmupMs!,
-      maxRequests: undefined,
-      onProgress: undefined,
-    });
-  }
+  await warmUp(options);
   return measure(options);
 }
 
@@ -75,6 +68,18 @@ export async function runLoadWithCpu(
   options: LoadOptions,
   pid: number | undefined,
 ): Promise<LoadResultWithCpu> {
+  await warmUp(options);
+  const before = cpuTimeMs(pid);
+  const result: LoadResultWithCpu = await measure(options);
+  const after = cpuTimeMs(pid);
+  if (before !== undefined && after !== undefined && result.requests > 0) {
+    result.cpuUsPerRequest = Math.round(((after - before) * 1_000 * 10) / result.requests) / 10;
+  }
+  return result;
+}
+
+/** Runs `options.warmupMs` of the same load, measured and thrown away (JIT, pools, caches warm). */
+async function warmUp(options: LoadOptions): Promise<void> {
   if ((options.warmupMs ?? 0) > 0) {
     await measure({
       ...options,
@@ -83,13 +88,6 @@ export async function runLoadWithCpu(
       onProgress: undefined,
     });
   }
-  const before = cpuTimeMs(pid);
-  const result: LoadResultWithCpu = await measure(options);
-  const after = cpuTimeMs(pid);
-  if (before !== undefined && after !== undefined && result.requests > 0) {
-    result.cpuUsPerRequest = Math.round(((after - before) * 1_000 * 10) / result.requests) / 10;
-  }
-  return result;
 }
 
 async function measure(options: LoadOptions): Promise<LoadResult> {

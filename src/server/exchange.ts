@@ -138,22 +138,20 @@ export class Exchanges {
     endpoint: Endpoint,
     target: { path: string; query: string; rest: string; proxied?: Exchange['proxied'] },
   ): void {
-    const cancel = new Cancel();
     const route =
       target.proxied?.route.name ??
       (endpoint.label === undefined ? endpoint.route : endpoint.label(target.rest));
-    const ctx = requestContext(req.headers, route, cancel, req.socket.remoteAddress);
-    const x = new OneExchange(req, res, ctx, target, cancel, this.options);
+    const x = new OneExchange(req, res, route, target, this.options);
     this.active.add(x);
     res.once('close', () => {
       if (!res.writableFinished) {
-        cancel.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
+        x.cancel.abort(new GatewayError('GW_CLIENT_CLOSED', 'client closed the request'));
       }
       this.active.delete(x);
       if (this.active.size === 0) this.idle?.();
     });
     if (this.events)
-      publish(events.requestStart, { ctx, method: x.method, path: x.path, headers: req.headers });
+      publish(events.requestStart, { ctx: x.ctx, method: x.method, path: x.path, headers: req.headers });
     this.run(x, endpoint).catch(() => res.destroy());
   }
 
@@ -295,6 +293,9 @@ class OneExchange implements Exchange {
   readonly query: string;
   readonly rest: string;
   readonly proxied: Exchange['proxied'];
+  /** The request's cancellation (also `ctx.cancel`); `signal` is made from it on first use. */
+  readonly cancel = new Cancel();
+  readonly ctx: RequestContext;
   principal: string | undefined = undefined;
   caller: Caller | undefined = undefined;
   /** Set by `onShutdown`. */
@@ -305,12 +306,11 @@ class OneExchange implements Exchange {
     readonly req: IncomingMessage,
     /** The response, without the side effect of `res`. */
     readonly response: ServerResponse,
-    readonly ctx: RequestContext,
+    route: string,
     target: { path: string; query: string; rest: string; proxied?: Exchange['proxied'] },
-    /** The request's cancellation; `signal` is made from it on first use. */
-    readonly cancel: Cancel,
     private readonly options: Pick<ExchangeOptions, 'maxJsonDepth' | 'workerHeader'>,
   ) {
+    this.ctx = requestContext(req.headers, route, this.cancel, req.socket.remoteAddress);
     this.method = req.method ?? 'GET';
     this.path = target.path;
     this.query = target.query;

@@ -86,6 +86,8 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
     const attempt = { call, headers };
     publish(events.attemptStart, attempt);
     call.ctx.attempts++;
+    // The request's cheap cancellation while the call carries it (no AbortSignal per request).
+    const signal = transportSignal(call);
     const started = performance.now();
     try {
       const response = await pool.request({
@@ -93,15 +95,14 @@ export function httpUpstream(name: string, config: UpstreamConfig): HttpUpstream
         method: call.method,
         headers,
         body: call.body,
-        // The request's cheap cancellation while the call carries it (no AbortSignal per request).
-        signal: transportSignal(call),
+        signal,
       });
       const durationMs = performance.now() - started;
       call.ctx.upstreamMs += durationMs;
       publish(events.attemptEnd, { call, status: response.statusCode, errorCode: undefined, durationMs });
       return { status: response.statusCode, headers: response.headers, body: response.body };
     } catch (error) {
-      const failure = upstreamError(error, name, transportSignal(call), config);
+      const failure = upstreamError(error, name, signal, config);
       const durationMs = performance.now() - started;
       call.ctx.upstreamMs += durationMs;
       publish(events.attemptEnd, { call, status: undefined, errorCode: failure.code, durationMs });

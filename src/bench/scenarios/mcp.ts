@@ -146,6 +146,12 @@ export async function runMcpBench(options: ScenarioOptions): Promise<McpBenchRes
     // pool of one process serves nothing here).
     const ports = [await freePort(), await freePort()];
     const secret = randomBytes(24).toString('hex');
+    const server = (era: string, pool: number) => `
+      type: stdio
+      command: ${JSON.stringify(command)}
+      args: ${JSON.stringify(args)}
+      era: "${era}"
+      pool: { min: ${pool}, max: ${pool} }`;
     const replica = (port: number, pool: number) => `server:
   listen: "127.0.0.1:${port}"
   advertise: "127.0.0.1:${port}"
@@ -155,18 +161,8 @@ upstreams: {}
 mcp:
   sessionSecret: "${secret}"
   servers:
-    emu:
-      type: stdio
-      command: ${JSON.stringify(command)}
-      args: ${JSON.stringify(args)}
-      era: "2025-11-25"
-      pool: { min: ${pool}, max: ${pool} }
-    emu26:
-      type: stdio
-      command: ${JSON.stringify(command)}
-      args: ${JSON.stringify(args)}
-      era: "2026-07-28"
-      pool: { min: ${pool}, max: ${pool} }
+    emu:${server('2025-11-25', pool)}
+    emu26:${server('2026-07-28', pool)}
 `;
     const [gateway, forwarder] = await Promise.all([
       startGatewayChild(replica(ports[0]!, POOL_SIZE), { adminPort: options.adminPort }),

@@ -113,9 +113,10 @@ const resultSchemas = new WeakMap<WireCodec, Map<string, ResultSchema | null>>()
 
 /**
  * Methods whose 2026-07-28 result the SDK's decoder (`decodeResult`) has already parsed against the wire
- * schema of the same shape before it runs the request's result check: a second parse of the same result
- * would only repeat it (about a tenth of the gateway's CPU per tool call on that era). Their check is a
- * pass-through; `test/upstreams/mcp/stdio-framing.test.ts` proves a malformed result is still refused.
+ * schema of the same shape before it runs the request's result check: a second parse would only repeat
+ * the first (a zod parse per tool call; too small for bench/RESULTS.md's instruction counts to show, but
+ * pure repetition). Their check is a pass-through; `test/upstreams/mcp/stdio-framing.test.ts` proves a
+ * malformed result is still refused on that era.
  */
 const DECODER_CHECKED = new Set(['tools/call']);
 const PASS_THROUGH: ResultSchema = {
@@ -127,7 +128,8 @@ const PASS_THROUGH: ResultSchema = {
  * Without a schema argument `Client.request()` builds the same check on every call, and first probes it
  * with a parse of `undefined` that fails and renders a zod error: about 50 us of CPU per tool call, a
  * quarter of the SDK's share (profile in bench/RESULTS.md, 2026-12-01 18:30). Handing it this one
- * validates exactly as the SDK does (its codec's `validateResult`), once. Undefined when the SDK does not
+ * validates exactly as the SDK does (its codec's `validateResult`, or nothing more where its decoder has
+ * checked already: `DECODER_CHECKED`), once. Undefined when the SDK does not
  * look as expected or the method is not in the era: the caller then lets the SDK build its own.
  */
 export function resultSchemaFor(client: Client, method: string): ResultSchema | undefined {
@@ -143,28 +145,30 @@ export function resultSchemaFor(client: Client, method: string): ResultSchema | 
   }
   let schema = byMethod.get(method);
   if (schema === undefined) {
-    const probe = codec.validateResult(method, undefined);
-    schema =
-      !probe.ok && probe.reason === 'not-in-era'
-        ? null
-        : codec.era === '2026-07-28' && DECODER_CHECKED.has(method)
-          ? PASS_THROUGH
-          : {
-              '~standard': {
-                version: 1,
-                vendor: 'slipstream',
-                validate(value) {
-                  const outcome = codec.validateResult(method, value);
-                  if (outcome.ok) return { value: outcome.value };
-                  const message =
-                    outcome.reason === 'invalid' ? (outcome.message ?? 'invalid') : `not-in-era: ${method}`;
-                  return { issues: [{ message }] };
-                },
-              },
-            };
+    schema = resultCheck(codec, method);
     byMethod.set(method, schema);
   }
   return schema ?? undefined;
+}
+
+/** The check of `method`'s result on `codec`'s era: null when the era has no such method (the SDK refuses it). */
+function resultCheck(codec: WireCodec, method: string): ResultSchema | null {
+  const probe = codec.validateResult(method, undefined);
+  if (!probe.ok && probe.reason === 'not-in-era') return null;
+  if (codec.era === '2026-07-28' && DECODER_CHECKED.has(method)) return PASS_THROUGH;
+  return {
+    '~standard': {
+      version: 1,
+      vendor: 'slipstream',
+      validate(value) {
+        const outcome = codec.validateResult(method, value);
+        if (outcome.ok) return { value: outcome.value };
+        const message =
+          outcome.reason === 'invalid' ? (outcome.message ?? 'invalid') : `not-in-era: ${method}`;
+        return { issues: [{ message }] };
+      },
+    },
+  };
 }
 
 /** The capabilities declared on 2025 connections for the configured relayed requests. */

@@ -2,14 +2,11 @@ import { fileURLToPath } from 'node:url';
 import type { JSONRPCMessage } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mcpSchema } from '../../../src/config/mcp-schema.js';
-import type { StdioServerConfig } from '../../../src/config/mcp-schema.js';
 import type { McpUpstream } from '../../../src/upstreams/mcp/mcp-upstream.js';
 import { resultSchemaFor } from '../../../src/upstreams/mcp/mcp-client.js';
 import { tuneStdioTransport } from '../../../src/upstreams/mcp/stdio-framing.js';
-import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
+import { startStdioPool } from '../../helpers/mcp-pools.js';
 
 const MALFORMED = fileURLToPath(new URL('../../fixtures/malformed-mcp-server.ts', import.meta.url));
 
@@ -19,22 +16,9 @@ afterEach(async () => {
 });
 
 /** A started one-process pool of the malformed fixture (2025 era unless told), closed after the test. */
-async function malformedPool(era: '2025-11-25' | '2026-07-28' = '2025-11-25'): Promise<McpUpstream> {
-  const config = mcpSchema.parse({
-    servers: {
-      bad: {
-        type: 'stdio',
-        command: process.execPath,
-        args: ['--import', 'tsx', MALFORMED],
-        era,
-        pool: { min: 1, max: 1 },
-      },
-    },
-  }).servers.bad as StdioServerConfig;
-  const upstream = stdioPool('bad', config, pino({ level: 'silent' }));
-  opened.push(upstream);
-  await upstream.start();
-  return upstream;
+function malformedPool(era: '2025-11-25' | '2026-07-28' = '2025-11-25'): Promise<McpUpstream> {
+  const server = { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', MALFORMED] };
+  return startStdioPool('bad', { ...server, era, pool: { min: 1, max: 1 } }, opened);
 }
 
 describe('stdio framing', () => {

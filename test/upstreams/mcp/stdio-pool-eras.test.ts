@@ -1,11 +1,8 @@
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mcpSchema } from '../../../src/config/mcp-schema.js';
-import type { StdioServerConfig } from '../../../src/config/mcp-schema.js';
 import { GatewayError } from '../../../src/errors.js';
 import type { McpUpstream } from '../../../src/upstreams/mcp/mcp-upstream.js';
-import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
+import { startStdioPool } from '../../helpers/mcp-pools.js';
 
 const EMULATOR = fileURLToPath(new URL('../../../emulators/mcp-server.ts', import.meta.url));
 
@@ -14,16 +11,9 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((upstream) => upstream.close()));
 });
 
-async function startPool(era: string, pool: Record<string, unknown>) {
-  const parsed = mcpSchema.parse({
-    servers: {
-      emu: { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', EMULATOR], era, pool },
-    },
-  });
-  const upstream = stdioPool('emu', parsed.servers.emu as StdioServerConfig, pino({ level: 'silent' }));
-  opened.push(upstream);
-  await upstream.start();
-  return upstream;
+function startPool(era: string, pool: Record<string, unknown>) {
+  const server = { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', EMULATOR] };
+  return startStdioPool('emu', { ...server, era, pool }, opened);
 }
 
 const pidOf = async (upstream: McpUpstream) =>

@@ -15,6 +15,7 @@ import type {
 import { stdioPool } from '../../../src/upstreams/mcp/stdio-pool.js';
 import { startConformanceHttp } from '../../fixtures/mcp-conformance-server.js';
 import type { ConformanceHttpServer } from '../../fixtures/mcp-conformance-server.js';
+import { startStdioPool } from '../../helpers/mcp-pools.js';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/mcp-conformance-server.ts', import.meta.url));
 const ERAS = ['2025-11-25', '2026-07-28'] as const;
@@ -279,19 +280,11 @@ describe.each(ERAS)('a stdio pool speaking %s', (era) => {
 describe('a 2026-07-28 stdio pool', () => {
   it('delivers resources/updated for a subscribed URI over its subscriptions/listen stream', async () => {
     const emulator = fileURLToPath(new URL('../../../emulators/mcp-server.ts', import.meta.url));
-    const parsed = mcpSchema.parse({
-      servers: {
-        emu: {
-          type: 'stdio',
-          command: process.execPath,
-          args: ['--import', 'tsx', emulator],
-          era: '2026-07-28',
-        },
-      },
-    });
-    const upstream = stdioPool('emu', parsed.servers.emu as StdioServerConfig, silent);
-    opened.push(upstream);
-    await upstream.start();
+    const upstream = await startStdioPool(
+      'emu',
+      { type: 'stdio', command: process.execPath, args: ['--import', 'tsx', emulator], era: '2026-07-28' },
+      opened,
+    );
     const updated: string[] = [];
     upstream.onResourceUpdated((uri) => updated.push(uri));
     await upstream.request('resources/subscribe', { uri: 'emulator://watched' }, options());
