@@ -163,14 +163,15 @@ describe('the supervised stdio pool', () => {
   });
 
   it('pings every healthInterval: a process frozen between calls is recycled without any call', async () => {
-    const pool = await startPool({ min: 1, max: 1, pingTimeout: '1s', healthInterval: '300ms' });
+    // A frozen process never answers, whatever the timeout: 2 s leaves a live one time on a loaded machine.
+    const pool = await startPool({ min: 1, max: 1, pingTimeout: '2s', healthInterval: '300ms' });
     const [frozen] = pool.stats().pids;
     process.kill(frozen!, 'SIGSTOP');
     try {
       // No call is made, so no deadline can trigger a ping: only the periodic one finds it.
       await waitFor(() => pool.stats().ready === 1 && pool.stats().pids[0] !== frozen);
       expect(alive(frozen!)).toBe(false);
-      // Idempotent: on a loaded machine the fresh process may miss a 1 s ping too and be recycled mid-call.
+      // Idempotent: on a loaded machine the fresh process may miss a ping too and be recycled mid-call.
       const result = await call(pool, 'pid', {}, true);
       expect((result.structuredContent as any).pid).not.toBe(frozen);
     } finally {
